@@ -1,0 +1,60 @@
+//! A mini-program user, linked to a service-account follower by unionid.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "account")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub username: Option<String>,
+    pub nickname: Option<String>,
+    pub user_status: Option<String>,
+    /// The openid WeChat gives this user in the mini-program.
+    #[sea_orm(unique)]
+    pub mp_openid: Option<String>,
+    #[sea_orm(indexed)]
+    pub unionid: Option<String>,
+    /// The same user's openid on the service account; set while they follow it.
+    #[sea_orm(indexed)]
+    pub oaopenid: Option<String>,
+    /// `{"WECHAT":{"openId":..,"unionId":..}}`, as Zion stores it.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub oauth2_user_info_map: Option<Json>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::point_count::Entity")]
+    PointCount,
+    #[sea_orm(has_one = "super::notice::Entity")]
+    Notice,
+    #[sea_orm(has_many = "super::push_code::Entity")]
+    PushCode,
+    #[sea_orm(has_many = "super::delivery::Entity")]
+    Delivery,
+}
+
+impl Related<super::point_count::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::PointCount.def()
+    }
+}
+impl Related<super::notice::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Notice.def()
+    }
+}
+impl Related<super::push_code::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::PushCode.def()
+    }
+}
+impl Related<super::delivery::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Delivery.def()
+    }
+}
+
+system_timestamps!();

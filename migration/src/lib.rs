@@ -1,0 +1,43 @@
+//! Schema migrations for wxnotify, one per file, applied in order at start-up
+//! (`wxnotify serve` and `wxnotify migrate`).
+//!
+//! Unique indexes carry the names Hasura documents use in `on_conflict`
+//! (`<table>_<columns>_key`); they must match the entities in `entity/`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod columns;
+mod m20261121_000001_create_account;
+mod m20261121_000002_create_point_count;
+mod m20261121_000003_create_actok;
+mod m20261121_000004_create_notice;
+mod m20261121_000005_create_oa_follower;
+mod m20261121_000006_create_push_code;
+mod m20261121_000007_create_message_template;
+mod m20261121_000008_create_delivery;
+mod m20261121_000009_create_action_flow;
+mod m20261121_000010_create_scheduled_job;
+mod m20261121_000011_create_job_run;
+mod m20261121_000012_create_wxnotify_meta;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_create_account::Migration),
+            Box::new(m20261121_000002_create_point_count::Migration),
+            Box::new(m20261121_000003_create_actok::Migration),
+            Box::new(m20261121_000004_create_notice::Migration),
+            Box::new(m20261121_000005_create_oa_follower::Migration),
+            Box::new(m20261121_000006_create_push_code::Migration),
+            Box::new(m20261121_000007_create_message_template::Migration),
+            Box::new(m20261121_000008_create_delivery::Migration),
+            Box::new(m20261121_000009_create_action_flow::Migration),
+            Box::new(m20261121_000010_create_scheduled_job::Migration),
+            Box::new(m20261121_000011_create_job_run::Migration),
+            Box::new(m20261121_000012_create_wxnotify_meta::Migration),
+        ]
+    }
+}

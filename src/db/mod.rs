@@ -1,0 +1,123 @@
+//! The database: connecting, migrating, and the few server-internal values
+//! kept there (the development JWT secret).
+//!
+//! SQLite is the embedded default (a file created on first start); PostgreSQL
+//! is for production. Both run every behaviour; where their SQL differs, the
+//! code asks [`DatabaseKind`].
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement};
+
+use crate::settings::{DatabaseKind, Secret, Settings};
+
+/// Opens a pool for the configured database, creating a SQLite file when it
+/// does not exist yet.
+pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(normalize_url(&settings.database_url, settings.database_kind));
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(match settings.database_kind {
+            // One writer at a time anyway; a few readers in WAL mode.
+            DatabaseKind::Sqlite => 8,
+            DatabaseKind::Postgres => 32,
+        });
+    if settings.database_kind == DatabaseKind::Sqlite {
+        options.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true)
+        });
+    }
+    let db = Database::connect(options).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the database named by WXNOTIFY_DATABASE_URL ({}): {e}",
+            redact_url(&settings.database_url)
+        )
+    })?;
+    Ok(db)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("migrating the database failed: {e}"))
+}
+
+/// `SELECT 1`, for `/healthz`.
+pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.execute_raw(Statement::from_string(db.get_database_backend(), "SELECT 1")).await.map(|_| ())
+}
+
+/// The JWT secret: the configured one, or on SQLite a development secret
+/// generated once and kept in the database. The flag says it was generated.
+pub async fn jwt_secret(db: &DatabaseConnection, settings: &Settings) -> anyhow::Result<(Secret, bool)> {
+    if let Some(secret) = &settings.jwt_secret {
+        return Ok((secret.clone(), false));
+    }
+    anyhow::ensure!(
+        settings.database_kind == DatabaseKind::Sqlite,
+        "WXNOTIFY_JWT_SECRET: is required with PostgreSQL"
+    );
+    let fresh = hex::encode(rand::random::<[u8; 32]>());
+    let backend = db.get_database_backend();
+    // Insert-if-absent then read, so two processes starting together agree.
+    // (SQLite only, hence the `?` placeholders.)
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO wxnotify_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        ["dev_jwt_secret".into(), fresh.into()],
+    ))
+    .await?;
+    let row = db
+        .query_one_raw(Statement::from_string(backend, "SELECT value FROM wxnotify_meta WHERE key = 'dev_jwt_secret'"))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the development JWT secret vanished from wxnotify_meta"))?;
+    Ok((Secret::new(row.try_get::<String>("", "value")?), true))
+}
+
+/// SQLite URLs get `mode=rwc` so a missing file is created, as promised.
+fn normalize_url(url: &str, kind: DatabaseKind) -> String {
+    if kind == DatabaseKind::Sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_string()
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:****{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:****@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://wxnotify.db"), "sqlite://wxnotify.db");
+    }
+
+    #[test]
+    fn sqlite_files_are_created() {
+        assert_eq!(normalize_url("sqlite://a.db", DatabaseKind::Sqlite), "sqlite://a.db?mode=rwc");
+        assert_eq!(normalize_url("sqlite://a.db?mode=ro", DatabaseKind::Sqlite), "sqlite://a.db?mode=ro");
+    }
+}

@@ -1,0 +1,108 @@
+//! wxnotify: reach WeChat mini-program users through a service account.
+//!
+//! A tour of the crate:
+//! - [`settings`]: the typed settings, from `WXNOTIFY_*` and `wxnotify.toml`.
+//! - [`db`]: connecting, migrating, the development JWT secret.
+//! - [`auth`]: JWT bearer tokens and roles.
+//! - [`hasura`]: the Zion/Hasura table surface, one engine over entity metadata.
+//! - [`graphql`]: the schema: the generated table fields plus the operations.
+//! - [`http`]: the axum router, a thin shell over the schema.
+//! - [`Application`]: binds a listener and serves until told to stop; `main`
+//!   and the integration tests both start the server through it.
+
+pub mod auth;
+pub mod db;
+pub mod graphql;
+pub mod hasura;
+pub mod http;
+pub mod settings;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::auth::Jwt;
+use crate::settings::Settings;
+
+/// What every request handler can reach.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: DatabaseConnection,
+    pub jwt: Jwt,
+    pub schema: async_graphql::dynamic::Schema,
+}
+
+/// A server bound to its port, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Connects and migrates the database, builds the schema and binds the
+    /// listener (port 0 picks a free port, as tests do).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let db = db::connect(&settings).await?;
+        db::migrate(&db).await?;
+        let (secret, generated) = db::jwt_secret(&db, &settings).await?;
+        if generated {
+            tracing::warn!(
+                "WXNOTIFY_JWT_SECRET is not set: using a development secret kept in the SQLite database. \
+                 Mint an admin token with `cargo run -- token --role admin`; set WXNOTIFY_JWT_SECRET in production"
+            );
+        }
+        let settings = Arc::new(settings);
+        let schema = graphql::build_schema(graphql::SchemaContext { db: db.clone(), settings: settings.clone() })?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("WXNOTIFY_LISTEN: cannot bind {}: {e}", settings.listen))?;
+        let state = Arc::new(AppState { settings, db, jwt: Jwt::new(&secret), schema });
+        Ok(Application { listener, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, "wxnotify listening; GraphiQL at http://{addr}/");
+        axum::serve(self.listener, http::router(self.state.clone()))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.state.db.clone().close().await.ok();
+        tracing::info!("wxnotify stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

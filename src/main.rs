@@ -1,0 +1,94 @@
+//! The `wxnotify` command: parses the command line and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wxnotify::auth::{Jwt, Role};
+use wxnotify::settings::{Settings, parse_duration};
+
+#[derive(Parser)]
+#[command(name = "wxnotify", version, about = "Reach WeChat mini-program users through a service account")]
+struct Cli {
+    /// Settings file (default: ./wxnotify.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrates the database first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Mint a bearer token.
+    Token {
+        #[arg(long, default_value = "admin")]
+        role: Role,
+        /// The account id, for user tokens.
+        #[arg(long)]
+        sub: Option<String>,
+        /// Lifetime, e.g. 1h, 30m, 7d.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: std::time::Duration,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    wxnotify::telemetry::init(settings.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = wxnotify::Application::build(settings).await?;
+            app.run_until(wxnotify::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let db = wxnotify::db::connect(&settings).await?;
+            wxnotify::db::migrate(&db).await?;
+            eprintln!("database is up to date");
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", wxnotify::graphql::sdl()?);
+            Ok(())
+        }
+        Command::Token { role, sub, ttl } => {
+            if role == Role::User && sub.as_deref().and_then(|s| s.parse::<i64>().ok()).is_none() {
+                anyhow::bail!("a user token needs --sub ACCOUNT_ID");
+            }
+            let db = wxnotify::db::connect(&settings).await?;
+            wxnotify::db::migrate(&db).await?;
+            let (secret, _) = wxnotify::db::jwt_secret(&db, &settings).await?;
+            println!("{}", Jwt::new(&secret).mint(role, sub.as_deref(), ttl));
+            Ok(())
+        }
+    }
+}

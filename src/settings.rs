@@ -1,0 +1,408 @@
+//! Settings: one typed struct, loaded in one place.
+//!
+//! Sources, later wins: built-in defaults, an optional TOML file
+//! (`wxnotify.toml`, or the file named by `--config` / `WXNOTIFY_CONFIG`), and
+//! environment variables `WXNOTIFY_<NAME>`. Every setting is declared once in
+//! [`SETTINGS`], which also feeds `wxnotify doctor`-style listings and the
+//! README table. A bad value is a one-line [`SettingsError`] naming the
+//! setting; secrets are [`Secret`]s, which never print.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A value that must never reach a log line, an error message or a response.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that has to use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+/// Which database the URL names; the SQL the server writes differs per kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything the server can be told. Field docs state each invariant.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `sqlite://…` or `postgres://…`; SQLite files are created when missing.
+    pub database_url: String,
+    pub database_kind: DatabaseKind,
+    pub listen: SocketAddr,
+    /// HS256 key for bearer tokens. `None` only with SQLite, where a
+    /// development secret is generated and kept in the database.
+    pub jwt_secret: Option<Secret>,
+    pub oa_appid: Option<String>,
+    pub oa_secret: Option<Secret>,
+    /// The callback token configured on the service account's server page.
+    pub oa_token: Option<Secret>,
+    /// The 43-character EncodingAESKey for safe-mode callbacks.
+    pub oa_aes_key: Option<Secret>,
+    pub mp_appid: Option<String>,
+    pub mp_secret: Option<Secret>,
+    /// Base URL of the WeChat API, without a trailing slash.
+    pub wechat_api_base: String,
+    /// Use `/cgi-bin/stable_token` instead of `/cgi-bin/token`.
+    pub wechat_stable_token: bool,
+    /// Timeout of every single WeChat call.
+    pub wechat_timeout: Duration,
+    /// How many WeChat calls one batch runs at once.
+    pub wechat_concurrency: usize,
+    /// Time zone cron expressions and `{{now}}` are evaluated in.
+    pub timezone: chrono_tz::Tz,
+    pub log_format: LogFormat,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest `limit` a list query may ask for (and the default when absent).
+    pub max_limit: u64,
+    pub max_query_depth: usize,
+    pub max_query_complexity: usize,
+    pub request_timeout: Duration,
+}
+
+/// One declared setting: its name (without prefix), default and meaning.
+pub struct SettingInfo {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+const fn setting(name: &'static str, default: Option<&'static str>, help: &'static str) -> SettingInfo {
+    SettingInfo { name, default, secret: false, help }
+}
+
+const fn secret(name: &'static str, help: &'static str) -> SettingInfo {
+    SettingInfo { name, default: None, secret: true, help }
+}
+
+/// Every setting the server reads, in the order the README lists them.
+pub const SETTINGS: &[SettingInfo] = &[
+    setting("DATABASE_URL", Some("sqlite://wxnotify.db"), "sqlite://FILE (created and migrated on start) or postgres://USER@HOST/DB"),
+    setting("LISTEN", Some("127.0.0.1:8080"), "address and port the HTTP server binds"),
+    secret("JWT_SECRET", "HS256 key for bearer tokens (at least 32 characters); required with PostgreSQL"),
+    setting("OA_APPID", None, "service account (服务号) appid"),
+    secret("OA_SECRET", "service account AppSecret"),
+    secret("OA_TOKEN", "callback Token from the service account's server configuration"),
+    secret("OA_AES_KEY", "callback EncodingAESKey (43 characters) for safe mode"),
+    setting("MP_APPID", None, "mini-program appid"),
+    secret("MP_SECRET", "mini-program AppSecret"),
+    setting("WECHAT_API_BASE", Some("https://api.weixin.qq.com"), "WeChat API host; tests point it at the simulator"),
+    setting("WECHAT_STABLE_TOKEN", Some("false"), "fetch tokens from /cgi-bin/stable_token instead of /cgi-bin/token"),
+    setting("WECHAT_TIMEOUT", Some("10s"), "timeout of each WeChat call"),
+    setting("WECHAT_CONCURRENCY", Some("16"), "WeChat calls one batch runs at once"),
+    setting("TIMEZONE", Some("Asia/Shanghai"), "IANA time zone for cron schedules and {{now}}"),
+    setting("LOG_FORMAT", Some("text"), "text or json"),
+    setting("MAX_BODY_BYTES", Some("1048576"), "largest accepted request body"),
+    setting("MAX_LIMIT", Some("10000"), "largest `limit` of a list query"),
+    setting("MAX_QUERY_DEPTH", Some("16"), "deepest GraphQL selection accepted"),
+    setting("MAX_QUERY_COMPLEXITY", Some("5000"), "most GraphQL fields one request may select"),
+    setting("REQUEST_TIMEOUT", Some("30s"), "longest a GraphQL request may run"),
+];
+
+/// A setting that could not be used; `Display` is one line naming it.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct SettingsError {
+    /// The name as the user writes it, e.g. `WXNOTIFY_LISTEN`.
+    pub setting: String,
+    pub problem: String,
+}
+
+impl SettingsError {
+    fn new(name: &str, problem: impl Into<String>) -> Self {
+        SettingsError { setting: format!("WXNOTIFY_{name}"), problem: problem.into() }
+    }
+}
+
+/// Where a raw value came from, so errors can say which file to fix.
+struct Raw {
+    values: BTreeMap<String, String>,
+}
+
+impl Raw {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T>(&self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, SettingsError> {
+        let info = SETTINGS.iter().find(|s| s.name == name).expect("every setting is declared in SETTINGS");
+        let raw = self.get(name).or(info.default).ok_or_else(|| SettingsError::new(name, "is required"))?;
+        parse(raw).map_err(|problem| {
+            if info.secret {
+                SettingsError::new(name, problem)
+            } else {
+                SettingsError::new(name, format!("{raw:?} {problem}"))
+            }
+        })
+    }
+
+    fn optional<T>(&self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, SettingsError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(_) => self.parse(name, parse).map(Some),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads settings from the process environment and the optional file.
+    pub fn load(config_file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Settings::from_sources(config_file, std::env::vars())
+    }
+
+    /// Loads settings from an explicit environment, for tests and tools.
+    pub fn from_sources(
+        config_file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        let file = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("WXNOTIFY_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("wxnotify.toml")).filter(|p| p.exists()));
+        let mut values = match file {
+            Some(path) => read_file(&path)?,
+            None => BTreeMap::new(),
+        };
+        for (key, value) in env {
+            if let Some(name) = key.strip_prefix("WXNOTIFY_") {
+                if SETTINGS.iter().any(|s| s.name == name) {
+                    values.insert(name.to_string(), value);
+                }
+            }
+        }
+        Settings::from_raw(&Raw { values })
+    }
+
+    fn from_raw(raw: &Raw) -> Result<Settings, SettingsError> {
+        let database_url = raw.parse("DATABASE_URL", |v| Ok(v.to_string()))?;
+        let database_kind = raw.parse("DATABASE_URL", parse_database_kind)?;
+        let jwt_secret = raw.optional("JWT_SECRET", parse_jwt_secret)?;
+        if jwt_secret.is_none() && database_kind == DatabaseKind::Postgres {
+            return Err(SettingsError::new(
+                "JWT_SECRET",
+                "is required with PostgreSQL: set it to a random string of at least 32 characters (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        Ok(Settings {
+            database_url,
+            database_kind,
+            listen: raw.parse("LISTEN", |v| v.parse().map_err(|_| "is not an address like 127.0.0.1:8080".into()))?,
+            jwt_secret,
+            oa_appid: raw.optional("OA_APPID", parse_appid)?,
+            oa_secret: raw.optional("OA_SECRET", parse_secret)?,
+            oa_token: raw.optional("OA_TOKEN", parse_secret)?,
+            oa_aes_key: raw.optional("OA_AES_KEY", parse_aes_key)?,
+            mp_appid: raw.optional("MP_APPID", parse_appid)?,
+            mp_secret: raw.optional("MP_SECRET", parse_secret)?,
+            wechat_api_base: raw.parse("WECHAT_API_BASE", parse_base_url)?,
+            wechat_stable_token: raw.parse("WECHAT_STABLE_TOKEN", parse_bool)?,
+            wechat_timeout: raw.parse("WECHAT_TIMEOUT", parse_duration)?,
+            wechat_concurrency: raw.parse("WECHAT_CONCURRENCY", parse_positive)?,
+            timezone: raw.parse("TIMEZONE", |v| v.parse().map_err(|_| "is not an IANA time zone like Asia/Shanghai".into()))?,
+            log_format: raw.parse("LOG_FORMAT", |v| match v {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("is not `text` or `json`".into()),
+            })?,
+            max_body_bytes: raw.parse("MAX_BODY_BYTES", parse_positive)?,
+            max_limit: raw.parse("MAX_LIMIT", parse_positive)?,
+            max_query_depth: raw.parse("MAX_QUERY_DEPTH", parse_positive)?,
+            max_query_complexity: raw.parse("MAX_QUERY_COMPLEXITY", parse_positive)?,
+            request_timeout: raw.parse("REQUEST_TIMEOUT", parse_duration)?,
+        })
+    }
+
+    /// Settings for tests and tools: defaults plus the given overrides.
+    pub fn with_overrides<'a>(overrides: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Settings, SettingsError> {
+        let values = overrides.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_raw(&Raw { values })
+    }
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, SettingsError> {
+    let shown = path.display();
+    let file_error = |problem: String| SettingsError { setting: format!("{shown}"), problem };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(format!("cannot read the settings file: {e}")))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(format!("is not valid TOML: {}", e.message())))?;
+    let mut values = BTreeMap::new();
+    for (key, value) in table {
+        let name = key.to_ascii_uppercase();
+        if !SETTINGS.iter().any(|s| s.name == name) {
+            return Err(file_error(format!("unknown setting `{key}` (settings are named like `database_url`)")));
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => return Err(file_error(format!("`{key}` must be a string, number or boolean, not {}", other.type_str()))),
+        };
+        values.insert(name, value);
+    }
+    Ok(values)
+}
+
+fn parse_database_kind(url: &str) -> Result<DatabaseKind, String> {
+    if url.starts_with("sqlite:") {
+        Ok(DatabaseKind::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(DatabaseKind::Postgres)
+    } else {
+        Err("is not a sqlite:// or postgres:// URL".into())
+    }
+}
+
+fn parse_jwt_secret(v: &str) -> Result<Secret, String> {
+    if v.len() < 32 {
+        return Err("is too short: use at least 32 characters (e.g. `openssl rand -hex 32`)".into());
+    }
+    Ok(Secret::new(v))
+}
+
+fn parse_secret(v: &str) -> Result<Secret, String> {
+    Ok(Secret::new(v.trim()))
+}
+
+fn parse_appid(v: &str) -> Result<String, String> {
+    let ok = v.starts_with("wx") && v.len() >= 10 && v.chars().all(|c| c.is_ascii_alphanumeric());
+    if ok { Ok(v.to_string()) } else { Err("is not a WeChat appid like wx1234567890abcdef".into()) }
+}
+
+fn parse_aes_key(v: &str) -> Result<Secret, String> {
+    if v.len() == 43 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/') {
+        Ok(Secret::new(v))
+    } else {
+        Err("is not a 43-character EncodingAESKey".into())
+    }
+}
+
+fn parse_base_url(v: &str) -> Result<String, String> {
+    if v.starts_with("http://") || v.starts_with("https://") {
+        Ok(v.trim_end_matches('/').to_string())
+    } else {
+        Err("is not an http:// or https:// URL".into())
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("is not true or false".into()),
+    }
+}
+
+fn parse_positive<T: std::str::FromStr + PartialOrd + Default>(v: &str) -> Result<T, String> {
+    match v.parse::<T>() {
+        Ok(n) if n > T::default() => Ok(n),
+        _ => Err("is not a positive whole number".into()),
+    }
+}
+
+/// `500ms`, `10s`, `5m`, `1h`, `7d`, or a bare number of seconds.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let err = || "is not a duration like 500ms, 10s, 5m, 1h or 7d".to_string();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let n: u64 = number.parse().map_err(|_| err())?;
+    let seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(err()),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let env = env.iter().map(|(k, v)| (format!("WXNOTIFY_{k}"), v.to_string()));
+        Settings::from_sources(None, env)
+    }
+
+    #[test]
+    fn defaults_are_sqlite_on_localhost() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.database_kind, DatabaseKind::Sqlite);
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.timezone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting_in_one_line() {
+        let err = load(&[("LISTEN", "everywhere")]).unwrap_err().to_string();
+        assert_eq!(err, r#"WXNOTIFY_LISTEN: "everywhere" is not an address like 127.0.0.1:8080"#);
+        let err = load(&[("TIMEZONE", "Mars/Olympus")]).unwrap_err().to_string();
+        assert!(err.starts_with("WXNOTIFY_TIMEZONE:"), "{err}");
+    }
+
+    #[test]
+    fn postgres_without_a_jwt_secret_is_refused() {
+        let err = load(&[("DATABASE_URL", "postgres://x@localhost/db")]).unwrap_err();
+        assert_eq!(err.setting, "WXNOTIFY_JWT_SECRET");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let long = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t";
+        let s = load(&[("JWT_SECRET", long), ("OA_SECRET", "appsecret")]).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cr3t") && !shown.contains("appsecret"), "{shown}");
+        let err = load(&[("JWT_SECRET", "short-secret")]).unwrap_err().to_string();
+        assert!(!err.contains("short-secret"), "{err}");
+    }
+
+    #[test]
+    fn env_wins_over_the_file_and_unknown_file_keys_are_errors() {
+        let dir = std::env::temp_dir().join(format!("wxnotify-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("wxnotify.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ntimezone = \"UTC\"\n").unwrap();
+        let env = vec![("WXNOTIFY_LISTEN".to_string(), "127.0.0.1:9001".to_string())];
+        let s = Settings::from_sources(Some(&file), env).unwrap();
+        assert_eq!(s.listen.port(), 9001);
+        assert_eq!(s.timezone, chrono_tz::UTC);
+        std::fs::write(&file, "listn = \"x\"\n").unwrap();
+        let err = Settings::from_sources(Some(&file), Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("unknown setting `listn`"), "{err}");
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("1 hour").is_err());
+    }
+}
