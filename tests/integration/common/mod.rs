@@ -1,0 +1,240 @@
+//! Test support: a fresh database per test (a SQLite file or a PostgreSQL
+//! database that is dropped afterwards) and the real server on port 0.
+//!
+//! Every integration test runs on both databases through [`both_databases!`].
+//! PostgreSQL comes from `WXNOTIFY_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); when it is unreachable the
+//! PostgreSQL half is skipped with a note, except under `CI=true`, where it
+//! fails loudly.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use wxnotify::auth::{Jwt, Role};
+use wxnotify::settings::{Secret, Settings};
+use wxnotify::{AppState, Application};
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("WXNOTIFY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+impl TestDb {
+    /// A fresh, empty database; `None` when PostgreSQL is unreachable outside CI.
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("wxnotify.db").display());
+                Some(TestDb { url, backend, _dir: Some(dir), pg_name: None })
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let admin = match Database::connect(&admin_url).await {
+                    Ok(admin) => admin,
+                    Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                        eprintln!("note: PostgreSQL at {admin_url} is unreachable ({e}); skipping the PostgreSQL half");
+                        return None;
+                    }
+                    Err(e) => panic!("PostgreSQL at {admin_url} is unreachable under CI=true: {e}"),
+                };
+                let name = format!("wxnotify_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+                admin.close().await.ok();
+                let (base, _) = admin_url.rsplit_once('/').expect("a database URL ends in /DBNAME");
+                Some(TestDb { url: format!("{base}/{name}"), backend, _dir: None, pg_name: Some(name) })
+            }
+        }
+    }
+
+    pub async fn connect(&self) -> DatabaseConnection {
+        Database::connect(&self.url).await.expect("connecting to the test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else { return };
+        // Drop runs outside any runtime guarantee, so use a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let admin = Database::connect(&postgres_admin_url()).await.ok()?;
+                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()?;
+                admin.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// A running server on its own database.
+pub struct TestApp {
+    pub address: String,
+    pub state: Arc<AppState>,
+    pub db: DatabaseConnection,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    jwt: Jwt,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    pub test_db: TestDb,
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, &[]).await
+}
+
+/// Boots the server on a fresh database with extra `WXNOTIFY_*` settings
+/// (names without the prefix).
+pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Option<TestApp> {
+    let test_db = TestDb::new(backend).await?;
+    let app = start_server(test_db.url.clone(), overrides).await;
+    let (state, address, shutdown, server) = app;
+    let db = state.db.clone();
+    Some(TestApp {
+        address,
+        state,
+        db,
+        client: reqwest::Client::new(),
+        backend,
+        jwt: Jwt::new(&Secret::new(JWT_SECRET)),
+        shutdown: Some(shutdown),
+        server: Some(server),
+        test_db,
+    })
+}
+
+type Started = (Arc<AppState>, String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>);
+
+/// Starts one more server process-equivalent on an existing database.
+pub async fn start_server(database_url: String, overrides: &[(&str, &str)]) -> Started {
+    let mut settings: Vec<(&str, &str)> =
+        vec![("DATABASE_URL", database_url.as_str()), ("LISTEN", "127.0.0.1:0"), ("JWT_SECRET", JWT_SECRET)];
+    settings.extend_from_slice(overrides);
+    let settings = Settings::with_overrides(settings).expect("test settings are valid");
+    let app = Application::build(settings).await.expect("the server starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("the server runs");
+    });
+    (state, address, tx, server)
+}
+
+impl TestApp {
+    pub fn token(&self, role: Role, sub: Option<&str>) -> String {
+        self.jwt.mint(role, sub, std::time::Duration::from_secs(600))
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.token(Role::Admin, None)
+    }
+
+    /// POSTs a GraphQL document as admin and returns the whole response body.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.graphql_with(Some(&self.admin_token()), query, variables).await
+    }
+
+    /// POSTs a GraphQL document with the given bearer token (or none).
+    pub async fn graphql_with(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self.client.post(format!("{}/api/graphql", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.json(&json!({ "query": query, "variables": variables })).send().await.expect("POST /api/graphql");
+        response.json().await.expect("a JSON response")
+    }
+
+    /// Like [`graphql`](Self::graphql), but panics on errors and returns `data`.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let body = self.graphql(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{}", self.address, path)).send().await.expect("GET")
+    }
+
+    /// Runs raw SQL on the test database (fixtures and checks).
+    pub async fn sql(&self, sql: &str) {
+        self.db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(self.db.get_database_backend(), format!("SELECT count(*) AS n FROM {table}")))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Declares each test twice, `name::sqlite` and `name::postgres`, each with a
+/// fresh server: `both_databases! { async fn name(app) { ... } }`.
+#[macro_export]
+macro_rules! both_databases {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some($app) = $crate::common::spawn_app($crate::common::Backend::Sqlite).await $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some($app) = $crate::common::spawn_app($crate::common::Backend::Postgres).await $body
+            }
+        }
+    )*};
+}

@@ -1,0 +1,5 @@
+//! Integration tests: the real server on port 0, on SQLite and PostgreSQL.
+
+mod common;
+
+mod foundation;
