@@ -2,7 +2,7 @@
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "account")]
+#[sea_orm(table_name = "account", comment = "A mini-program user, linked to a service-account follower by unionid.")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
@@ -11,18 +11,26 @@ pub struct Model {
     pub username: Option<String>,
     pub nickname: Option<String>,
     pub user_status: Option<String>,
-    /// The openid WeChat gives this user in the mini-program.
     #[sea_orm(unique)]
     pub mp_openid: Option<String>,
     #[sea_orm(indexed)]
     pub unionid: Option<String>,
-    /// The same user's openid on the service account; set while they follow it.
     #[sea_orm(indexed)]
     pub oaopenid: Option<String>,
-    /// `{"WECHAT":{"openId":..,"unionId":..}}`, as Zion stores it.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub oauth2_user_info_map: Option<Json>,
 }
+
+/// What each column means; the GraphQL schema shows these.
+pub const DOCS: &[(&str, &str)] = &[
+    ("username", "The user's login name in the mini-program."),
+    ("nickname", "Display name."),
+    ("user_status", "Application-defined status (e.g. 经纪人, 新人); digests can filter on it."),
+    ("mp_openid", "The openid WeChat gives this user in the mini-program; unique."),
+    ("unionid", "The user's unionid across the Open Platform account; links the mini-program and the service account."),
+    ("oaopenid", "The same user's openid on the service account, set while they follow it; null when they do not."),
+    ("oauth2_user_info_map", "Login data as Zion stores it: {\"WECHAT\":{\"openId\":..,\"unionId\":..}}."),
+];
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {

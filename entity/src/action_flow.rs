@@ -2,7 +2,7 @@
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "action_flow")]
+#[sea_orm(table_name = "action_flow", comment = "A stored GraphQL operation, versioned; runActionFlow and ACTION_FLOW jobs run it as admin.")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
@@ -16,6 +16,14 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub document: String,
 }
+
+/// What each column means; the GraphQL schema shows these.
+pub const DOCS: &[(&str, &str)] = &[
+    ("uuid", "The flow's identity across versions."),
+    ("version_id", "The version; (uuid, version_id) is unique."),
+    ("name", "A human name."),
+    ("document", "The GraphQL document to run."),
+];
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}

@@ -2,7 +2,7 @@
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "delivery")]
+#[sea_orm(table_name = "delivery", comment = "The outbox: one row per message, written before it is sent, so nothing is sent twice or lost.")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
@@ -10,26 +10,37 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     #[sea_orm(indexed)]
     pub account_account: Option<i64>,
-    /// OA_TEMPLATE, MP_SUBSCRIBE or MP_FORM.
     pub channel: String,
     pub touser: String,
     pub template_id: String,
-    /// The request body sent to WeChat.
     #[sea_orm(column_type = "JsonBinary")]
     pub payload: Json,
-    /// Sending twice with one key is impossible: the row exists once.
     #[sea_orm(unique)]
     pub dedupe_key: String,
-    /// PENDING, SENT, FAILED or SKIPPED.
     pub status: String,
     pub attempts: i32,
     pub errcode: Option<i32>,
     pub errmsg: Option<String>,
-    /// WeChat's id for the sent message; TEMPLATESENDJOBFINISH names it.
     #[sea_orm(indexed)]
     pub msgid: Option<i64>,
     pub sent_at: Option<DateTimeUtc>,
 }
+
+/// What each column means; the GraphQL schema shows these.
+pub const DOCS: &[(&str, &str)] = &[
+    ("account_account", "The account the message is for, when known."),
+    ("channel", "OA_TEMPLATE, MP_SUBSCRIBE or MP_FORM."),
+    ("touser", "The openid the message goes to."),
+    ("template_id", "WeChat's template id."),
+    ("payload", "The request body sent to WeChat."),
+    ("dedupe_key", "Unique: a second send with the same key is impossible."),
+    ("status", "PENDING, SENT, FAILED or SKIPPED."),
+    ("attempts", "How many times sending was tried."),
+    ("errcode", "WeChat's errcode of the last failure."),
+    ("errmsg", "WeChat's errmsg of the last failure, or why the message was skipped."),
+    ("msgid", "WeChat's id of the sent message; TEMPLATESENDJOBFINISH names it."),
+    ("sent_at", "When WeChat accepted the message."),
+];
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {

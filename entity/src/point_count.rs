@@ -2,7 +2,7 @@
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "point_count")]
+#[sea_orm(table_name = "point_count", comment = "An unread message for an account: what digests count and real-time notices tell.")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
@@ -10,11 +10,18 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     #[sea_orm(indexed)]
     pub account_account: i64,
-    /// What kind of message this is (e.g. "聊天"); digests count per type.
     pub r#type: Option<String>,
     pub sender: Option<String>,
     pub content: Option<String>,
 }
+
+/// What each column means; the GraphQL schema shows these.
+pub const DOCS: &[(&str, &str)] = &[
+    ("account_account", "The account the message is for."),
+    ("type", "The kind of message (e.g. 聊天); digests count per type."),
+    ("sender", "Who sent it; shown in a single-message notice."),
+    ("content", "The message text; shown in a single-message notice."),
+];
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {

@@ -2,7 +2,7 @@
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "push_code")]
+#[sea_orm(table_name = "push_code", comment = "A mini-program send credit: a form id, a prepay id or a subscription; each is used once.")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
@@ -10,14 +10,20 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     #[sea_orm(indexed)]
     pub account_account: i64,
-    /// FORM_ID, PREPAY_ID or SUBSCRIBE.
     pub kind: String,
-    /// The form id or prepay id; empty for subscription credits.
     pub code: Option<String>,
     pub template_id: Option<String>,
-    /// The credit is worthless after this instant (form ids live 7 days).
     pub expire_at: Option<DateTimeUtc>,
 }
+
+/// What each column means; the GraphQL schema shows these.
+pub const DOCS: &[(&str, &str)] = &[
+    ("account_account", "The account the credit belongs to."),
+    ("kind", "FORM_ID, PREPAY_ID or SUBSCRIBE."),
+    ("code", "The form id or prepay id; null for subscription credits."),
+    ("template_id", "For subscription credits: the template the user accepted."),
+    ("expire_at", "The credit is worthless after this instant (form ids live 7 days)."),
+];
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {

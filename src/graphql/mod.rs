@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
-use async_graphql::dynamic::{Field, FieldFuture, Object, Schema, TypeRef};
+use async_graphql::dynamic::{Object, Schema};
+use entity::*;
 use sea_orm::DatabaseConnection;
 
-use crate::settings::Settings;
+use crate::hasura::sql::Dialect;
+use crate::hasura::{Catalog, Engine};
+use crate::settings::{DatabaseKind, Settings};
 
 /// What resolvers need at run time.
 #[derive(Clone)]
@@ -16,18 +19,75 @@ pub struct SchemaContext {
     pub settings: Arc<Settings>,
 }
 
-pub fn build_schema(_cx: SchemaContext) -> anyhow::Result<Schema> {
-    schema_builder().map_err(|e| anyhow::anyhow!("building the GraphQL schema failed: {e}"))
+/// Every table of contract §3, in the order the schema lists them.
+pub fn catalog() -> Catalog {
+    Catalog::default()
+        .register(account::Entity, account::DOCS)
+        .register(point_count::Entity, point_count::DOCS)
+        .register(actok::Entity, actok::DOCS)
+        .register(notice::Entity, notice::DOCS)
+        .register(oa_follower::Entity, oa_follower::DOCS)
+        .register(push_code::Entity, push_code::DOCS)
+        .register(message_template::Entity, message_template::DOCS)
+        .register(delivery::Entity, delivery::DOCS)
+        .register(action_flow::Entity, action_flow::DOCS)
+        .register(scheduled_job::Entity, scheduled_job::DOCS)
+        .register(job_run::Entity, job_run::DOCS)
+}
+
+pub fn build_schema(cx: SchemaContext) -> anyhow::Result<Schema> {
+    let dialect = match cx.settings.database_kind {
+        DatabaseKind::Sqlite => Dialect::Sqlite,
+        DatabaseKind::Postgres => Dialect::Postgres,
+    };
+    build(Some(cx.db), dialect)
 }
 
 /// The SDL, without needing a database.
 pub fn sdl() -> anyhow::Result<String> {
-    Ok(schema_builder()?.sdl())
+    Ok(build(None, Dialect::Sqlite)?.sdl())
 }
 
-fn schema_builder() -> anyhow::Result<Schema> {
-    let query = Object::new("query_root").field(Field::new("version", TypeRef::named_nn(TypeRef::STRING), |_| {
-        FieldFuture::from_value(Some(env!("CARGO_PKG_VERSION").into()))
-    }));
-    Ok(Schema::build("query_root", None, None).register(query).finish()?)
+fn build(db: Option<DatabaseConnection>, dialect: Dialect) -> anyhow::Result<Schema> {
+    let catalog = Arc::new(catalog());
+    let engine = Engine::new(catalog.clone(), db, dialect);
+    let builder = Schema::build("query_root", Some("mutation_root"), None);
+    let (builder, queries, mutations) = crate::hasura::schema::register(builder, &catalog, &engine);
+    let query = queries.into_iter().fold(Object::new("query_root").description("The queries: every table, by list, key and aggregate."), Object::field);
+    let mutation = mutations
+        .into_iter()
+        .fold(Object::new("mutation_root").description("The mutations: insert, update and delete on every table."), Object::field);
+    builder
+        .register(query)
+        .register(mutation)
+        .finish()
+        .map_err(|e| anyhow::anyhow!("building the GraphQL schema failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_of_every_table_is_described() {
+        for table in catalog().tables() {
+            assert!(!table.description.is_empty(), "{} has no comment", table.name);
+            for column in &table.columns {
+                assert!(!column.description.is_empty(), "{}.{} is not in its DOCS", table.name, column.name);
+            }
+        }
+    }
+
+    #[test]
+    fn constraints_carry_postgres_names() {
+        let catalog = catalog();
+        let names = |t: &str| catalog.table(t).unwrap().uniques.iter().map(|u| u.name.clone()).collect::<Vec<_>>();
+        assert!(names("notice").contains(&"notice_account_account_key".to_string()));
+        assert!(names("account").contains(&"account_mp_openid_key".to_string()));
+        assert!(names("scheduled_job").contains(&"scheduled_job_group_name_key".to_string()), "{:?}", names("scheduled_job"));
+        let point_count = catalog.table("point_count").unwrap();
+        assert_eq!(point_count.relation("account").unwrap().local, "account_account");
+        let account = catalog.table("account").unwrap();
+        assert!(account.relation("point_count").is_some() && account.relation("notice").is_some());
+    }
 }

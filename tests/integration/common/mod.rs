@@ -130,6 +130,7 @@ type Started = (Arc<AppState>, String, tokio::sync::oneshot::Sender<()>, tokio::
 
 /// Starts one more server process-equivalent on an existing database.
 pub async fn start_server(database_url: String, overrides: &[(&str, &str)]) -> Started {
+    init_logs();
     let mut settings: Vec<(&str, &str)> =
         vec![("DATABASE_URL", database_url.as_str()), ("LISTEN", "127.0.0.1:0"), ("JWT_SECRET", JWT_SECRET)];
     settings.extend_from_slice(overrides);
@@ -146,6 +147,13 @@ pub async fn start_server(database_url: String, overrides: &[(&str, &str)]) -> S
         .expect("the server runs");
     });
     (state, address, tx, server)
+}
+
+/// Server logs go to the test's captured output (shown when it fails);
+/// `RUST_LOG` picks the level, `warn` by default.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 impl TestApp {

@@ -1,0 +1,425 @@
+//! Root fields and their resolvers: parse the field, compile it, run it, and
+//! hand the JSON the database built to async-graphql, whose nested fields
+//! then only read from it (by response key, so aliases work).
+
+use std::sync::Arc;
+
+use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, ResolverContext, TypeRef};
+use async_graphql::{Name, SelectionField, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+
+use super::error::{EngineError, invalid};
+use super::input::{self, as_list, column_names, sql_value};
+use super::ir::{BoolExp, FieldSel, MutationPart, OnConflict};
+use super::meta::{Catalog, Scalar, Table};
+use super::permission::Permissions;
+use super::schema::list_arguments;
+use super::sql::{Compiled, Dialect, InsertRequest, MutationOutput, RootOutput, UpdateRequest, Writer, compile_select};
+use crate::auth::Caller;
+
+/// Runs the table surface against one database.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    catalog: Arc<Catalog>,
+    /// `None` when the schema is built only to be printed.
+    db: Option<DatabaseConnection>,
+    dialect: Dialect,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Root {
+    List,
+    ByPk,
+    Aggregate,
+    Insert,
+    InsertOne,
+    Update,
+    UpdateByPk,
+    Delete,
+    DeleteByPk,
+}
+
+impl Engine {
+    pub fn new(catalog: Arc<Catalog>, db: Option<DatabaseConnection>, dialect: Dialect) -> Self {
+        Engine { inner: Arc::new(Inner { catalog, db, dialect }) }
+    }
+
+    fn db(&self) -> Result<&DatabaseConnection, EngineError> {
+        self.inner.db.as_ref().ok_or_else(|| invalid("this schema was built without a database"))
+    }
+
+    async fn resolve(&self, ctx: &ResolverContext<'_>, table: &str, root: Root) -> Result<Option<Value>, EngineError> {
+        let catalog = &self.inner.catalog;
+        let table = input::target_table(catalog, table)?;
+        let perms = Permissions::new(ctx.ctx.data_opt::<Caller>().cloned().unwrap_or(Caller::ANONYMOUS));
+        let field = ctx.ctx.field();
+        let args = input::arguments(&field)?;
+        match root {
+            Root::List | Root::ByPk | Root::Aggregate => {
+                let compiled = self.compile_query(&perms, table, root, &field, &args)?;
+                self.fetch_json(self.db()?, compiled).await
+            }
+            _ => {
+                let mutation = self.parse_mutation(table, root, &field, &args)?;
+                self.run_mutation(&perms, table, mutation).await
+            }
+        }
+    }
+
+    fn compile_query(
+        &self,
+        perms: &Permissions,
+        table: &Table,
+        root: Root,
+        field: &SelectionField<'_>,
+        args: &[(Name, Value)],
+    ) -> Result<Compiled, EngineError> {
+        let catalog = &self.inner.catalog;
+        let writer = Writer::new(self.inner.dialect, catalog, perms);
+        match root {
+            Root::List => {
+                let list_args = input::list_args(catalog, table, args)?;
+                let fields = input::selection(catalog, table, field)?;
+                compile_select(writer, table, RootOutput::List { args: &list_args, fields: &fields })
+            }
+            Root::ByPk => {
+                let id = argument(args, "id").and_then(input::parse_bigint).ok_or_else(|| invalid("`id` must be a bigint"))?;
+                let fields = input::selection(catalog, table, field)?;
+                compile_select(writer, table, RootOutput::ByPk { id, fields: &fields })
+            }
+            _ => {
+                let list_args = input::list_args(catalog, table, args)?;
+                let parts = input::aggregate_parts(catalog, table, field)?;
+                compile_select(writer, table, RootOutput::Aggregate { args: &list_args, parts: &parts })
+            }
+        }
+    }
+
+    fn parse_mutation(
+        &self,
+        table: &Table,
+        root: Root,
+        field: &SelectionField<'_>,
+        args: &[(Name, Value)],
+    ) -> Result<Mutation, EngineError> {
+        let catalog = &self.inner.catalog;
+        let output = match root {
+            Root::Insert | Root::Update | Root::Delete => Output::Response(response_parts(catalog, table, field)?),
+            _ => Output::Row(input::selection(catalog, table, field)?),
+        };
+        let by_pk = |name: &str| -> Result<BoolExp, EngineError> {
+            let id = match name {
+                "pk_columns" => argument(args, name).and_then(|v| match v {
+                    Value::Object(map) => map.get("id"),
+                    _ => None,
+                }),
+                _ => argument(args, name),
+            };
+            let id = id.and_then(input::parse_bigint).ok_or_else(|| invalid(format!("`{name}` needs the id, a bigint")))?;
+            Ok(BoolExp::eq("id", Scalar::Bigint, id.into()))
+        };
+        let change = match root {
+            Root::Insert | Root::InsertOne => {
+                let objects = match root {
+                    Root::Insert => argument(args, "objects").map(as_list).unwrap_or_default(),
+                    _ => argument(args, "object").into_iter().collect(),
+                };
+                let rows = objects.into_iter().map(|o| insert_row(table, o)).collect::<Result<Vec<_>, _>>()?;
+                let on_conflict = argument(args, "on_conflict").map(|v| on_conflict(catalog, table, v)).transpose()?;
+                Change::Insert(InsertRequest { rows, on_conflict })
+            }
+            Root::Update | Root::UpdateByPk => {
+                let filter = match root {
+                    Root::Update => where_required(catalog, table, args)?,
+                    _ => by_pk("pk_columns")?,
+                };
+                let set = column_values(table, argument(args, "_set"), "_set")?;
+                let inc = column_values(table, argument(args, "_inc"), "_inc")?;
+                Change::Update(UpdateRequest { filter, set, inc })
+            }
+            _ => Change::Delete(match root {
+                Root::Delete => where_required(catalog, table, args)?,
+                _ => by_pk("id")?,
+            }),
+        };
+        Ok(Mutation { change, output })
+    }
+
+    async fn run_mutation(&self, perms: &Permissions, table: &Table, mutation: Mutation) -> Result<Option<Value>, EngineError> {
+        let catalog = &self.inner.catalog;
+        let dialect = self.inner.dialect;
+        let output = mutation.output.as_sql();
+        let writer = || Writer::new(dialect, catalog, perms);
+        let statements = match &mutation.change {
+            Change::Insert(request) => writer().insert(table, request, output)?,
+            Change::Update(request) => vec![writer().update(table, request, output)?],
+            Change::Delete(filter) => vec![writer().delete(table, filter, output)?],
+        };
+        let db = self.db()?;
+        if dialect == Dialect::Postgres {
+            let statement = statements.into_iter().next().ok_or_else(|| invalid("nothing to run"))?;
+            return self.fetch_json(db, statement).await;
+        }
+        // SQLite: the change, then the response from the ids, in one transaction.
+        let txn = db.begin().await?;
+        let mut ids = Vec::new();
+        for statement in statements {
+            ids.extend(self.fetch_ids(&txn, statement).await?);
+        }
+        let result = self.fetch_json(&txn, writer().mutation_result(table, &ids, output)?).await?;
+        if matches!(mutation.change, Change::Delete(_)) && !ids.is_empty() {
+            self.execute(&txn, writer().delete_ids(table, &ids)).await?;
+        }
+        txn.commit().await?;
+        Ok(result)
+    }
+
+    fn statement(&self, compiled: Compiled) -> Statement {
+        tracing::debug!(sql = %compiled.sql, params = compiled.params.len(), "table surface statement");
+        let backend = match self.inner.dialect {
+            Dialect::Postgres => sea_orm::DbBackend::Postgres,
+            Dialect::Sqlite => sea_orm::DbBackend::Sqlite,
+        };
+        Statement::from_sql_and_values(backend, compiled.sql, compiled.params)
+    }
+
+    /// Runs a statement that returns one JSON text (or NULL).
+    async fn fetch_json(&self, db: &impl ConnectionTrait, compiled: Compiled) -> Result<Option<Value>, EngineError> {
+        let row = db.query_one_raw(self.statement(compiled)).await?;
+        let text: Option<String> = match row {
+            Some(row) => row.try_get_by_index(0)?,
+            None => None,
+        };
+        match text {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| EngineError::Database(sea_orm::DbErr::Custom(format!("the database built invalid JSON: {e}")))),
+        }
+    }
+
+    async fn fetch_ids(&self, db: &impl ConnectionTrait, compiled: Compiled) -> Result<Vec<i64>, EngineError> {
+        let rows = db.query_all_raw(self.statement(compiled)).await?;
+        rows.iter().map(|row| row.try_get_by_index::<i64>(0).map_err(EngineError::from)).collect()
+    }
+
+    async fn execute(&self, db: &impl ConnectionTrait, compiled: Compiled) -> Result<(), EngineError> {
+        db.execute_raw(self.statement(compiled)).await?;
+        Ok(())
+    }
+}
+
+struct Mutation {
+    change: Change,
+    output: Output,
+}
+
+enum Change {
+    Insert(InsertRequest),
+    Update(UpdateRequest),
+    Delete(BoolExp),
+}
+
+enum Output {
+    Response(Vec<MutationPart>),
+    Row(Vec<FieldSel>),
+}
+
+impl Output {
+    fn as_sql(&self) -> MutationOutput<'_> {
+        match self {
+            Output::Response(parts) => MutationOutput::Response(parts),
+            Output::Row(fields) => MutationOutput::Row(fields),
+        }
+    }
+}
+
+fn argument<'a>(args: &'a [(Name, Value)], name: &str) -> Option<&'a Value> {
+    args.iter().find(|(n, _)| n.as_str() == name).map(|(_, v)| v).filter(|v| !matches!(v, Value::Null))
+}
+
+/// `where` of `update_T` / `delete_T`: required, and never null.
+fn where_required(catalog: &Catalog, table: &Table, args: &[(Name, Value)]) -> Result<BoolExp, EngineError> {
+    let value = argument(args, "where").ok_or_else(|| invalid("`where` is required; use {} to match every row"))?;
+    input::bool_exp(catalog, table, value)
+}
+
+fn response_parts(catalog: &Catalog, table: &Table, field: &SelectionField<'_>) -> Result<Vec<MutationPart>, EngineError> {
+    let mut parts = Vec::new();
+    for child in field.selection_set() {
+        let key = child.alias().unwrap_or(child.name()).to_string();
+        match child.name() {
+            "affected_rows" => parts.push(MutationPart::AffectedRows { key }),
+            "returning" => parts.push(MutationPart::Returning { key, fields: input::selection(catalog, table, &child)? }),
+            _ => {}
+        }
+    }
+    Ok(parts)
+}
+
+/// An insert object as (column, value) in table order, so objects giving the
+/// same columns share one `VALUES` list.
+fn insert_row(table: &Table, object: &Value) -> Result<Vec<(String, sea_orm::Value)>, EngineError> {
+    let Value::Object(map) = object else {
+        return Err(invalid(format!("an insert object for `{}` must be an object", table.name)));
+    };
+    writable_values(table, map, "insert")
+}
+
+fn column_values(table: &Table, value: Option<&Value>, what: &str) -> Result<Vec<(String, sea_orm::Value)>, EngineError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(Value::Object(map)) => writable_values(table, map, what),
+        Some(other) => Err(invalid(format!("`{what}` must be an object, not {other}"))),
+    }
+}
+
+fn writable_values(
+    table: &Table,
+    map: &async_graphql::indexmap::IndexMap<Name, Value>,
+    what: &str,
+) -> Result<Vec<(String, sea_orm::Value)>, EngineError> {
+    if let Some(unknown) = map.keys().find(|k| table.writable_columns().all(|c| c.name != k.as_str())) {
+        return Err(invalid(format!("`{unknown}` is not a writable column of `{}`", table.name)));
+    }
+    table
+        .writable_columns()
+        .filter_map(|c| map.get(c.name.as_str()).map(|v| (c, v)))
+        .map(|(c, v)| Ok((c.name.clone(), sql_value(c.scalar, v, &format!("`{what}.{}`", c.name))?)))
+        .collect()
+}
+
+fn on_conflict(catalog: &Catalog, table: &Table, value: &Value) -> Result<OnConflict, EngineError> {
+    let Value::Object(map) = value else { return Err(invalid("`on_conflict` must be an object")) };
+    let constraint = match map.get("constraint") {
+        Some(Value::Enum(name)) => name.to_string(),
+        Some(Value::String(name)) => name.clone(),
+        _ => return Err(invalid("`on_conflict.constraint` is required")),
+    };
+    let unique = table
+        .uniques
+        .iter()
+        .find(|u| u.name == constraint)
+        .ok_or_else(|| invalid(format!("`{constraint}` is not a constraint of `{}`", table.name)))?;
+    let update_columns = match map.get("update_columns") {
+        Some(v) => column_names(table, v, true)?,
+        None => Vec::new(),
+    };
+    let filter = match map.get("where") {
+        Some(Value::Null) | None => None,
+        Some(v) => Some(input::bool_exp(catalog, table, v)?),
+    };
+    Ok(OnConflict { columns: unique.columns.clone(), update_columns, filter })
+}
+
+fn root_field(engine: &Engine, name: String, ty: TypeRef, table: &str, root: Root) -> Field {
+    let engine = engine.clone();
+    let table = table.to_string();
+    Field::new(name, ty, move |ctx| {
+        let engine = engine.clone();
+        let table = table.clone();
+        FieldFuture::new(async move {
+            let value = engine.resolve(&ctx, &table, root).await.map_err(EngineError::into_graphql)?;
+            Ok(value.map(|v| match v {
+                Value::List(items) => FieldValue::list(items.into_iter().map(FieldValue::value)),
+                other => FieldValue::value(other),
+            }))
+        })
+    })
+}
+
+/// `T`, `T_by_pk`, `T_aggregate`.
+pub fn query_fields(engine: &Engine, table: &Table) -> Vec<Field> {
+    let t = table.name.as_str();
+    vec![
+        list_arguments(
+            root_field(engine, t.into(), TypeRef::named_nn_list_nn(t), t, Root::List)
+                .description(format!("fetch data from the table: \"{t}\"")),
+            t,
+        ),
+        root_field(engine, format!("{t}_by_pk"), TypeRef::named(t), t, Root::ByPk)
+            .description(format!("fetch data from the table: \"{t}\" using primary key columns"))
+            .argument(InputValue::new("id", TypeRef::named_nn("bigint"))),
+        list_arguments(
+            root_field(engine, format!("{t}_aggregate"), TypeRef::named_nn(format!("{t}_aggregate")), t, Root::Aggregate)
+                .description(format!("fetch aggregated fields from the table: \"{t}\"")),
+            t,
+        ),
+    ]
+}
+
+/// `insert_T`, `insert_T_one`, `update_T`, `update_T_by_pk`, `delete_T`, `delete_T_by_pk`.
+pub fn mutation_fields(engine: &Engine, table: &Table) -> Vec<Field> {
+    let t = table.name.as_str();
+    let response = || TypeRef::named(format!("{t}_mutation_response"));
+    let on_conflict = || InputValue::new("on_conflict", TypeRef::named(format!("{t}_on_conflict"))).description("upsert condition");
+    let has_inc = table.writable_columns().any(|c| c.scalar.is_numeric());
+    let with_set_inc = |field: Field| {
+        let field = field.argument(
+            InputValue::new("_set", TypeRef::named(format!("{t}_set_input"))).description("sets the columns of the filtered rows to the given values"),
+        );
+        if has_inc {
+            field.argument(
+                InputValue::new("_inc", TypeRef::named(format!("{t}_inc_input")))
+                    .description("increments the numeric columns with given value of the filtered values"),
+            )
+        } else {
+            field
+        }
+    };
+    vec![
+        root_field(engine, format!("insert_{t}"), response(), t, Root::Insert)
+            .description(format!("insert data into the table: \"{t}\""))
+            .argument(InputValue::new("objects", TypeRef::named_nn_list_nn(format!("{t}_insert_input"))).description("the rows to be inserted"))
+            .argument(on_conflict()),
+        root_field(engine, format!("insert_{t}_one"), TypeRef::named(t), t, Root::InsertOne)
+            .description(format!("insert a single row into the table: \"{t}\""))
+            .argument(InputValue::new("object", TypeRef::named_nn(format!("{t}_insert_input"))).description("the row to be inserted"))
+            .argument(on_conflict()),
+        with_set_inc(
+            root_field(engine, format!("update_{t}"), response(), t, Root::Update)
+                .description(format!("update data of the table: \"{t}\""))
+                .argument(InputValue::new("where", TypeRef::named_nn(format!("{t}_bool_exp"))).description("filter the rows which have to be updated")),
+        ),
+        with_set_inc(
+            root_field(engine, format!("update_{t}_by_pk"), TypeRef::named(t), t, Root::UpdateByPk)
+                .description(format!("update single row of the table: \"{t}\""))
+                .argument(InputValue::new("pk_columns", TypeRef::named_nn(format!("{t}_pk_columns_input")))),
+        ),
+        root_field(engine, format!("delete_{t}"), response(), t, Root::Delete)
+            .description(format!("delete data from the table: \"{t}\""))
+            .argument(InputValue::new("where", TypeRef::named_nn(format!("{t}_bool_exp"))).description("filter the rows which have to be deleted")),
+        root_field(engine, format!("delete_{t}_by_pk"), TypeRef::named(t), t, Root::DeleteByPk)
+            .description(format!("delete single row from the table: \"{t}\""))
+            .argument(InputValue::new("id", TypeRef::named_nn("bigint"))),
+    ]
+}
+
+/// A scalar field of a generated object: the value under its response key.
+pub fn scalar_field(name: impl Into<String>, ty: TypeRef) -> Field {
+    Field::new(name, ty, |ctx| FieldFuture::Value(parent_entry(&ctx).map(|v| FieldValue::value(v.clone()))))
+}
+
+/// An object or list field of a generated object: borrowed from the parent,
+/// never copied.
+pub fn object_field(name: impl Into<String>, ty: TypeRef) -> Field {
+    Field::new(name, ty, |ctx| {
+        FieldFuture::Value(parent_entry(&ctx).map(|v| match v {
+            Value::List(items) => FieldValue::list(items.iter().map(|item| FieldValue::borrowed_any(item))),
+            other => FieldValue::borrowed_any(other),
+        }))
+    })
+}
+
+fn parent_entry<'a>(ctx: &ResolverContext<'a>) -> Option<&'a Value> {
+    let parent: &'a FieldValue<'a> = ctx.parent_value;
+    let parent = parent.as_value().or_else(|| parent.downcast_ref::<Value>())?;
+    let Value::Object(map) = parent else { return None };
+    let field = ctx.ctx.field();
+    let key = field.alias().unwrap_or(field.name());
+    map.get(key).filter(|v| !matches!(v, Value::Null))
+}

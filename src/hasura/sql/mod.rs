@@ -1,0 +1,201 @@
+//! SQL for the table surface: one statement per query root field, with the
+//! database building the response JSON (`json_build_object`/`json_agg` on
+//! PostgreSQL, `json_object`/`json_group_array` on SQLite). Nested lists and
+//! aggregates are correlated subqueries inside that statement, so the number
+//! of statements never grows with the rows returned.
+//!
+//! [`Writer`] appends SQL text and numbered parameters (`$1`, which both
+//! PostgreSQL and SQLite accept) in one pass. Identifiers come from the
+//! catalog and JSON keys from GraphQL names, both of which are restricted to
+//! `[_A-Za-z0-9]`; every value from a request is a bound parameter.
+
+mod filter;
+mod jsonb_sqlite;
+mod mutate;
+mod select;
+
+pub use mutate::{InsertRequest, MutationOutput, UpdateRequest};
+pub use select::{RootOutput, compile_select};
+
+use std::fmt::Write as _;
+
+use super::error::EngineError;
+use super::ir::BoolExp;
+use super::meta::{Catalog, Scalar, Table};
+use super::permission::{Operation, Permissions};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// A statement ready to run.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub sql: String,
+    pub params: Vec<sea_orm::Value>,
+}
+
+/// Appends SQL and its parameters in order.
+pub struct Writer<'a> {
+    sql: String,
+    params: Vec<sea_orm::Value>,
+    pub dialect: Dialect,
+    pub catalog: &'a Catalog,
+    pub perms: &'a Permissions,
+    aliases: usize,
+}
+
+impl<'a> Writer<'a> {
+    pub fn new(dialect: Dialect, catalog: &'a Catalog, perms: &'a Permissions) -> Self {
+        Writer { sql: String::with_capacity(1024), params: Vec::new(), dialect, catalog, perms, aliases: 0 }
+    }
+
+    /// A fresh writer for another statement of the same request.
+    pub fn sibling(&self) -> Writer<'a> {
+        Writer::new(self.dialect, self.catalog, self.perms)
+    }
+
+    pub fn finish(self) -> Compiled {
+        Compiled { sql: self.sql, params: self.params }
+    }
+
+    pub fn push(&mut self, text: &str) {
+        self.sql.push_str(text);
+    }
+
+    pub fn param(&mut self, value: impl Into<sea_orm::Value>) {
+        self.params.push(value.into());
+        let _ = write!(self.sql, "${}", self.params.len());
+    }
+
+    /// A fresh table alias, `t1`, `t2`, ...
+    pub fn alias(&mut self) -> String {
+        self.aliases += 1;
+        format!("t{}", self.aliases)
+    }
+
+    /// `alias."column"`.
+    pub fn column(&mut self, alias: &str, column: &str) {
+        let _ = write!(self.sql, "{alias}.\"{column}\"");
+    }
+
+    pub fn table_name(&mut self, table: &str) {
+        let _ = write!(self.sql, "\"{table}\"");
+    }
+
+    /// A JSON object key; keys are GraphQL names, never request data.
+    pub fn key(&mut self, key: &str) {
+        debug_assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{key}");
+        let _ = write!(self.sql, "'{key}', ");
+    }
+
+    /// A JSON object whose entries `each` writes (`key` then value).
+    pub fn object<T>(
+        &mut self,
+        items: &[T],
+        mut each: impl FnMut(&mut Self, &T) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        // PostgreSQL functions take at most 100 arguments; wider objects are
+        // merged from chunks as jsonb.
+        let chunked = self.dialect == Dialect::Postgres && items.len() > 50;
+        let (open, between, close) = match (self.dialect, chunked) {
+            (Dialect::Postgres, false) => ("json_build_object(", "", ")"),
+            (Dialect::Postgres, true) => ("(jsonb_build_object(", ") || jsonb_build_object(", "))::json"),
+            (Dialect::Sqlite, _) => ("json_object(", "", ")"),
+        };
+        self.push(open);
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(if chunked && i % 50 == 0 { between } else { ", " });
+            }
+            each(self, item)?;
+        }
+        self.push(close);
+        Ok(())
+    }
+
+    /// A column (or an aggregate of one) as a JSON value of its scalar.
+    pub fn json_value(&mut self, expr: &str, scalar: Scalar) {
+        let text = match (self.dialect, scalar) {
+            (Dialect::Postgres, Scalar::Timestamptz) => {
+                format!("to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')")
+            }
+            (Dialect::Sqlite, Scalar::Boolean) => {
+                format!("CASE WHEN {expr} IS NULL THEN NULL WHEN {expr} THEN json('true') ELSE json('false') END")
+            }
+            (Dialect::Sqlite, Scalar::Jsonb) => format!("json({expr})"),
+            _ => expr.to_string(),
+        };
+        self.push(&text);
+    }
+
+    /// Opens a JSON-valued subquery embedded in an object. SQLite drops the
+    /// JSON subtype at a subquery boundary, so it is restored with `json()`.
+    pub fn open_embedded(&mut self) {
+        self.push(if self.dialect == Dialect::Sqlite { "json((" } else { "(" });
+    }
+
+    pub fn close_embedded(&mut self) {
+        self.push(if self.dialect == Dialect::Sqlite { "))" } else { ")" });
+    }
+
+    /// `json_agg(expr ORDER BY order)` with `[]` for no rows.
+    pub fn json_array_agg(&mut self, expr: &str, order: &str) {
+        let text = match self.dialect {
+            Dialect::Postgres => format!("coalesce(json_agg({expr} ORDER BY {order}), '[]'::json)"),
+            Dialect::Sqlite => format!("json_group_array(json({expr}) ORDER BY {order})"),
+        };
+        self.push(&text);
+    }
+
+    /// The row filter the caller's role puts on `table`, if any.
+    pub fn permission(&self, table: &str, operation: Operation) -> Result<Option<BoolExp>, EngineError> {
+        self.perms.filter(table, operation)
+    }
+
+    pub fn table(&self, name: &str) -> Result<&'a Table, EngineError> {
+        super::input::target_table(self.catalog, name)
+    }
+
+    /// `WHERE`-clause conditions joined by `AND`; `(1=1)` when there are none.
+    pub fn conditions(
+        &mut self,
+        table: &Table,
+        alias: &str,
+        link: Option<Link<'_>>,
+        filters: &[&BoolExp],
+    ) -> Result<(), EngineError> {
+        let mut first = true;
+        let mut and = |w: &mut Self| {
+            if !std::mem::take(&mut first) {
+                w.push(" AND ");
+            }
+        };
+        if let Some(link) = link {
+            and(self);
+            self.column(alias, &link.relation.remote);
+            self.push(" = ");
+            self.column(link.parent_alias, &link.relation.local);
+        }
+        for filter in filters {
+            if matches!(filter, BoolExp::True) {
+                continue;
+            }
+            and(self);
+            self.bool_exp(table, alias, filter)?;
+        }
+        if first {
+            self.push("(1=1)");
+        }
+        Ok(())
+    }
+}
+
+/// How a related table's rows are tied to the parent row.
+#[derive(Clone, Copy)]
+pub struct Link<'l> {
+    pub parent_alias: &'l str,
+    pub relation: &'l super::meta::Relation,
+}
