@@ -33,6 +33,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub jwt: Jwt,
     pub schema: async_graphql::dynamic::Schema,
+    /// Every SQL statement run through `db`.
+    pub sql_statements: db::StatementCounter,
 }
 
 /// A server bound to its port, ready to run.
@@ -45,7 +47,7 @@ impl Application {
     /// Connects and migrates the database, builds the schema and binds the
     /// listener (port 0 picks a free port, as tests do).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let db = db::connect(&settings).await?;
+        let (db, sql_statements) = db::connect_counted(&settings).await?;
         db::migrate(&db).await?;
         let (secret, generated) = db::jwt_secret(&db, &settings).await?;
         if generated {
@@ -59,7 +61,7 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("WXNOTIFY_LISTEN: cannot bind {}: {e}", settings.listen))?;
-        let state = Arc::new(AppState { settings, db, jwt: Jwt::new(&secret), schema });
+        let state = Arc::new(AppState { settings, db, jwt: Jwt::new(&secret), schema, sql_statements });
         Ok(Application { listener, state })
     }
 

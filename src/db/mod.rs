@@ -5,12 +5,36 @@
 //! is for production. Both run every behaviour; where their SQL differs, the
 //! code asks [`DatabaseKind`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement};
 
 use crate::settings::{DatabaseKind, Secret, Settings};
+
+/// Counts every SQL statement a connection pool runs (for `/metrics`, and for
+/// tests that prove a request's statement count does not grow with its rows).
+#[derive(Clone, Debug, Default)]
+pub struct StatementCounter(Arc<AtomicU64>);
+
+impl StatementCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Opens a pool like [`connect`], counting the statements it runs.
+pub async fn connect_counted(settings: &Settings) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
+    let mut db = connect(settings).await?;
+    let counter = StatementCounter::default();
+    let inner = counter.0.clone();
+    db.set_metric_callback(move |_| {
+        inner.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok((db, counter))
+}
 
 /// Opens a pool for the configured database, creating a SQLite file when it
 /// does not exist yet.

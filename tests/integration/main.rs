@@ -4,3 +4,4 @@ mod common;
 
 mod foundation;
 mod seed_documents;
+mod tables;

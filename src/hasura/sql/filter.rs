@@ -100,7 +100,8 @@ impl Writer<'_> {
 
     fn has_keys_postgres(&mut self, column: &str, keys: &[String], joiner: &str) {
         if keys.is_empty() {
-            self.push(if joiner == " OR " { "1=0" } else { "1=1" });
+            // `?| '{}'` holds for nothing; `?& '{}'` for every non-null value.
+            self.push(&if joiner == " OR " { "1=0".to_string() } else { format!("{column} IS NOT NULL") });
             return;
         }
         for (i, key) in keys.iter().enumerate() {

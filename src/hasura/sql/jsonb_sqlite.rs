@@ -161,6 +161,9 @@ impl Writer<'_> {
 
     fn contained_in(&mut self, node: &Node, pattern: &Json) {
         match pattern {
+            Json::Object(map) if map.is_empty() => {
+                self.push(&format!("({} = 'object' AND NOT EXISTS (SELECT 1 FROM json_each({})))", node.type_of(), node.container()));
+            }
             Json::Object(map) => {
                 let element = self.alias();
                 self.push(&format!(
