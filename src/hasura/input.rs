@@ -321,31 +321,31 @@ pub fn selection(catalog: &Catalog, table: &Table, field: &SelectionField<'_>) -
     let mut out = Vec::new();
     for child in field.selection_set() {
         let name = child.name();
-        if name.starts_with("__") {
-            continue;
-        }
         let key = child.alias().unwrap_or(name).to_string();
-        if let Some(column) = table.column(name) {
-            out.push(FieldSel::Column { key, column: column.name.clone(), scalar: column.scalar });
+        let selected = if name == "__typename" {
+            FieldSel::Typename { key, name: table.name.clone() }
+        } else if let Some(column) = table.column(name) {
+            FieldSel::Column { key, column: column.name.clone(), scalar: column.scalar }
         } else if let Some(relation) = table.relation(name) {
             let target = target_table(catalog, &relation.target)?;
             let fields = selection(catalog, target, &child)?;
             let relation = relation.clone();
-            out.push(match relation.kind {
+            match relation.kind {
                 RelationKind::Object => FieldSel::Object { key, relation, fields },
                 RelationKind::Array => {
                     let args = list_args(catalog, target, &arguments(&child)?)?;
                     FieldSel::Array { key, relation, args, fields }
                 }
-            });
+            }
         } else if let Some(relation) = name.strip_suffix("_aggregate").and_then(|n| table.relation(n)) {
             let target = target_table(catalog, &relation.target)?;
             let args = list_args(catalog, target, &arguments(&child)?)?;
             let parts = aggregate_parts(catalog, target, &child)?;
-            out.push(FieldSel::Aggregate { key, relation: relation.clone(), args, parts });
+            FieldSel::Aggregate { key, relation: relation.clone(), args, parts }
         } else {
             return Err(invalid(format!("`{}` has no field `{name}`", table.name)));
-        }
+        };
+        FieldSel::push_merged(&mut out, selected);
     }
     Ok(out)
 }
@@ -359,11 +359,13 @@ pub fn aggregate_parts(
     let mut parts = Vec::new();
     for child in field.selection_set() {
         let key = child.alias().unwrap_or(child.name()).to_string();
-        match child.name() {
-            "aggregate" => parts.push(AggregatePart::Aggregate { key, fields: aggregate_fields(table, &child)? }),
-            "nodes" => parts.push(AggregatePart::Nodes { key, fields: selection(catalog, table, &child)? }),
-            _ => {}
-        }
+        let part = match child.name() {
+            "__typename" => AggregatePart::Typename { key, name: format!("{}_aggregate", table.name) },
+            "aggregate" => AggregatePart::Aggregate { key, fields: aggregate_fields(table, &child)? },
+            "nodes" => AggregatePart::Nodes { key, fields: selection(catalog, table, &child)? },
+            _ => continue,
+        };
+        AggregatePart::push_merged(&mut parts, part);
     }
     Ok(parts)
 }
@@ -372,7 +374,10 @@ fn aggregate_fields(table: &Table, field: &SelectionField<'_>) -> Result<Vec<Agg
     let mut out = Vec::new();
     for child in field.selection_set() {
         let key = child.alias().unwrap_or(child.name()).to_string();
-        if child.name() == "count" {
+        if child.name() == "__typename" {
+            let name = format!("{}_aggregate_fields", table.name);
+            AggregateField::push_merged(&mut out, AggregateField::Typename { key, name });
+        } else if child.name() == "count" {
             let mut columns = Vec::new();
             let mut distinct = false;
             for (name, value) in arguments(&child)? {
@@ -382,16 +387,21 @@ fn aggregate_fields(table: &Table, field: &SelectionField<'_>) -> Result<Vec<Agg
                     _ => {}
                 }
             }
-            out.push(AggregateField::Count { key, columns, distinct });
+            AggregateField::push_merged(&mut out, AggregateField::Count { key, columns, distinct });
         } else if let Some(function) = AggregateFn::ALL.into_iter().find(|f| f.name() == child.name()) {
-            let mut columns = Vec::new();
+            let mut leaves = Vec::new();
             for leaf in child.selection_set() {
-                if let Some(column) = table.column(leaf.name()) {
-                    let key = leaf.alias().unwrap_or(leaf.name()).to_string();
-                    columns.push((key, column.name.clone(), column.scalar));
-                }
+                let key = leaf.alias().unwrap_or(leaf.name()).to_string();
+                let selected = match table.column(leaf.name()) {
+                    Some(column) => Leaf::Column { key, column: column.name.clone(), scalar: column.scalar },
+                    None if leaf.name() == "__typename" => {
+                        Leaf::Typename { key, name: format!("{}_{}_fields", table.name, function.name()) }
+                    }
+                    None => continue,
+                };
+                Leaf::push_merged(&mut leaves, selected);
             }
-            out.push(AggregateField::Function { key, function, columns });
+            AggregateField::push_merged(&mut out, AggregateField::Function { key, function, leaves });
         }
     }
     Ok(out)

@@ -121,6 +121,9 @@ pub struct ListArgs {
 /// One field selected on a row, under its response key (alias or name).
 #[derive(Clone, Debug)]
 pub enum FieldSel {
+    /// `__typename`: the object type's name, written by the database too so
+    /// its JSON is the complete response.
+    Typename { key: String, name: String },
     Column { key: String, column: String, scalar: Scalar },
     Object { key: String, relation: Relation, fields: Vec<FieldSel> },
     Array { key: String, relation: Relation, args: ListArgs, fields: Vec<FieldSel> },
@@ -130,6 +133,7 @@ pub enum FieldSel {
 /// A field of `T_aggregate`.
 #[derive(Clone, Debug)]
 pub enum AggregatePart {
+    Typename { key: String, name: String },
     Aggregate { key: String, fields: Vec<AggregateField> },
     Nodes { key: String, fields: Vec<FieldSel> },
 }
@@ -137,9 +141,110 @@ pub enum AggregatePart {
 /// A field of `T_aggregate_fields`.
 #[derive(Clone, Debug)]
 pub enum AggregateField {
+    Typename { key: String, name: String },
     Count { key: String, columns: Vec<String>, distinct: bool },
-    /// `sum { a b }` etc.: (response key, column, column scalar) per field.
-    Function { key: String, function: AggregateFn, columns: Vec<(String, String, Scalar)> },
+    /// `sum { a b }` etc.
+    Function { key: String, function: AggregateFn, leaves: Vec<Leaf> },
+}
+
+/// A field of `T_sum_fields` and its siblings.
+#[derive(Clone, Debug)]
+pub enum Leaf {
+    Typename { key: String, name: String },
+    Column { key: String, column: String, scalar: Scalar },
+}
+
+/// The response key of each selection kind, for merging repeated keys.
+pub trait Keyed {
+    fn key(&self) -> &str;
+}
+
+impl Keyed for FieldSel {
+    fn key(&self) -> &str {
+        match self {
+            FieldSel::Typename { key, .. }
+            | FieldSel::Column { key, .. }
+            | FieldSel::Object { key, .. }
+            | FieldSel::Array { key, .. }
+            | FieldSel::Aggregate { key, .. } => key,
+        }
+    }
+}
+
+impl Keyed for AggregatePart {
+    fn key(&self) -> &str {
+        match self {
+            AggregatePart::Typename { key, .. } | AggregatePart::Aggregate { key, .. } | AggregatePart::Nodes { key, .. } => key,
+        }
+    }
+}
+
+impl Keyed for AggregateField {
+    fn key(&self) -> &str {
+        match self {
+            AggregateField::Typename { key, .. } | AggregateField::Count { key, .. } | AggregateField::Function { key, .. } => key,
+        }
+    }
+}
+
+impl Keyed for Leaf {
+    fn key(&self) -> &str {
+        match self {
+            Leaf::Typename { key, .. } | Leaf::Column { key, .. } => key,
+        }
+    }
+}
+
+/// Adds a selection, merging it into an earlier one with the same response
+/// key as GraphQL does (`{ a { x } a { y } }` is `{ a { x y } }`).
+pub trait Merge: Keyed + Sized {
+    fn merge(&mut self, other: Self);
+
+    fn push_merged(list: &mut Vec<Self>, item: Self) {
+        match list.iter_mut().find(|existing| existing.key() == item.key()) {
+            Some(existing) => existing.merge(item),
+            None => list.push(item),
+        }
+    }
+}
+
+fn merge_all<T: Merge>(into: &mut Vec<T>, from: Vec<T>) {
+    for item in from {
+        T::push_merged(into, item);
+    }
+}
+
+impl Merge for FieldSel {
+    fn merge(&mut self, other: Self) {
+        match (self, other) {
+            (FieldSel::Object { fields: a, .. }, FieldSel::Object { fields: b, .. })
+            | (FieldSel::Array { fields: a, .. }, FieldSel::Array { fields: b, .. }) => merge_all(a, b),
+            (FieldSel::Aggregate { parts: a, .. }, FieldSel::Aggregate { parts: b, .. }) => merge_all(a, b),
+            _ => {}
+        }
+    }
+}
+
+impl Merge for AggregatePart {
+    fn merge(&mut self, other: Self) {
+        match (self, other) {
+            (AggregatePart::Aggregate { fields: a, .. }, AggregatePart::Aggregate { fields: b, .. }) => merge_all(a, b),
+            (AggregatePart::Nodes { fields: a, .. }, AggregatePart::Nodes { fields: b, .. }) => merge_all(a, b),
+            _ => {}
+        }
+    }
+}
+
+impl Merge for AggregateField {
+    fn merge(&mut self, other: Self) {
+        if let (AggregateField::Function { leaves: a, .. }, AggregateField::Function { leaves: b, .. }) = (self, other) {
+            merge_all(a, b);
+        }
+    }
+}
+
+impl Merge for Leaf {
+    fn merge(&mut self, _: Self) {}
 }
 
 /// A field of `T_mutation_response`.

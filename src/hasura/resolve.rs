@@ -343,7 +343,7 @@ pub fn query_fields(engine: &Engine, table: &Table) -> Vec<Field> {
         ),
         root_field(engine, format!("{t}_by_pk"), TypeRef::named(t), t, Root::ByPk)
             .description(format!("fetch data from the table: \"{t}\" using primary key columns"))
-            .argument(InputValue::new("id", TypeRef::named_nn("bigint"))),
+            .argument(InputValue::new("id", TypeRef::named_nn("bigint")).description("the row's id")),
         list_arguments(
             root_field(engine, format!("{t}_aggregate"), TypeRef::named_nn(format!("{t}_aggregate")), t, Root::Aggregate)
                 .description(format!("fetch aggregated fields from the table: \"{t}\"")),
@@ -388,14 +388,14 @@ pub fn mutation_fields(engine: &Engine, table: &Table) -> Vec<Field> {
         with_set_inc(
             root_field(engine, format!("update_{t}_by_pk"), TypeRef::named(t), t, Root::UpdateByPk)
                 .description(format!("update single row of the table: \"{t}\""))
-                .argument(InputValue::new("pk_columns", TypeRef::named_nn(format!("{t}_pk_columns_input")))),
+                .argument(InputValue::new("pk_columns", TypeRef::named_nn(format!("{t}_pk_columns_input"))).description("the row's primary key")),
         ),
         root_field(engine, format!("delete_{t}"), response(), t, Root::Delete)
             .description(format!("delete data from the table: \"{t}\""))
             .argument(InputValue::new("where", TypeRef::named_nn(format!("{t}_bool_exp"))).description("filter the rows which have to be deleted")),
         root_field(engine, format!("delete_{t}_by_pk"), TypeRef::named(t), t, Root::DeleteByPk)
             .description(format!("delete single row from the table: \"{t}\""))
-            .argument(InputValue::new("id", TypeRef::named_nn("bigint"))),
+            .argument(InputValue::new("id", TypeRef::named_nn("bigint")).description("the row's id")),
     ]
 }
 

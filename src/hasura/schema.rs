@@ -216,8 +216,8 @@ fn aggregate_fields(table: &Table) -> Object {
     let mut object = Object::new(format!("{t}_aggregate_fields")).description(format!("aggregate fields of \"{t}\"")).field(
         resolve::scalar_field("count", TypeRef::named_nn(TypeRef::INT))
             .description("the number of rows; with `columns`, of rows where those are not null; with `distinct`, of distinct values")
-            .argument(InputValue::new("columns", TypeRef::named_nn_list(format!("{t}_select_column"))))
-            .argument(InputValue::new("distinct", TypeRef::named(TypeRef::BOOLEAN))),
+            .argument(InputValue::new("columns", TypeRef::named_nn_list(format!("{t}_select_column"))).description("count only rows where these columns are not null"))
+            .argument(InputValue::new("distinct", TypeRef::named(TypeRef::BOOLEAN)).description("count distinct values of `columns`")),
     );
     for function in AggregateFn::ALL.into_iter().filter(|f| has_columns(table, *f)) {
         object = object.field(

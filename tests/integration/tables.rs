@@ -443,3 +443,36 @@ fn schema_graphql_matches_the_program() {
         "schema.graphql is out of date: regenerate it with `cargo run -- schema > schema.graphql`"
     );
 }
+
+both_databases! {
+    async fn every_generated_type_and_field_is_described(app) {
+        let data = app.data(r#"{ __schema { types { name description
+            fields { name description args { name description } }
+            inputFields { name description } enumValues { name description } } } }"#, json!({})).await;
+        let builtin = ["String", "Int", "Float", "Boolean", "ID"];
+        let mut missing = Vec::new();
+        for ty in data["__schema"]["types"].as_array().unwrap() {
+            let name = ty["name"].as_str().unwrap();
+            if name.starts_with("__") || builtin.contains(&name) {
+                continue;
+            }
+            let empty = |v: &Value| v.as_str().map(str::is_empty).unwrap_or(true);
+            if empty(&ty["description"]) {
+                missing.push(name.to_string());
+            }
+            for list in ["fields", "inputFields", "enumValues"] {
+                for item in ty[list].as_array().into_iter().flatten() {
+                    if empty(&item["description"]) {
+                        missing.push(format!("{name}.{}", item["name"].as_str().unwrap()));
+                    }
+                    for arg in item["args"].as_array().into_iter().flatten() {
+                        if empty(&arg["description"]) {
+                            missing.push(format!("{name}.{}({})", item["name"].as_str().unwrap(), arg["name"].as_str().unwrap()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undescribed: {missing:?}");
+    }
+}

@@ -1,8 +1,7 @@
 //! SQL for the table surface: one statement per query root field, with the
-//! database building the response JSON (`json_build_object`/`json_agg` on
-//! PostgreSQL, `json_object`/`json_group_array` on SQLite). Nested lists and
-//! aggregates are correlated subqueries inside that statement, so the number
-//! of statements never grows with the rows returned.
+//! database building the response JSON as text. Nested lists and aggregates
+//! are correlated subqueries inside that statement, so the number of
+//! statements never grows with the rows returned.
 //!
 //! [`Writer`] appends SQL text and numbered parameters (`$1`, which both
 //! PostgreSQL and SQLite accept) in one pass. Identifiers come from the
@@ -88,66 +87,77 @@ impl<'a> Writer<'a> {
     /// A JSON object key; keys are GraphQL names, never request data.
     pub fn key(&mut self, key: &str) {
         debug_assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{key}");
-        let _ = write!(self.sql, "'{key}', ");
+        let _ = write!(self.sql, "'\"{key}\":' || ");
     }
 
-    /// A JSON object whose entries `each` writes (`key` then value).
+    /// `"key":"TypeName"`; type names are GraphQL names too.
+    pub fn typename(&mut self, key: &str, name: &str) {
+        self.key(key);
+        let _ = write!(self.sql, "'\"{name}\"'");
+    }
+
+    /// A JSON object whose entries `each` writes (`key` then value), as text.
+    ///
+    /// The response JSON is concatenated text rather than `json_build_object`
+    /// / `json_object`: PostgreSQL resolves every argument's type on every
+    /// call of the latter, which doubled the cost of a large query, and
+    /// SQLite would re-parse each nested object.
     pub fn object<T>(
         &mut self,
         items: &[T],
         mut each: impl FnMut(&mut Self, &T) -> Result<(), EngineError>,
     ) -> Result<(), EngineError> {
-        // PostgreSQL functions take at most 100 arguments; wider objects are
-        // merged from chunks as jsonb.
-        let chunked = self.dialect == Dialect::Postgres && items.len() > 50;
-        let (open, between, close) = match (self.dialect, chunked) {
-            (Dialect::Postgres, false) => ("json_build_object(", "", ")"),
-            (Dialect::Postgres, true) => ("(jsonb_build_object(", ") || jsonb_build_object(", "))::json"),
-            (Dialect::Sqlite, _) => ("json_object(", "", ")"),
-        };
-        self.push(open);
+        if items.is_empty() {
+            self.push("'{}'");
+            return Ok(());
+        }
+        self.push("('{' || ");
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
-                self.push(if chunked && i % 50 == 0 { between } else { ", " });
+                self.push(" || ',' || ");
             }
             each(self, item)?;
         }
-        self.push(close);
+        self.push(" || '}')");
         Ok(())
     }
 
-    /// A column (or an aggregate of one) as a JSON value of its scalar.
+    /// A column (or an aggregate of one) as JSON text of its scalar; never
+    /// NULL (SQL NULL is `null`), so it can be concatenated.
     pub fn json_value(&mut self, expr: &str, scalar: Scalar) {
         let text = match (self.dialect, scalar) {
-            (Dialect::Postgres, Scalar::Timestamptz) => {
-                format!("to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')")
+            (Dialect::Postgres, Scalar::Bigint | Scalar::Int | Scalar::Jsonb) => format!("coalesce(({expr})::text, 'null')"),
+            (Dialect::Postgres, Scalar::String | Scalar::Float) => format!("coalesce(to_json({expr})::text, 'null')"),
+            (Dialect::Postgres, Scalar::Timestamptz) => format!(
+                "coalesce('\"' || to_char(({expr}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') || '\"', 'null')"
+            ),
+            (_, Scalar::Boolean) => {
+                format!("(CASE WHEN ({expr}) IS NULL THEN 'null' WHEN ({expr}) THEN 'true' ELSE 'false' END)")
             }
-            (Dialect::Sqlite, Scalar::Boolean) => {
-                format!("CASE WHEN {expr} IS NULL THEN NULL WHEN {expr} THEN json('true') ELSE json('false') END")
-            }
-            (Dialect::Sqlite, Scalar::Jsonb) => format!("json({expr})"),
-            _ => expr.to_string(),
+            // Stored JSON text is already JSON.
+            (Dialect::Sqlite, Scalar::Jsonb) => format!("coalesce({expr}, 'null')"),
+            (Dialect::Sqlite, _) => format!("json_quote({expr})"),
         };
         self.push(&text);
     }
 
-    /// Opens a JSON-valued subquery embedded in an object. SQLite drops the
-    /// JSON subtype at a subquery boundary, so it is restored with `json()`.
+    /// Opens a JSON-valued subquery embedded in an object (`null` when it
+    /// finds no row).
     pub fn open_embedded(&mut self) {
-        self.push(if self.dialect == Dialect::Sqlite { "json((" } else { "(" });
+        self.push("coalesce((");
     }
 
     pub fn close_embedded(&mut self) {
-        self.push(if self.dialect == Dialect::Sqlite { "))" } else { ")" });
+        self.push("), 'null')");
     }
 
-    /// `json_agg(expr ORDER BY order)` with `[]` for no rows.
+    /// A JSON array of the texts `expr`, in `order`; `[]` for no rows.
     pub fn json_array_agg(&mut self, expr: &str, order: &str) {
-        let text = match self.dialect {
-            Dialect::Postgres => format!("coalesce(json_agg({expr} ORDER BY {order}), '[]'::json)"),
-            Dialect::Sqlite => format!("json_group_array(json({expr}) ORDER BY {order})"),
+        let function = match self.dialect {
+            Dialect::Postgres => "string_agg",
+            Dialect::Sqlite => "group_concat",
         };
-        self.push(&text);
+        self.push(&format!("('[' || coalesce({function}({expr}, ',' ORDER BY {order}), '') || ']')"));
     }
 
     /// The row filter the caller's role puts on `table`, if any.

@@ -2,8 +2,8 @@
 
 use super::{Compiled, Dialect, Link, Writer};
 use crate::hasura::error::EngineError;
-use crate::hasura::ir::{AggregateField, AggregatePart, FieldSel, ListArgs, OrderBy, OrderTarget};
-use crate::hasura::meta::{Relation, Table};
+use crate::hasura::ir::{AggregateField, AggregatePart, FieldSel, Leaf, ListArgs, OrderBy, OrderTarget};
+use crate::hasura::meta::{Relation, Scalar, Table};
 use crate::hasura::permission::Operation;
 
 /// A query root field, compiled to one statement returning one JSON text.
@@ -54,6 +54,10 @@ impl Writer<'_> {
     pub(super) fn row_json(&mut self, table: &Table, alias: &str, fields: &[FieldSel]) -> Result<(), EngineError> {
         let _ = table;
         self.object(fields, |w, field| match field {
+            FieldSel::Typename { key, name } => {
+                w.typename(key, name);
+                Ok(())
+            }
             FieldSel::Column { key, column, scalar } => {
                 w.key(key);
                 w.json_value(&format!("{alias}.\"{column}\""), *scalar);
@@ -126,7 +130,7 @@ impl Writer<'_> {
             .iter()
             .filter_map(|p| match p {
                 AggregatePart::Nodes { fields, .. } => Some(fields.as_slice()),
-                AggregatePart::Aggregate { .. } => None,
+                AggregatePart::Aggregate { .. } | AggregatePart::Typename { .. } => None,
             })
             .collect();
         self.push("SELECT ");
@@ -145,6 +149,7 @@ impl Writer<'_> {
                     w.json_array_agg(&format!("s.wx_j{node_index}"), "s.wx_rn");
                     node_index += 1;
                 }
+                AggregatePart::Typename { key, name } => w.typename(key, name),
             }
             Ok(())
         })?;
@@ -157,10 +162,11 @@ impl Writer<'_> {
 
     fn aggregate_field(&mut self, field: &AggregateField) {
         match field {
+            AggregateField::Typename { key, name } => self.typename(key, name),
             AggregateField::Count { key, columns, distinct } => {
                 self.key(key);
                 let distinct = if *distinct { "DISTINCT " } else { "" };
-                let text = match columns.as_slice() {
+                let count = match columns.as_slice() {
                     [] => "count(*)".to_string(),
                     [column] => format!("count({distinct}s.\"{column}\")"),
                     many => {
@@ -173,14 +179,19 @@ impl Writer<'_> {
                         format!("count({distinct}CASE WHEN {} THEN {tuple} END)", all_set.join(" AND "))
                     }
                 };
-                self.push(&text);
+                self.json_value(&count, Scalar::Bigint);
             }
-            AggregateField::Function { key, function, columns } => {
+            AggregateField::Function { key, function, leaves } => {
                 self.key(key);
-                let _ = self.object(columns, |w, (key, column, scalar)| {
-                    w.key(key);
-                    let expr = format!("{}(s.\"{column}\")", function.name());
-                    w.json_value(&expr, function.result_scalar(*scalar));
+                let _ = self.object(leaves, |w, leaf| {
+                    match leaf {
+                        Leaf::Typename { key, name } => w.typename(key, name),
+                        Leaf::Column { key, column, scalar } => {
+                            w.key(key);
+                            let expr = format!("{}(s.\"{column}\")", function.name());
+                            w.json_value(&expr, function.result_scalar(*scalar));
+                        }
+                    }
                     Ok(())
                 });
             }
