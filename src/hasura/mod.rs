@@ -22,4 +22,4 @@ pub mod sql;
 
 pub use error::EngineError;
 pub use meta::Catalog;
-pub use resolve::Engine;
+pub use resolve::{Engine, Splice};

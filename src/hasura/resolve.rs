@@ -30,6 +30,38 @@ struct Inner {
     dialect: Dialect,
 }
 
+/// The response JSON of query root fields, kept as the database wrote it so
+/// the transport can splice it into the response body instead of having
+/// async-graphql rebuild it field by field; Hasura answers the same way.
+/// A request opts in by carrying an `Arc<Splice>` in its data; the
+/// resolvers then return an empty stand-in of the right shape.
+#[derive(Debug, Default)]
+pub struct Splice {
+    entries: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl Splice {
+    fn push(&self, key: String, json: String) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.push((key, json));
+        }
+    }
+
+    /// (response key, JSON text) of every spliced root field.
+    pub fn take(&self) -> Vec<(String, String)> {
+        self.entries.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
+    }
+}
+
+fn permissions(ctx: &ResolverContext<'_>) -> Permissions {
+    Permissions::new(ctx.ctx.data_opt::<Caller>().cloned().unwrap_or(Caller::ANONYMOUS))
+}
+
+fn parse_json(text: &str) -> Result<Value, EngineError> {
+    serde_json::from_str(text)
+        .map_err(|e| EngineError::Database(sea_orm::DbErr::Custom(format!("the database built invalid JSON: {e}"))))
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Root {
     List,
@@ -43,6 +75,12 @@ enum Root {
     DeleteByPk,
 }
 
+impl Root {
+    fn is_query(self) -> bool {
+        matches!(self, Root::List | Root::ByPk | Root::Aggregate)
+    }
+}
+
 impl Engine {
     pub fn new(catalog: Arc<Catalog>, db: Option<DatabaseConnection>, dialect: Dialect) -> Self {
         Engine { inner: Arc::new(Inner { catalog, db, dialect }) }
@@ -53,21 +91,28 @@ impl Engine {
     }
 
     async fn resolve(&self, ctx: &ResolverContext<'_>, table: &str, root: Root) -> Result<Option<Value>, EngineError> {
+        if root.is_query() {
+            return self.query_text(ctx, table, root).await?.map(|text| parse_json(&text)).transpose();
+        }
         let catalog = &self.inner.catalog;
         let table = input::target_table(catalog, table)?;
-        let perms = Permissions::new(ctx.ctx.data_opt::<Caller>().cloned().unwrap_or(Caller::ANONYMOUS));
+        let perms = permissions(ctx);
         let field = ctx.ctx.field();
         let args = input::arguments(&field)?;
-        match root {
-            Root::List | Root::ByPk | Root::Aggregate => {
-                let compiled = self.compile_query(&perms, table, root, &field, &args)?;
-                self.fetch_json(self.db()?, compiled).await
-            }
-            _ => {
-                let mutation = self.parse_mutation(table, root, &field, &args)?;
-                self.run_mutation(&perms, table, mutation).await
-            }
-        }
+        let mutation = self.parse_mutation(table, root, &field, &args)?;
+        self.run_mutation(&perms, table, mutation).await
+    }
+
+    /// A query root field's response JSON, as the database wrote it.
+    async fn query_text(&self, ctx: &ResolverContext<'_>, table: &str, root: Root) -> Result<Option<String>, EngineError> {
+        let table = input::target_table(&self.inner.catalog, table)?;
+        let perms = permissions(ctx);
+        let compiled = {
+            let field = ctx.ctx.field();
+            let args = input::arguments(&field)?;
+            self.compile_query(&perms, table, root, &field, &args)?
+        };
+        self.fetch_text(self.db()?, compiled).await
     }
 
     fn compile_query(
@@ -188,18 +233,15 @@ impl Engine {
     }
 
     /// Runs a statement that returns one JSON text (or NULL).
-    async fn fetch_json(&self, db: &impl ConnectionTrait, compiled: Compiled) -> Result<Option<Value>, EngineError> {
-        let row = db.query_one_raw(self.statement(compiled)).await?;
-        let text: Option<String> = match row {
-            Some(row) => row.try_get_by_index(0)?,
-            None => None,
-        };
-        match text {
+    async fn fetch_text(&self, db: &impl ConnectionTrait, compiled: Compiled) -> Result<Option<String>, EngineError> {
+        match db.query_one_raw(self.statement(compiled)).await? {
+            Some(row) => Ok(row.try_get_by_index(0)?),
             None => Ok(None),
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| EngineError::Database(sea_orm::DbErr::Custom(format!("the database built invalid JSON: {e}")))),
         }
+    }
+
+    async fn fetch_json(&self, db: &impl ConnectionTrait, compiled: Compiled) -> Result<Option<Value>, EngineError> {
+        self.fetch_text(db, compiled).await?.map(|text| parse_json(&text)).transpose()
     }
 
     async fn fetch_ids(&self, db: &impl ConnectionTrait, compiled: Compiled) -> Result<Vec<i64>, EngineError> {
@@ -323,6 +365,12 @@ fn root_field(engine: &Engine, name: String, ty: TypeRef, table: &str, root: Roo
         let engine = engine.clone();
         let table = table.clone();
         FieldFuture::new(async move {
+            if let Some(splice) = ctx.ctx.data_opt::<Arc<Splice>>().filter(|_| root.is_query()) {
+                let text = engine.query_text(&ctx, &table, root).await.map_err(EngineError::into_graphql)?;
+                let field = ctx.ctx.field();
+                splice.push(field.alias().unwrap_or(field.name()).to_string(), text.unwrap_or_else(|| "null".into()));
+                return Ok(stand_in(root, &field));
+            }
             let value = engine.resolve(&ctx, &table, root).await.map_err(EngineError::into_graphql)?;
             Ok(value.map(|v| match v {
                 Value::List(items) => FieldValue::list(items.into_iter().map(FieldValue::value)),
@@ -330,6 +378,22 @@ fn root_field(engine: &Engine, name: String, ty: TypeRef, table: &str, root: Roo
             }))
         })
     })
+}
+
+/// The smallest value of a spliced root field's type: `[]`, `null`, or an
+/// aggregate whose `nodes` are empty.
+fn stand_in(root: Root, field: &SelectionField<'_>) -> Option<FieldValue<'static>> {
+    match root {
+        Root::List => Some(FieldValue::list(Vec::<FieldValue>::new())),
+        Root::Aggregate => {
+            let nodes = field
+                .selection_set()
+                .filter(|f| f.name() == "nodes")
+                .map(|f| (Name::new(f.alias().unwrap_or(f.name())), Value::List(Vec::new())));
+            Some(FieldValue::value(Value::Object(nodes.collect())))
+        }
+        _ => None,
+    }
 }
 
 /// `T`, `T_by_pk`, `T_aggregate`.

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::Executor;
+use async_graphql::BatchRequest;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::extract::{DefaultBodyLimit, State};
@@ -17,6 +17,8 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::Caller;
+use crate::hasura::Splice;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -42,8 +44,97 @@ async fn graphql(State(state): State<Arc<AppState>>, headers: HeaderMap, request
             return Json(body).into_response();
         }
     };
-    let request = request.into_inner().data(caller);
-    GraphQLResponse::from(state.schema.execute_batch(request).await).into_response()
+    match request.into_inner() {
+        BatchRequest::Single(request) => match execute(&state, request, caller).await {
+            Answer::Spliced(body) => json_body(body),
+            Answer::Plain(response) => GraphQLResponse::from(response).into_response(),
+        },
+        BatchRequest::Batch(requests) => {
+            let mut bodies = Vec::with_capacity(requests.len());
+            for request in requests {
+                bodies.push(match execute(&state, request, caller.clone()).await {
+                    Answer::Spliced(body) => body,
+                    Answer::Plain(response) => to_json(&response),
+                });
+            }
+            json_body(format!("[{}]", bodies.join(",")))
+        }
+    }
+}
+
+enum Answer {
+    /// The response body, with the database's JSON spliced in.
+    Spliced(String),
+    Plain(async_graphql::Response),
+}
+
+/// Runs one request. Query root fields over tables are spliced (see
+/// [`Splice`]) unless the document uses `@skip`/`@include`, whose effect on
+/// nested fields only async-graphql's own walk applies.
+async fn execute(state: &AppState, request: async_graphql::Request, caller: Caller) -> Answer {
+    let directives = request.query.contains("@skip") || request.query.contains("@include");
+    if directives {
+        return Answer::Plain(state.schema.execute(request.data(caller)).await);
+    }
+    let splice = Arc::new(Splice::default());
+    let mut retry = async_graphql::Request::new(request.query.clone()).variables(request.variables.clone());
+    retry.operation_name = request.operation_name.clone();
+    let response = state.schema.execute(request.data(caller.clone()).data(splice.clone())).await;
+    let entries = splice.take();
+    if entries.is_empty() {
+        return Answer::Plain(response);
+    }
+    let mut keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.len() != entries.len() {
+        // One response key resolved twice (a repeated root field): queries
+        // have no side effects, so answer it the plain way.
+        return Answer::Plain(state.schema.execute(retry.data(caller)).await);
+    }
+    Answer::Spliced(spliced_body(response, &entries))
+}
+
+/// `{"data":{...},"errors":[...],"extensions":{...}}` with spliced fields'
+/// JSON written as the database produced it.
+fn spliced_body(response: async_graphql::Response, entries: &[(String, String)]) -> String {
+    let mut body = String::from("{\"data\":");
+    match &response.data {
+        async_graphql::Value::Object(fields) => {
+            body.push('{');
+            for (i, (key, value)) in fields.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(&to_json(&key.as_str()));
+                body.push(':');
+                match entries.iter().find(|(k, _)| k == key.as_str()) {
+                    Some((_, raw)) => body.push_str(raw),
+                    None => body.push_str(&to_json(value)),
+                }
+            }
+            body.push('}');
+        }
+        other => body.push_str(&to_json(other)),
+    }
+    if !response.errors.is_empty() {
+        body.push_str(",\"errors\":");
+        body.push_str(&to_json(&response.errors));
+    }
+    if !response.extensions.is_empty() {
+        body.push_str(",\"extensions\":");
+        body.push_str(&to_json(&response.extensions));
+    }
+    body.push('}');
+    body
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+fn json_body(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
