@@ -1,0 +1,1 @@
+//! The WeChat simulator (filled in by the next commit).
