@@ -247,10 +247,8 @@ impl SimState {
     fn send(&mut self, path: &str, body: &Value) -> Result<Value, Value> {
         let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
         let (touser, template_id) = (text("touser"), text("template_id"));
-        if let Some(valid) = &self.config.valid_templates {
-            if !valid.contains(&template_id) {
-                return Err(error(40037, "invalid template_id"));
-            }
+        if self.config.valid_templates.as_ref().is_some_and(|valid| !valid.contains(&template_id)) {
+            return Err(error(40037, "invalid template_id"));
         }
         if !body.get("data").is_some_and(Value::is_object) {
             return Err(error(47003, "argument invalid! data is empty"));

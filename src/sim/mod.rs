@@ -70,7 +70,7 @@ impl SimFollower {
     /// list order; every even one has a unionid.
     pub fn generated(n: usize) -> SimFollower {
         let follower = SimFollower::new(format!("oSimFollower{n:016}"));
-        if n % 2 == 0 { follower.with_unionid(format!("uSimUnion{n:019}")) } else { follower }
+        if n.is_multiple_of(2) { follower.with_unionid(format!("uSimUnion{n:019}")) } else { follower }
     }
 }
 

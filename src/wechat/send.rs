@@ -125,10 +125,8 @@ impl WechatClient {
 pub fn fit_template_data(data: &mut BTreeMap<String, TemplateValue>) {
     for (key, field) in data.iter_mut() {
         let mut value = field.value.replace(['\r', '\n'], " ");
-        if let Some(limit) = keyword_limit(key) {
-            if let Some((cut, _)) = value.char_indices().nth(limit) {
-                value.truncate(cut);
-            }
+        if let Some((cut, _)) = keyword_limit(key).and_then(|limit| value.char_indices().nth(limit)) {
+            value.truncate(cut);
         }
         field.value = value;
     }
