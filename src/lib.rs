@@ -7,6 +7,8 @@
 //! - [`hasura`]: the Zion/Hasura table surface, one engine over entity metadata.
 //! - [`graphql`]: the schema: the generated table fields plus the operations.
 //! - [`http`]: the axum router, a thin shell over the schema.
+//! - [`wechat`]: the typed WeChat client and the shared access-token cache.
+//! - [`sim`]: the WeChat simulator tests, benchmarks and `serve --demo` run against.
 //! - [`Application`]: binds a listener and serves until told to stop; `main`
 //!   and the integration tests both start the server through it.
 
@@ -16,7 +18,9 @@ pub mod graphql;
 pub mod hasura;
 pub mod http;
 pub mod settings;
+pub mod sim;
 pub mod telemetry;
+pub mod wechat;
 
 use std::future::Future;
 use std::sync::Arc;

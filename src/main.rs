@@ -20,7 +20,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (migrates the database first).
-    Serve,
+    Serve {
+        /// Simulate WeChat in-process with demo followers and mini-program
+        /// users (login codes demo-code-1..5); nothing reaches real users.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the GraphQL schema (SDL).
@@ -35,6 +40,17 @@ enum Command {
         /// Lifetime, e.g. 1h, 30m, 7d.
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         ttl: std::time::Duration,
+    },
+    /// Run the WeChat simulator (for tests, benchmarks and demos).
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: std::net::SocketAddr,
+        /// Generated followers to seed.
+        #[arg(long, default_value_t = 1000)]
+        followers: usize,
+        /// Delay added to every call, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
     },
 }
 
@@ -66,9 +82,20 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve => {
+        Command::Serve { demo } => {
+            // Keeps the demo simulator alive as long as the server runs.
+            let (settings, _simulator) = if demo {
+                let (settings, sim) = wxnotify::sim::demo::start(settings).await?;
+                (settings, Some(sim))
+            } else {
+                (settings, None)
+            };
             let app = wxnotify::Application::build(settings).await?;
             app.run_until(wxnotify::shutdown_signal()).await
+        }
+        Command::Sim { listen, followers, latency_ms } => {
+            let options = wxnotify::sim::cli::SimOptions { listen, followers, latency: std::time::Duration::from_millis(latency_ms) };
+            wxnotify::sim::cli::run(&settings, options).await
         }
         Command::Migrate => {
             let db = wxnotify::db::connect(&settings).await?;

@@ -4,4 +4,6 @@ mod common;
 
 mod foundation;
 mod seed_documents;
+mod simulator;
 mod tables;
+mod wechat;

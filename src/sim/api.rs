@@ -1,0 +1,344 @@
+//! The simulated endpoints: what WeChat answers to each path, given the
+//! simulator's state. Shapes and errcodes follow `wechat-api.md`.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::state::{IssuedToken, SentMessage, SimState, Ticket, error};
+use super::SimFollower;
+
+type Query = BTreeMap<String, String>;
+
+/// Which app's token an endpoint wants.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum App {
+    Oa,
+    Mp,
+}
+
+impl SimState {
+    /// Answers one call: injected fault first, then the daily quota, then
+    /// the endpoint itself. The answer is recorded.
+    pub fn answer(&mut self, path: &str, query: &Query, body: &Value) -> Value {
+        let answer = if let Some(errcode) = self.take_fault(path) {
+            error(errcode, "injected by the simulator")
+        } else if !is_known(path) {
+            error(40066, "invalid url")
+        } else if !self.within_quota(path) {
+            error(45009, "reach max api daily quota limit")
+        } else {
+            self.endpoint(path, query, body).unwrap_or_else(|e| e)
+        };
+        let errcode = answer.get("errcode").and_then(Value::as_i64).unwrap_or(0);
+        self.record(path, query, body, errcode);
+        answer
+    }
+
+    fn endpoint(&mut self, path: &str, query: &Query, body: &Value) -> Result<Value, Value> {
+        match path {
+            "/cgi-bin/token" => self.token(query),
+            "/cgi-bin/stable_token" => self.stable_token(body),
+            "/sns/jscode2session" => self.jscode2session(query),
+            _ => {
+                let app = if path.contains("subscribe/send") || path.contains("wxopen") { App::Mp } else { App::Oa };
+                self.check_token(app, query.get("access_token").map(String::as_str).unwrap_or_default())?;
+                match path {
+                    "/cgi-bin/user/get" => self.user_get(query),
+                    "/cgi-bin/user/info" => self.user_info(query),
+                    "/cgi-bin/user/info/batchget" => self.batchget(body),
+                    "/cgi-bin/qrcode/create" => self.qrcode(body),
+                    _ => self.send(path, body),
+                }
+            }
+        }
+    }
+
+    fn appid(&self, app: App) -> &str {
+        match app {
+            App::Oa => &self.config.oa_appid,
+            App::Mp => &self.config.mp_appid,
+        }
+    }
+
+    fn check_credentials(&self, appid: &str, secret: &str) -> Result<(), Value> {
+        let expected = if appid == self.config.oa_appid {
+            &self.config.oa_secret
+        } else if appid == self.config.mp_appid {
+            &self.config.mp_secret
+        } else {
+            return Err(error(40013, "invalid appid"));
+        };
+        if secret != expected {
+            return Err(error(40125, "invalid appsecret"));
+        }
+        Ok(())
+    }
+
+    fn issue(&mut self, appid: &str, stable: bool) -> (String, i64) {
+        let now = self.now();
+        let lifetime = chrono::Duration::from_std(self.config.token_lifetime).unwrap_or(chrono::Duration::hours(2));
+        let overlap = chrono::Duration::from_std(self.config.token_overlap).unwrap_or(chrono::Duration::minutes(5));
+        let token = random_text(96);
+        let tokens = self.tokens.entry(appid.to_string()).or_default();
+        // A new /cgi-bin/token fetch ends the older ones after the overlap;
+        // stable tokens live apart and are not touched.
+        if !stable {
+            for old in tokens.iter_mut().filter(|t| !t.stable) {
+                old.dies_at = Some(old.dies_at.map_or(now + overlap, |d| d.min(now + overlap)));
+            }
+        }
+        tokens.push(IssuedToken { token: token.clone(), expires_at: now + lifetime, dies_at: None, stable });
+        (token, lifetime.num_seconds())
+    }
+
+    fn token(&mut self, query: &Query) -> Result<Value, Value> {
+        if query.get("grant_type").map(String::as_str) != Some("client_credential") {
+            return Err(error(40002, "invalid grant_type"));
+        }
+        let appid = query.get("appid").cloned().unwrap_or_default();
+        self.check_credentials(&appid, query.get("secret").map(String::as_str).unwrap_or_default())?;
+        let (token, expires_in) = self.issue(&appid, false);
+        Ok(json!({ "access_token": token, "expires_in": expires_in }))
+    }
+
+    /// Without force_refresh the current stable token comes back with its
+    /// remaining life, until its last 5 minutes, when a new one is issued
+    /// (the old one lives on to its expiry).
+    fn stable_token(&mut self, body: &Value) -> Result<Value, Value> {
+        let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+        if text("grant_type") != "client_credential" {
+            return Err(error(40002, "invalid grant_type"));
+        }
+        let appid = text("appid");
+        self.check_credentials(&appid, &text("secret"))?;
+        let now = self.now();
+        if body.get("force_refresh").and_then(Value::as_bool) == Some(true) {
+            for old in self.tokens.entry(appid.clone()).or_default().iter_mut().filter(|t| t.stable) {
+                old.dies_at = Some(now);
+            }
+        } else {
+            let overlap = chrono::Duration::from_std(self.config.token_overlap).unwrap_or_default();
+            let current = self.tokens.get(&appid).and_then(|tokens| {
+                tokens.iter().rev().find(|t| t.stable && t.dies_at.is_none() && t.expires_at - overlap > now)
+            });
+            if let Some(t) = current {
+                return Ok(json!({ "access_token": t.token, "expires_in": (t.expires_at - now).num_seconds() }));
+            }
+        }
+        let (token, expires_in) = self.issue(&appid, true);
+        Ok(json!({ "access_token": token, "expires_in": expires_in }))
+    }
+
+    fn check_token(&self, app: App, token: &str) -> Result<(), Value> {
+        let now = self.now();
+        let issued = self.tokens.get(self.appid(app)).and_then(|tokens| tokens.iter().find(|t| t.token == token));
+        match issued {
+            None => Err(error(40001, "invalid credential, access_token is invalid or not latest")),
+            Some(t) if t.dies_at.is_some_and(|d| d <= now) => {
+                Err(error(40001, "invalid credential, access_token is invalid or not latest"))
+            }
+            Some(t) if t.expires_at <= now => Err(error(42001, "access_token expired")),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn jscode2session(&mut self, query: &Query) -> Result<Value, Value> {
+        let get = |key: &str| query.get(key).map(String::as_str).unwrap_or_default();
+        if get("appid") != self.config.mp_appid {
+            return Err(error(40013, "invalid appid"));
+        }
+        self.check_credentials(get("appid"), get("secret"))?;
+        let code = get("js_code").to_string();
+        if self.used_codes.contains(&code) {
+            return Err(error(40163, "code been used"));
+        }
+        let openid = self.codes.remove(&code).or_else(|| self.code_naming_a_user(&code)).ok_or_else(|| error(40029, "invalid code"))?;
+        self.used_codes.insert(code);
+        let unionid = self.mp_users.get(&openid).and_then(|u| u.unionid.clone());
+        let session_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+        let mut answer = json!({ "openid": openid, "session_key": session_key });
+        if let Some(unionid) = unionid {
+            answer["unionid"] = json!(unionid);
+        }
+        Ok(answer)
+    }
+
+    /// `sim-code:<openid>` or `sim-code:<openid>:<anything>` logs in a seeded
+    /// mini-program user (once per distinct code, like any code).
+    fn code_naming_a_user(&self, code: &str) -> Option<String> {
+        let rest = code.strip_prefix("sim-code:")?;
+        let openid = rest.split(':').next()?;
+        self.mp_users.contains_key(openid).then(|| openid.to_string())
+    }
+
+    fn user_get(&self, query: &Query) -> Result<Value, Value> {
+        let listed: Vec<&SimFollower> = self.followers.iter().filter(|f| f.subscribed).collect();
+        let total = listed.len();
+        let start = match query.get("next_openid").map(String::as_str).unwrap_or_default() {
+            "" => 0,
+            after => listed.iter().position(|f| f.openid == after).ok_or_else(|| error(40003, "invalid openid"))? + 1,
+        };
+        let page: Vec<&str> = listed.iter().skip(start).take(self.config.page_size).map(|f| f.openid.as_str()).collect();
+        let Some(last) = page.last() else {
+            // The page after the end has no `data` key at all.
+            return Ok(json!({ "total": total, "count": 0, "next_openid": "" }));
+        };
+        Ok(json!({ "total": total, "count": page.len(), "data": { "openid": page }, "next_openid": last }))
+    }
+
+    fn user_json(&self, openid: &str) -> Result<Value, Value> {
+        let follower = self.follower(openid).ok_or_else(|| error(40003, "invalid openid"))?;
+        let mut user = if follower.subscribed {
+            json!({
+                "subscribe": 1, "openid": follower.openid, "language": "zh_CN",
+                "subscribe_time": follower.subscribe_time, "remark": "", "groupid": 0, "tagid_list": [],
+                "subscribe_scene": if follower.qr_scene_str.is_some() { "ADD_SCENE_QR_CODE" } else { "ADD_SCENE_SEARCH" },
+                "qr_scene": 0, "qr_scene_str": follower.qr_scene_str.clone().unwrap_or_default(),
+            })
+        } else {
+            json!({ "subscribe": 0, "openid": follower.openid })
+        };
+        if let Some(unionid) = &follower.unionid {
+            user["unionid"] = json!(unionid);
+        }
+        Ok(user)
+    }
+
+    fn user_info(&self, query: &Query) -> Result<Value, Value> {
+        self.user_json(query.get("openid").map(String::as_str).unwrap_or_default())
+    }
+
+    fn batchget(&self, body: &Value) -> Result<Value, Value> {
+        let list = body.get("user_list").and_then(Value::as_array).ok_or_else(|| error(47001, "data format error"))?;
+        if list.is_empty() {
+            return Err(error(47001, "data format error"));
+        }
+        if list.len() > self.config.batch_limit {
+            return Err(error(45035, "too many openids in one call"));
+        }
+        let users = list
+            .iter()
+            .map(|item| self.user_json(item.get("openid").and_then(Value::as_str).unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(json!({ "user_info_list": users }))
+    }
+
+    fn qrcode(&mut self, body: &Value) -> Result<Value, Value> {
+        let action = body.get("action_name").and_then(Value::as_str).unwrap_or_default();
+        if action != "QR_STR_SCENE" && action != "QR_LIMIT_STR_SCENE" {
+            return Err(error(40053, "invalid action info"));
+        }
+        let scene = body.pointer("/action_info/scene/scene_str").and_then(Value::as_str).unwrap_or_default();
+        if scene.is_empty() || scene.chars().count() > 64 {
+            return Err(error(47003, "argument invalid! scene_str"));
+        }
+        let expire_seconds = body.get("expire_seconds").and_then(Value::as_i64).unwrap_or(60).clamp(60, 2_592_000);
+        let ticket = format!("gQ{}", random_text(62));
+        let expires_at = self.now() + chrono::Duration::seconds(expire_seconds);
+        self.tickets.insert(ticket.clone(), Ticket { scene: scene.to_string(), expires_at });
+        let url = format!("http://weixin.qq.com/q/{}", random_text(22));
+        Ok(json!({ "ticket": ticket, "expire_seconds": expire_seconds, "url": url }))
+    }
+
+    /// The three send endpoints share their checks; each refuses what its
+    /// WeChat counterpart refuses.
+    fn send(&mut self, path: &str, body: &Value) -> Result<Value, Value> {
+        let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+        let (touser, template_id) = (text("touser"), text("template_id"));
+        if self.config.valid_templates.as_ref().is_some_and(|valid| !valid.contains(&template_id)) {
+            return Err(error(40037, "invalid template_id"));
+        }
+        if !body.get("data").is_some_and(Value::is_object) {
+            return Err(error(47003, "argument invalid! data is empty"));
+        }
+        let answer = match path {
+            "/cgi-bin/message/template/send" => self.check_template_send(&touser)?,
+            "/cgi-bin/message/subscribe/send" => self.check_subscribe_send(&touser, &template_id, body)?,
+            "/cgi-bin/message/wxopen/template/send" => self.check_form_send(&touser, &text("form_id"))?,
+            _ => return Err(error(40066, "invalid url")),
+        };
+        let msgid = self.next_msgid();
+        let at = self.now();
+        self.sent.push(SentMessage { msgid, path: path.to_string(), touser, template_id, payload: body.clone(), at });
+        let mut answer = answer;
+        if answer.get("msgid").is_some() {
+            answer["msgid"] = json!(msgid);
+        }
+        Ok(answer)
+    }
+
+    fn check_template_send(&self, touser: &str) -> Result<Value, Value> {
+        match self.follower(touser) {
+            None => Err(error(40003, "invalid openid")),
+            Some(f) if !f.subscribed => Err(error(43004, "require subscribe")),
+            Some(_) => Ok(json!({ "errcode": 0, "errmsg": "ok", "msgid": 0 })),
+        }
+    }
+
+    fn check_subscribe_send(&mut self, touser: &str, template_id: &str, body: &Value) -> Result<Value, Value> {
+        if !self.mp_users.contains_key(touser) {
+            return Err(error(40003, "invalid openid"));
+        }
+        // Unlike template sends, too-long values are refused, not cut.
+        if let Some(data) = body.get("data").and_then(Value::as_object) {
+            for (key, field) in data {
+                let value = field.get("value").and_then(Value::as_str).unwrap_or_default();
+                if key.starts_with("thing") && value.chars().count() > 20 {
+                    return Err(error(47003, &format!("argument invalid! data.{key}.value")));
+                }
+            }
+        }
+        if self.config.enforce_subscribe_credits {
+            let key = (touser.to_string(), template_id.to_string());
+            match self.subscribe_credits.get_mut(&key) {
+                Some(left) if *left > 0 => *left -= 1,
+                _ => return Err(error(43101, "user refuse to accept the msg")),
+            }
+        }
+        Ok(json!({ "errcode": 0, "errmsg": "ok", "msgid": 0 }))
+    }
+
+    fn check_form_send(&mut self, touser: &str, form_id: &str) -> Result<Value, Value> {
+        if !self.mp_users.contains_key(touser) {
+            return Err(error(40003, "invalid openid"));
+        }
+        if form_id.is_empty() || form_id == "the formId is a mock one" {
+            return Err(error(41028, "invalid form id"));
+        }
+        if !self.used_form_ids.insert(form_id.to_string()) {
+            return Err(error(41029, "form id used count reach limit"));
+        }
+        Ok(json!({ "errcode": 0, "errmsg": "ok" }))
+    }
+
+    /// The scene of a live ticket.
+    pub fn scene_of(&self, ticket: &str) -> Option<String> {
+        let now = self.now();
+        self.tickets.get(ticket).filter(|t| t.expires_at > now).map(|t| t.scene.clone())
+    }
+}
+
+fn is_known(path: &str) -> bool {
+    matches!(
+        path,
+        "/cgi-bin/token"
+            | "/cgi-bin/stable_token"
+            | "/sns/jscode2session"
+            | "/cgi-bin/user/get"
+            | "/cgi-bin/user/info"
+            | "/cgi-bin/user/info/batchget"
+            | "/cgi-bin/message/template/send"
+            | "/cgi-bin/message/subscribe/send"
+            | "/cgi-bin/message/wxopen/template/send"
+            | "/cgi-bin/qrcode/create"
+    )
+}
+
+/// Random URL-safe text, the look of WeChat's tokens and tickets.
+pub(crate) fn random_text(len: usize) -> String {
+    let bytes: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    text.chars().take(len).collect()
+}

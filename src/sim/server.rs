@@ -1,0 +1,111 @@
+//! The simulator on HTTP: every WeChat path goes to one dispatcher (WeChat
+//! answers HTTP 200 with JSON, errors included), and `/_sim/*` lets a
+//! separately running `wxnotify sim` be steered the way tests steer the
+//! in-process one.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::Uri;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::state::{SimState, error};
+use super::SimFollower;
+
+type Shared = Arc<Mutex<SimState>>;
+
+pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Shared) {
+    let router = Router::new()
+        .route("/_sim/calls", get(calls))
+        .route("/_sim/sent", get(sent))
+        .route("/_sim/faults", post(fault))
+        .route("/_sim/latency", post(latency))
+        .route("/_sim/followers", post(followers))
+        .route("/_sim/invalidate", post(invalidate))
+        .fallback(dispatch)
+        .with_state(shared);
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "the WeChat simulator stopped");
+    }
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, SimState> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn dispatch(State(shared): State<Shared>, uri: Uri, Query(query): Query<BTreeMap<String, String>>, body: Bytes) -> Json<Value> {
+    let latency = lock(&shared).latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(value) => value,
+            Err(_) => {
+                let mut state = lock(&shared);
+                state.record(uri.path(), &query, &Value::Null, 47001);
+                return Json(error(47001, "data format error"));
+            }
+        }
+    };
+    Json(lock(&shared).answer(uri.path(), &query, &body))
+}
+
+async fn calls(State(shared): State<Shared>) -> Json<Value> {
+    Json(json!(lock(&shared).calls))
+}
+
+async fn sent(State(shared): State<Shared>) -> Json<Value> {
+    Json(json!(lock(&shared).sent))
+}
+
+#[derive(Deserialize)]
+struct Fault {
+    path: String,
+    errcode: i64,
+    #[serde(default = "one")]
+    times: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+async fn fault(State(shared): State<Shared>, Json(fault): Json<Fault>) -> Json<Value> {
+    lock(&shared).inject(&fault.path, fault.errcode, fault.times);
+    Json(json!({ "ok": true }))
+}
+
+#[derive(Deserialize)]
+struct Latency {
+    ms: u64,
+}
+
+async fn latency(State(shared): State<Shared>, Json(latency): Json<Latency>) -> Json<Value> {
+    lock(&shared).latency = Duration::from_millis(latency.ms);
+    Json(json!({ "ok": true }))
+}
+
+async fn followers(State(shared): State<Shared>, Json(followers): Json<Vec<SimFollower>>) -> Json<Value> {
+    let mut state = lock(&shared);
+    state.add_followers(followers);
+    Json(json!({ "followers": state.followers.len() }))
+}
+
+#[derive(Deserialize)]
+struct Invalidate {
+    appid: String,
+}
+
+async fn invalidate(State(shared): State<Shared>, Json(target): Json<Invalidate>) -> Json<Value> {
+    lock(&shared).invalidate_tokens(&target.appid);
+    Json(json!({ "ok": true }))
+}

@@ -1,0 +1,180 @@
+//! Sending: service-account template messages, mini-program subscribe
+//! messages, and the legacy mini-program form-id template send.
+//!
+//! Sends are never repeated after a timeout (the first attempt may have been
+//! delivered); -1 and 45011 are, as WeChat did not take the message then.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::transport::Call;
+use super::{App, WechatClient, WechatError};
+
+/// One keyword of a template message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateValue {
+    pub value: String,
+    /// Ignored by WeChat since 2023-05; kept for old templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+}
+
+impl TemplateValue {
+    pub fn new(value: impl Into<String>) -> TemplateValue {
+        TemplateValue { value: value.into(), color: None }
+    }
+}
+
+/// Opens a mini-program page when the message is tapped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MiniProgramLink {
+    pub appid: String,
+    pub pagepath: String,
+}
+
+/// A service-account template message (`message/template/send`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateMessage {
+    /// The follower's service-account openid.
+    pub touser: String,
+    pub template_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Wins over `url` when both are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miniprogram: Option<MiniProgramLink>,
+    pub data: BTreeMap<String, TemplateValue>,
+    /// WeChat's de-duplication id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+}
+
+/// A mini-program subscribe message (`message/subscribe/send`); each one
+/// uses up one credit the user granted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribeMessage {
+    /// The user's mini-program openid.
+    pub touser: String,
+    pub template_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+    pub data: BTreeMap<String, TemplateValue>,
+    /// `developer`, `trial` or `formal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miniprogram_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+}
+
+/// A legacy mini-program template message (`message/wxopen/template/send`),
+/// paid for with a form_id or prepay_id the user produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormTemplateMessage {
+    pub touser: String,
+    pub template_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+    pub form_id: String,
+    pub data: BTreeMap<String, TemplateValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emphasis_keyword: Option<String>,
+}
+
+/// What WeChat answered to an accepted send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// The id `TEMPLATESENDJOBFINISH` events refer to; template sends always
+    /// have one, the mini-program sends only sometimes.
+    pub msgid: Option<i64>,
+}
+
+impl WechatClient {
+    /// Sends a template message to a follower. Values are first cut to
+    /// WeChat's limits (see [`fit_template_data`]), since WeChat would cut
+    /// them silently and the record should show what was really sent.
+    pub async fn send_template(&self, message: &TemplateMessage) -> Result<SendReceipt, WechatError> {
+        let mut message = message.clone();
+        fit_template_data(&mut message.data);
+        self.send(App::Oa, "/cgi-bin/message/template/send", message).await
+    }
+
+    /// Sends a subscribe message. Too-long values are not cut: WeChat
+    /// rejects them (47003), and that is reported.
+    pub async fn send_subscribe(&self, message: &SubscribeMessage) -> Result<SendReceipt, WechatError> {
+        self.send(App::Mp, "/cgi-bin/message/subscribe/send", message).await
+    }
+
+    /// Sends a legacy form-id template message (41028 / 41029: that form_id
+    /// is spent, use the next).
+    pub async fn send_form_template(&self, message: &FormTemplateMessage) -> Result<SendReceipt, WechatError> {
+        self.send(App::Mp, "/cgi-bin/message/wxopen/template/send", message).await
+    }
+
+    async fn send(&self, app: App, api: &'static str, message: impl Serialize) -> Result<SendReceipt, WechatError> {
+        let body = serde_json::to_value(message).map_err(|e| WechatError::Invalid { api, problem: e.to_string() })?;
+        let answer = self.call_with_token(Call::post(app, api, body)).await?;
+        Ok(SendReceipt { msgid: answer.get("msgid").and_then(Value::as_i64) })
+    }
+}
+
+/// Cuts each value to what its keyword type allows (thing 20,
+/// character_string 32, phone_number 17, car_number 8, const 20, counted in
+/// characters) and replaces line breaks, which WeChat no longer shows.
+pub fn fit_template_data(data: &mut BTreeMap<String, TemplateValue>) {
+    for (key, field) in data.iter_mut() {
+        let mut value = field.value.replace(['\r', '\n'], " ");
+        if let Some((cut, _)) = keyword_limit(key).and_then(|limit| value.char_indices().nth(limit)) {
+            value.truncate(cut);
+        }
+        field.value = value;
+    }
+}
+
+/// The length limit of a keyword such as `thing3` or `character_string12`.
+fn keyword_limit(key: &str) -> Option<usize> {
+    match key.trim_end_matches(|c: char| c.is_ascii_digit()) {
+        "thing" | "const" => Some(20),
+        "character_string" => Some(32),
+        "phone_number" => Some(17),
+        "car_number" => Some(8),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_cut_per_keyword_type_in_characters() {
+        let mut data = BTreeMap::new();
+        data.insert("thing1".to_string(), TemplateValue::new("一二三四五六七八九十一二三四五六七八九十多余"));
+        data.insert("car_number2".to_string(), TemplateValue::new("粤B123456789"));
+        data.insert("time3".to_string(), TemplateValue::new("2026-01-01 10:00\nnext"));
+        fit_template_data(&mut data);
+        assert_eq!(data["thing1"].value.chars().count(), 20);
+        assert_eq!(data["car_number2"].value, "粤B123456");
+        assert_eq!(data["time3"].value, "2026-01-01 10:00 next");
+    }
+
+    #[test]
+    fn a_template_message_serializes_to_the_documented_shape() {
+        let message = TemplateMessage {
+            touser: "o1".into(),
+            template_id: "t1".into(),
+            url: None,
+            miniprogram: Some(MiniProgramLink { appid: "wxmp".into(), pagepath: "pages/index".into() }),
+            data: BTreeMap::from([("thing1".to_string(), TemplateValue::new("hi"))]),
+            client_msg_id: None,
+        };
+        let json = serde_json::to_value(&message).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "touser": "o1", "template_id": "t1",
+                "miniprogram": { "appid": "wxmp", "pagepath": "pages/index" },
+                "data": { "thing1": { "value": "hi" } } })
+        );
+    }
+}

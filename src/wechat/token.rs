@@ -1,0 +1,293 @@
+//! The access-token cache: one token per appid in the `actok` table, shared
+//! by every server process, refreshed by exactly one caller.
+//!
+//! The database row is the only copy (one indexed read per call is cheap next
+//! to a WeChat round trip, and it means a token another process fetched or
+//! discarded is seen at once). A token counts as fresh until
+//! `refresh_before` ahead of its `expiredtime`; then one caller refreshes:
+//!
+//! - within a process, a per-appid async mutex lets one task through while
+//!   the others wait and then reuse its token;
+//! - across processes on PostgreSQL, that task locks the row
+//!   (`SELECT ... FOR UPDATE`, inserting it first when missing), re-checks
+//!   freshness under the lock, and only then asks WeChat;
+//! - across processes on SQLite, which has no row locks, it takes a short
+//!   lease with an atomic compare-and-set in `wxnotify_meta`, re-checks,
+//!   fetches, and publishes with `UPDATE ... WHERE tok = <the stale token>`;
+//!   a process that loses either race re-reads and uses the winner's token.
+//!
+//! When WeChat refuses a token, [`TokenCache::discard`] marks it expired only
+//! if it is still the cached one, so a storm of failures discards once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::actok;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    Statement, TransactionTrait, TryInsertResult,
+};
+
+use super::WechatError;
+use crate::settings::DatabaseKind;
+
+/// A token just handed out by WeChat.
+pub struct Fetched {
+    pub token: String,
+    /// Seconds of life WeChat promised.
+    pub expires_in: i64,
+}
+
+/// The shared token cache of one client.
+pub struct TokenCache {
+    db: DatabaseConnection,
+    kind: DatabaseKind,
+    refresh_before: chrono::Duration,
+    /// How long a SQLite refresh lease lasts; a crashed holder blocks others
+    /// no longer than this.
+    lease: Duration,
+    /// The in-process single flight, one mutex per appid.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// How often a SQLite process waiting on another's lease looks again.
+const LEASE_POLL: Duration = Duration::from_millis(20);
+
+impl TokenCache {
+    pub fn new(db: DatabaseConnection, kind: DatabaseKind, refresh_before: Duration, call_timeout: Duration) -> Self {
+        TokenCache {
+            db,
+            kind,
+            refresh_before: chrono::Duration::from_std(refresh_before).unwrap_or(chrono::Duration::minutes(5)),
+            // A fetch with its busy retries fits well within this.
+            lease: (call_timeout * 4).max(Duration::from_secs(30)),
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached token of `appid`, or one freshly fetched with `fetch` by the
+    /// single caller that wins the right to refresh.
+    pub async fn get<F, Fut>(&self, appid: &str, fetch: F) -> Result<String, WechatError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Fetched, WechatError>>,
+    {
+        if let Some(token) = self.read_fresh(appid).await? {
+            return Ok(token);
+        }
+        let lock = self.lock_for(appid);
+        let _single_flight = lock.lock().await;
+        // Whoever held the lock before us has probably refreshed already.
+        if let Some(token) = self.read_fresh(appid).await? {
+            return Ok(token);
+        }
+        match self.kind {
+            DatabaseKind::Postgres => self.refresh_under_row_lock(appid, fetch).await,
+            DatabaseKind::Sqlite => self.refresh_under_lease(appid, fetch).await,
+        }
+    }
+
+    /// Marks `failed` expired if it is still the cached token of `appid`;
+    /// true when it was. A token someone already replaced stays untouched.
+    pub async fn discard(&self, appid: &str, failed: &str) -> Result<bool, WechatError> {
+        let result = actok::Entity::update_many()
+            .col_expr(actok::Column::Expiredtime, Expr::value(DateTime::<Utc>::UNIX_EPOCH))
+            .col_expr(actok::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(actok::Column::Appid.eq(appid))
+            .filter(actok::Column::Tok.eq(failed))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+
+    fn lock_for(&self, appid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        // A poisoned map only means another thread panicked mid-insert; the
+        // map itself is still sound.
+        let mut locks = self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks.entry(appid.to_string()).or_default().clone()
+    }
+
+    fn is_fresh(&self, row: &actok::Model) -> bool {
+        !row.tok.is_empty() && row.expiredtime - self.refresh_before > Utc::now()
+    }
+
+    async fn read(&self, db: &impl ConnectionTrait, appid: &str) -> Result<Option<actok::Model>, WechatError> {
+        Ok(actok::Entity::find().filter(actok::Column::Appid.eq(appid)).one(db).await?)
+    }
+
+    async fn read_fresh(&self, appid: &str) -> Result<Option<String>, WechatError> {
+        Ok(self.read(&self.db, appid).await?.filter(|row| self.is_fresh(row)).map(|row| row.tok))
+    }
+
+    /// PostgreSQL: the row lock makes every other process wait for this
+    /// transaction, then see the token it wrote.
+    async fn refresh_under_row_lock<F, Fut>(&self, appid: &str, fetch: F) -> Result<String, WechatError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Fetched, WechatError>>,
+    {
+        let txn = self.db.begin().await?;
+        insert_placeholder(&txn, appid).await?;
+        let row = actok::Entity::find()
+            .filter(actok::Column::Appid.eq(appid))
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+            .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("actok row of {appid} after inserting it")))?;
+        if self.is_fresh(&row) {
+            txn.commit().await?;
+            return Ok(row.tok);
+        }
+        // An error drops the transaction, which rolls back and frees the row.
+        let fetched = fetch().await?;
+        write_token(&txn, appid, None, &fetched).await?;
+        txn.commit().await?;
+        Ok(fetched.token)
+    }
+
+    /// SQLite: whoever takes the lease refreshes; the others poll until the
+    /// new token appears or the lease runs out (then one of them takes it).
+    async fn refresh_under_lease<F, Fut>(&self, appid: &str, fetch: F) -> Result<String, WechatError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Fetched, WechatError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.lease * 2;
+        loop {
+            if let Some(token) = self.read_fresh(appid).await? {
+                return Ok(token);
+            }
+            if let Some(lease) = self.take_lease(appid).await? {
+                let result = self.refresh_holding_lease(appid, fetch).await;
+                self.release_lease(&lease).await;
+                return result;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(sea_orm::DbErr::Custom(format!(
+                    "another process has been refreshing the access token of {appid} for over {:?}",
+                    self.lease * 2
+                ))
+                .into());
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
+    }
+
+    async fn refresh_holding_lease<F, Fut>(&self, appid: &str, fetch: F) -> Result<String, WechatError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Fetched, WechatError>>,
+    {
+        // The previous lease holder may have finished just before we took it.
+        let seen = self.read(&self.db, appid).await?;
+        if let Some(row) = seen.as_ref().filter(|row| self.is_fresh(row)) {
+            return Ok(row.tok.clone());
+        }
+        let fetched = fetch().await?;
+        if self.publish(appid, seen.as_ref().map(|row| row.tok.as_str()), &fetched).await? {
+            return Ok(fetched.token);
+        }
+        // Someone else published first: use the winner's token, so every
+        // process converges on one.
+        Ok(self.read_fresh(appid).await?.unwrap_or(fetched.token))
+    }
+
+    /// Compare-and-set: writes `fetched` only if the row still holds `seen`
+    /// (or, with no row yet, only if nobody inserted one meanwhile).
+    async fn publish(&self, appid: &str, seen: Option<&str>, fetched: &Fetched) -> Result<bool, WechatError> {
+        match seen {
+            Some(seen) => write_token(&self.db, appid, Some(seen), fetched).await,
+            None => {
+                let expires = expiry(fetched);
+                let row = new_row(appid, &fetched.token, expires);
+                let inserted = actok::Entity::insert(row)
+                    .on_conflict_do_nothing_on([actok::Column::Appid])
+                    .exec_without_returning(&self.db)
+                    .await?;
+                Ok(matches!(inserted, TryInsertResult::Inserted(n) if n > 0))
+            }
+        }
+    }
+
+    /// Takes the SQLite refresh lease of `appid` unless a live one exists.
+    /// The value is `<until, ms since epoch>:<owner>`; SQLite's CAST reads
+    /// the leading number, so one conditional upsert both checks and takes.
+    async fn take_lease(&self, appid: &str) -> Result<Option<Lease>, WechatError> {
+        let now = Utc::now().timestamp_millis();
+        let until = now + self.lease.as_millis() as i64;
+        let lease = Lease { key: format!("actok_refresh:{appid}"), value: format!("{until}:{}", hex::encode(rand::random::<[u8; 8]>())) };
+        let taken = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                "INSERT INTO wxnotify_meta (key, value) VALUES (?, ?) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value \
+                 WHERE CAST(wxnotify_meta.value AS INTEGER) < ?",
+                [lease.key.clone().into(), lease.value.clone().into(), now.into()],
+            ))
+            .await?;
+        Ok((taken.rows_affected() > 0).then_some(lease))
+    }
+
+    async fn release_lease(&self, lease: &Lease) {
+        let released = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                "DELETE FROM wxnotify_meta WHERE key = ? AND value = ?",
+                [lease.key.clone().into(), lease.value.clone().into()],
+            ))
+            .await;
+        if let Err(e) = released {
+            // Harmless beyond a delay: the lease runs out by itself.
+            tracing::warn!(error = %e, key = lease.key, "could not release the token refresh lease");
+        }
+    }
+}
+
+struct Lease {
+    key: String,
+    value: String,
+}
+
+fn expiry(fetched: &Fetched) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(fetched.expires_in)
+}
+
+fn new_row(appid: &str, token: &str, expiredtime: DateTime<Utc>) -> actok::ActiveModel {
+    let now = Utc::now();
+    actok::ActiveModel {
+        appid: Set(appid.to_string()),
+        tok: Set(token.to_string()),
+        expiredtime: Set(expiredtime),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}
+
+/// An empty, long-expired row, so `FOR UPDATE` has something to lock.
+async fn insert_placeholder(db: &impl ConnectionTrait, appid: &str) -> Result<(), WechatError> {
+    actok::Entity::insert(new_row(appid, "", DateTime::<Utc>::UNIX_EPOCH))
+        .on_conflict_do_nothing_on([actok::Column::Appid])
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Writes the token; with `only_if`, only when the row still holds that one.
+async fn write_token(db: &impl ConnectionTrait, appid: &str, only_if: Option<&str>, fetched: &Fetched) -> Result<bool, WechatError> {
+    let mut update = actok::Entity::update_many()
+        .col_expr(actok::Column::Tok, Expr::value(fetched.token.clone()))
+        .col_expr(actok::Column::Expiredtime, Expr::value(expiry(fetched)))
+        .col_expr(actok::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(actok::Column::Appid.eq(appid));
+    if let Some(seen) = only_if {
+        update = update.filter(actok::Column::Tok.eq(seen));
+    }
+    Ok(update.exec(db).await?.rows_affected > 0)
+}
