@@ -6,6 +6,9 @@
 //! - [`auth`]: JWT bearer tokens and roles.
 //! - [`hasura`]: the Zion/Hasura table surface, one engine over entity metadata.
 //! - [`graphql`]: the schema: the generated table fields plus the operations.
+//! - [`services`]: what operations reach (database, settings, WeChat client).
+//! - [`wechat`]: the typed WeChat client and its token cache; [`sim`] the
+//!   WeChat simulator tests, benchmarks and `serve --demo` run against.
 //! - [`http`]: the axum router, a thin shell over the schema.
 //! - [`wechat`]: the typed WeChat client and the shared access-token cache.
 //! - [`sim`]: the WeChat simulator tests, benchmarks and `serve --demo` run against.
@@ -17,6 +20,7 @@ pub mod db;
 pub mod graphql;
 pub mod hasura;
 pub mod http;
+pub mod services;
 pub mod settings;
 pub mod sim;
 pub mod telemetry;
@@ -35,10 +39,10 @@ use crate::settings::Settings;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: DatabaseConnection,
-    pub jwt: Jwt,
     pub schema: async_graphql::dynamic::Schema,
     /// Every SQL statement run through `db`.
     pub sql_statements: db::StatementCounter,
+    pub services: Arc<services::Services>,
 }
 
 /// A server bound to its port, ready to run.
@@ -61,11 +65,14 @@ impl Application {
             );
         }
         let settings = Arc::new(settings);
-        let schema = graphql::build_schema(graphql::SchemaContext { db: db.clone(), settings: settings.clone() })?;
+        let wechat = wechat::WechatClient::new(&settings, db.clone())
+            .map_err(|e| anyhow::anyhow!("setting up the WeChat client failed: {e}"))?;
+        let services = Arc::new(services::Services { db: db.clone(), settings: settings.clone(), wechat, jwt: Jwt::new(&secret) });
+        let schema = graphql::build_schema(services.clone())?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("WXNOTIFY_LISTEN: cannot bind {}: {e}", settings.listen))?;
-        let state = Arc::new(AppState { settings, db, jwt: Jwt::new(&secret), schema, sql_statements });
+        let state = Arc::new(AppState { settings, db, schema, sql_statements, services });
         Ok(Application { listener, state })
     }
 

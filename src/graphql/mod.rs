@@ -2,6 +2,8 @@
 //! operations of contract §5. Built once at start-up; `wxnotify schema`
 //! prints it and `schema.graphql` must match (a test checks).
 
+pub mod ops;
+
 use std::sync::Arc;
 
 use async_graphql::dynamic::{Object, Schema};
@@ -10,14 +12,9 @@ use sea_orm::DatabaseConnection;
 
 use crate::hasura::sql::Dialect;
 use crate::hasura::{Catalog, Engine};
+use crate::services::Services;
 use crate::settings::{DatabaseKind, Settings};
-
-/// What resolvers need at run time.
-#[derive(Clone)]
-pub struct SchemaContext {
-    pub db: DatabaseConnection,
-    pub settings: Arc<Settings>,
-}
+use ops::Operations;
 
 /// Every table of contract §3, in the order the schema lists them.
 pub fn catalog() -> Catalog {
@@ -35,28 +32,51 @@ pub fn catalog() -> Catalog {
         .register(job_run::Entity, job_run::DOCS)
 }
 
-pub fn build_schema(cx: SchemaContext) -> anyhow::Result<Schema> {
-    let dialect = match cx.settings.database_kind {
+/// The operations beyond tables, one entry per capability.
+fn operations() -> Vec<Operations> {
+    Vec::new()
+}
+
+/// The schema the server runs, with its services attached.
+pub fn build_schema(services: Arc<Services>) -> anyhow::Result<Schema> {
+    let dialect = match services.settings.database_kind {
         DatabaseKind::Sqlite => Dialect::Sqlite,
         DatabaseKind::Postgres => Dialect::Postgres,
     };
-    build(Some(cx.db), dialect)
+    let settings = services.settings.clone();
+    build(Some(services.db.clone()), dialect, Some(&settings), Some(services))
 }
 
 /// The SDL, without needing a database.
 pub fn sdl() -> anyhow::Result<String> {
-    Ok(build(None, Dialect::Sqlite)?.sdl())
+    Ok(build(None, Dialect::Sqlite, None, None)?.sdl())
 }
 
-fn build(db: Option<DatabaseConnection>, dialect: Dialect) -> anyhow::Result<Schema> {
+fn build(
+    db: Option<DatabaseConnection>,
+    dialect: Dialect,
+    settings: Option<&Settings>,
+    services: Option<Arc<Services>>,
+) -> anyhow::Result<Schema> {
     let catalog = Arc::new(catalog());
     let engine = Engine::new(catalog.clone(), db, dialect);
-    let builder = Schema::build("query_root", Some("mutation_root"), None);
-    let (builder, queries, mutations) = crate::hasura::schema::register(builder, &catalog, &engine);
-    let query = queries.into_iter().fold(Object::new("query_root").description("The queries: every table, by list, key and aggregate."), Object::field);
+    let mut builder = Schema::build("query_root", Some("mutation_root"), None);
+    if let Some(settings) = settings {
+        builder = builder.limit_depth(settings.max_query_depth).limit_complexity(settings.max_query_complexity);
+    }
+    if let Some(services) = services {
+        builder = builder.data(services);
+    }
+    let (mut builder, mut queries, mut mutations) = crate::hasura::schema::register(builder, &catalog, &engine);
+    for capability in operations() {
+        builder = capability.types.into_iter().fold(builder, |b, t| b.register(t));
+        queries.extend(capability.queries);
+        mutations.extend(capability.mutations);
+    }
+    let query = queries.into_iter().fold(Object::new("query_root").description("The queries: every table, by list, key and aggregate, and the operations beyond tables."), Object::field);
     let mutation = mutations
         .into_iter()
-        .fold(Object::new("mutation_root").description("The mutations: insert, update and delete on every table."), Object::field);
+        .fold(Object::new("mutation_root").description("The mutations: insert, update and delete on every table, and the operations beyond tables."), Object::field);
     builder
         .register(query)
         .register(mutation)

@@ -36,7 +36,7 @@ async fn graphiql() -> Html<String> {
 
 async fn graphql(State(state): State<Arc<AppState>>, headers: HeaderMap, request: GraphQLBatchRequest) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let caller = match state.jwt.caller(authorization) {
+    let caller = match state.services.jwt.caller(authorization) {
         Ok(caller) => caller,
         // As Hasura: a GraphQL error with code `invalid-jwt`, and nothing runs.
         Err(e) => {

@@ -1,0 +1,46 @@
+//! Helpers for the operations of contract §5 (everything that is not the
+//! generated table surface): each capability module returns its
+//! [`Operations`], and resolvers reach [`Services`] and the caller here.
+
+use std::sync::Arc;
+
+use async_graphql::dynamic::{Field, ResolverContext, Type};
+use async_graphql::ErrorExtensions;
+
+use crate::auth::{Caller, Role};
+use crate::services::Services;
+
+/// The types and root fields one capability adds to the schema.
+#[derive(Default)]
+pub struct Operations {
+    pub types: Vec<Type>,
+    pub queries: Vec<Field>,
+    pub mutations: Vec<Field>,
+}
+
+/// The server's services; absent only when the schema is built to be printed.
+pub fn services<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Arc<Services>> {
+    ctx.ctx.data::<Arc<Services>>()
+}
+
+/// Who is calling (anonymous when no token was given).
+pub fn caller(ctx: &ResolverContext<'_>) -> Caller {
+    ctx.ctx.data_opt::<Caller>().cloned().unwrap_or(Caller::ANONYMOUS)
+}
+
+/// The caller, if its role is one of `roles`; otherwise an `access-denied`
+/// error naming the operation.
+pub fn require(ctx: &ResolverContext<'_>, roles: &[Role]) -> async_graphql::Result<Caller> {
+    let caller = caller(ctx);
+    if roles.contains(&caller.role) {
+        return Ok(caller);
+    }
+    let field = ctx.ctx.field();
+    Err(async_graphql::Error::new(format!("role {:?} may not run `{}`", caller.role, field.name()).to_lowercase())
+        .extend_with(|_, e| e.set("code", "access-denied")))
+}
+
+/// An error with a Hasura-style `extensions.code`.
+pub fn error(code: &'static str, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", code))
+}
