@@ -7,9 +7,13 @@
 //! - [`hasura`]: the Zion/Hasura table surface, one engine over entity metadata.
 //! - [`graphql`]: the schema: the generated table fields plus the operations.
 //! - [`services`]: what operations reach (database, settings, WeChat client).
+//! - [`scheduler`]: durable Quartz-cron jobs; [`flows`] the action flows
+//!   they (and `runActionFlow`) run.
 //! - [`wechat`]: the typed WeChat client and its token cache; [`sim`] the
 //!   WeChat simulator tests, benchmarks and `serve --demo` run against.
 //! - [`http`]: the axum router, a thin shell over the schema.
+//! - [`scheduler`]: durable Quartz-cron jobs; [`flows`] the action flows
+//!   they (and `runActionFlow`) run.
 //! - [`wechat`]: the typed WeChat client and the shared access-token cache.
 //! - [`sim`]: the WeChat simulator tests, benchmarks and `serve --demo` run against.
 //! - [`Application`]: binds a listener and serves until told to stop; `main`
@@ -17,9 +21,11 @@
 
 pub mod auth;
 pub mod db;
+pub mod flows;
 pub mod graphql;
 pub mod hasura;
 pub mod http;
+pub mod scheduler;
 pub mod services;
 pub mod settings;
 pub mod sim;
@@ -27,7 +33,7 @@ pub mod telemetry;
 pub mod wechat;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -67,8 +73,9 @@ impl Application {
         let settings = Arc::new(settings);
         let wechat = wechat::WechatClient::new(&settings, db.clone())
             .map_err(|e| anyhow::anyhow!("setting up the WeChat client failed: {e}"))?;
-        let services = Arc::new(services::Services { db: db.clone(), settings: settings.clone(), wechat, jwt: Jwt::new(&secret) });
+        let services = Arc::new(services::Services { db: db.clone(), settings: settings.clone(), wechat, jwt: Jwt::new(&secret), schema: OnceLock::new() });
         let schema = graphql::build_schema(services.clone())?;
+        let _ = services.schema.set(schema.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("WXNOTIFY_LISTEN: cannot bind {}: {e}", settings.listen))?;
@@ -87,10 +94,13 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
+        let (stop_background, stopped) = tokio::sync::watch::channel(false);
+        let scheduler = scheduler::spawn(self.state.services.clone(), stopped);
         tracing::info!(%addr, "wxnotify listening; GraphiQL at http://{addr}/");
-        axum::serve(self.listener, http::router(self.state.clone()))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let served = axum::serve(self.listener, http::router(self.state.clone())).with_graceful_shutdown(shutdown).await;
+        let _ = stop_background.send(true);
+        let _ = scheduler.await;
+        served?;
         self.state.db.clone().close().await.ok();
         tracing::info!("wxnotify stopped");
         Ok(())

@@ -2,7 +2,7 @@
 //! WeChat client and the token signer. One instance per server, shared by
 //! every request (the GraphQL schema carries it as data).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sea_orm::DatabaseConnection;
 
@@ -15,4 +15,7 @@ pub struct Services {
     pub settings: Arc<Settings>,
     pub wechat: WechatClient,
     pub jwt: Jwt,
+    /// The server's own schema, set once it is built: action flows run
+    /// their stored documents against it.
+    pub schema: OnceLock<async_graphql::dynamic::Schema>,
 }

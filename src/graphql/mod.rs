@@ -34,7 +34,7 @@ pub fn catalog() -> Catalog {
 
 /// The operations beyond tables, one entry per capability.
 fn operations() -> Vec<Operations> {
-    Vec::new()
+    vec![crate::scheduler::graphql::operations()]
 }
 
 /// The schema the server runs, with its services attached.
@@ -67,6 +67,7 @@ fn build(
     if let Some(services) = services {
         builder = builder.data(services);
     }
+    builder = builder.data(engine.clone());
     let (mut builder, mut queries, mut mutations) = crate::hasura::schema::register(builder, &catalog, &engine);
     for capability in operations() {
         builder = capability.types.into_iter().fold(builder, |b, t| b.register(t));

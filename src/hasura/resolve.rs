@@ -103,6 +103,20 @@ impl Engine {
         self.run_mutation(&perms, table, mutation).await
     }
 
+    /// One row of `table` shaped by the current field's selection (aliases,
+    /// relations, aggregates), for operations that return a table type.
+    pub async fn select_by_pk(&self, ctx: &ResolverContext<'_>, table: &str, id: i64) -> Result<Option<Value>, EngineError> {
+        let table = input::target_table(&self.inner.catalog, table)?;
+        let perms = permissions(ctx);
+        let compiled = {
+            let field = ctx.ctx.field();
+            let fields = input::selection(&self.inner.catalog, table, &field)?;
+            let writer = Writer::new(self.inner.dialect, &self.inner.catalog, &perms);
+            compile_select(writer, table, RootOutput::ByPk { id, fields: &fields })?
+        };
+        self.fetch_json(self.db()?, compiled).await
+    }
+
     /// A query root field's response JSON, as the database wrote it.
     async fn query_text(&self, ctx: &ResolverContext<'_>, table: &str, root: Root) -> Result<Option<String>, EngineError> {
         let table = input::target_table(&self.inner.catalog, table)?;

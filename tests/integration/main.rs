@@ -4,6 +4,7 @@ mod common;
 
 mod foundation;
 mod seed_documents;
+mod scheduler;
 mod simulator;
 mod tables;
 mod wechat;

@@ -68,6 +68,11 @@ impl TestDb {
         }
     }
 
+    /// The same database, without dropping it when this handle goes.
+    pub fn borrowed(&self) -> TestDb {
+        TestDb { url: self.url.clone(), backend: self.backend, _dir: None, pg_name: None }
+    }
+
     pub async fn connect(&self) -> DatabaseConnection {
         Database::connect(&self.url).await.expect("connecting to the test database")
     }
@@ -100,6 +105,22 @@ pub struct TestApp {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     pub test_db: TestDb,
+}
+
+/// A [`TestApp`] handle on a server started with [`start_server`] on
+/// `test_db`; the caller keeps the database and stops the server.
+pub fn attach(state: Arc<AppState>, address: String, test_db: &TestDb) -> TestApp {
+    TestApp {
+        address,
+        db: state.db.clone(),
+        state,
+        client: reqwest::Client::new(),
+        backend: test_db.backend,
+        jwt: Jwt::new(&Secret::new(JWT_SECRET)),
+        shutdown: None,
+        server: None,
+        test_db: test_db.borrowed(),
+    }
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
