@@ -8,3 +8,4 @@ mod scheduler;
 mod simulator;
 mod tables;
 mod wechat;
+mod where_property;
