@@ -82,6 +82,8 @@ pub struct Settings {
     pub max_limit: u64,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
+    /// Most operations one batched request may carry.
+    pub max_batch: usize,
     pub request_timeout: Duration,
 }
 
@@ -122,6 +124,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting("MAX_LIMIT", Some("10000"), "largest `limit` of a list query"),
     setting("MAX_QUERY_DEPTH", Some("16"), "deepest GraphQL selection accepted"),
     setting("MAX_QUERY_COMPLEXITY", Some("5000"), "most GraphQL fields one request may select"),
+    setting("MAX_BATCH", Some("20"), "most operations one batched request may carry"),
     setting("REQUEST_TIMEOUT", Some("30s"), "longest a GraphQL request may run"),
 ];
 
@@ -235,6 +238,7 @@ impl Settings {
             max_limit: raw.parse("MAX_LIMIT", parse_positive)?,
             max_query_depth: raw.parse("MAX_QUERY_DEPTH", parse_positive)?,
             max_query_complexity: raw.parse("MAX_QUERY_COMPLEXITY", parse_positive)?,
+            max_batch: raw.parse("MAX_BATCH", parse_positive)?,
             request_timeout: raw.parse("REQUEST_TIMEOUT", parse_duration)?,
         })
     }

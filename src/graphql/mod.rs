@@ -58,7 +58,9 @@ fn build(
     settings: Option<&Settings>,
     services: Option<Arc<Services>>,
 ) -> anyhow::Result<Schema> {
-    let catalog = Arc::new(catalog());
+    let mut catalog = catalog();
+    catalog.max_limit = settings.map(|s| s.max_limit);
+    let catalog = Arc::new(catalog);
     let engine = Engine::new(catalog.clone(), db, dialect);
     let mut builder = Schema::build("query_root", Some("mutation_root"), None);
     if let Some(settings) = settings {

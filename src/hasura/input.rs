@@ -303,7 +303,17 @@ pub fn list_args(catalog: &Catalog, table: &Table, args: &[(Name, Value)]) -> Re
             "where" if !matches!(value, Value::Null) => out.filter = Some(bool_exp(catalog, table, value)?),
             "order_by" => out.order_by = order_by(catalog, table, value)?,
             "distinct_on" => out.distinct_on = column_names(table, value, false)?,
-            "limit" => out.limit = non_negative(value, "limit")?,
+            "limit" => {
+                out.limit = non_negative(value, "limit")?;
+                if let (Some(limit), Some(max)) = (out.limit, catalog.max_limit) {
+                    if limit > max {
+                        return Err(invalid(format!(
+                            "limit {limit} on `{}` is more than the {max} rows one list may return (WXNOTIFY_MAX_LIMIT)",
+                            table.name
+                        )));
+                    }
+                }
+            }
             "offset" => out.offset = non_negative(value, "offset")?,
             _ => {}
         }

@@ -126,6 +126,8 @@ impl Table {
 pub struct Catalog {
     tables: Vec<Table>,
     index: HashMap<String, usize>,
+    /// The largest `limit` a list may ask for (`WXNOTIFY_MAX_LIMIT`).
+    pub max_limit: Option<u64>,
 }
 
 impl Catalog {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_graphql::BatchRequest;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -25,7 +25,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(graphiql))
         .route("/api/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(healthz))
-        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(state.settings.max_body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.settings.request_timeout))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -49,6 +50,14 @@ async fn graphql(State(state): State<Arc<AppState>>, headers: HeaderMap, request
             Answer::Spliced(body) => json_body(body),
             Answer::Plain(response) => GraphQLResponse::from(response).into_response(),
         },
+        BatchRequest::Batch(requests) if requests.len() > state.settings.max_batch => {
+            let message = format!(
+                "a batch of {} operations is more than the {} allowed (WXNOTIFY_MAX_BATCH): send fewer at once",
+                requests.len(),
+                state.settings.max_batch
+            );
+            Json(json!({ "errors": [{ "message": message, "extensions": { "code": "batch-too-large" } }] })).into_response()
+        }
         BatchRequest::Batch(requests) => {
             let mut bodies = Vec::with_capacity(requests.len());
             for request in requests {
@@ -74,15 +83,15 @@ enum Answer {
 async fn execute(state: &AppState, request: async_graphql::Request, caller: Caller) -> Answer {
     let directives = request.query.contains("@skip") || request.query.contains("@include");
     if directives {
-        return Answer::Plain(state.schema.execute(request.data(caller)).await);
+        return Answer::Plain(without_data_if_refused(state.schema.execute(request.data(caller)).await));
     }
     let splice = Arc::new(Splice::default());
     let mut retry = async_graphql::Request::new(request.query.clone()).variables(request.variables.clone());
     retry.operation_name = request.operation_name.clone();
     let response = state.schema.execute(request.data(caller.clone()).data(splice.clone())).await;
     let entries = splice.take();
-    if entries.is_empty() {
-        return Answer::Plain(response);
+    if entries.is_empty() || refused(&response) {
+        return Answer::Plain(without_data_if_refused(response));
     }
     let mut keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
     keys.sort_unstable();
@@ -90,9 +99,24 @@ async fn execute(state: &AppState, request: async_graphql::Request, caller: Call
     if keys.len() != entries.len() {
         // One response key resolved twice (a repeated root field): queries
         // have no side effects, so answer it the plain way.
-        return Answer::Plain(state.schema.execute(retry.data(caller)).await);
+        return Answer::Plain(without_data_if_refused(state.schema.execute(retry.data(caller)).await));
     }
     Answer::Spliced(spliced_body(response, &entries))
+}
+
+/// Whether any field was refused for the caller's role.
+fn refused(response: &async_graphql::Response) -> bool {
+    response.errors.iter().any(|e| {
+        e.extensions.as_ref().and_then(|x| x.get("code")) == Some(&async_graphql::Value::String("access-denied".into()))
+    })
+}
+
+/// A refused request answers with the refusal only: no partial data.
+fn without_data_if_refused(mut response: async_graphql::Response) -> async_graphql::Response {
+    if refused(&response) {
+        response.data = async_graphql::Value::Null;
+    }
+    response
 }
 
 /// `{"data":{...},"errors":[...],"extensions":{...}}` with spliced fields'

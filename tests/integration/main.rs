@@ -3,6 +3,7 @@
 mod common;
 
 mod foundation;
+mod limits;
 mod seed_documents;
 mod scheduler;
 mod simulator;
