@@ -21,10 +21,12 @@
 
 pub mod auth;
 pub mod db;
+pub mod doctor;
 pub mod flows;
 pub mod graphql;
 pub mod hasura;
 pub mod http;
+pub mod metrics;
 pub mod scheduler;
 pub mod services;
 pub mod settings;
@@ -61,6 +63,7 @@ impl Application {
     /// Connects and migrates the database, builds the schema and binds the
     /// listener (port 0 picks a free port, as tests do).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        metrics::handle();
         let (db, sql_statements) = db::connect_counted(&settings).await?;
         db::migrate(&db).await?;
         let (secret, generated) = db::jwt_secret(&db, &settings).await?;

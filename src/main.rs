@@ -28,6 +28,8 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Check settings, database and WeChat credentials, and say what to fix.
+    Doctor,
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Mint a bearer token.
@@ -102,6 +104,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             wxnotify::db::migrate(&db).await?;
             eprintln!("database is up to date");
             Ok(())
+        }
+        Command::Doctor => {
+            if wxnotify::doctor::print(&wxnotify::doctor::run(&settings).await) {
+                Ok(())
+            } else {
+                anyhow::bail!("some checks failed; see above")
+            }
         }
         Command::Schema => {
             print!("{}", wxnotify::graphql::sdl()?);

@@ -32,6 +32,7 @@ pub async fn connect_counted(settings: &Settings) -> anyhow::Result<(DatabaseCon
     let inner = counter.0.clone();
     db.set_metric_callback(move |_| {
         inner.fetch_add(1, Ordering::Relaxed);
+        ::metrics::counter!("wxnotify_sql_statements_total").increment(1);
     });
     Ok((db, counter))
 }

@@ -25,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(graphiql))
         .route("/api/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(state.settings.max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.settings.request_timeout))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -81,6 +82,19 @@ enum Answer {
 /// [`Splice`]) unless the document uses `@skip`/`@include`, whose effect on
 /// nested fields only async-graphql's own walk applies.
 async fn execute(state: &AppState, request: async_graphql::Request, caller: Caller) -> Answer {
+    let operation = crate::metrics::label(request.operation_name.as_deref().or_else(|| named_operation(&request.query)).unwrap_or("anonymous"));
+    let started = std::time::Instant::now();
+    let answer = execute_once(state, request, caller).await;
+    let outcome = match &answer {
+        Answer::Plain(response) if response.is_err() => "error",
+        _ => "ok",
+    };
+    ::metrics::counter!("wxnotify_graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome).increment(1);
+    ::metrics::histogram!("wxnotify_graphql_request_duration_seconds", "operation" => operation).record(started.elapsed().as_secs_f64());
+    answer
+}
+
+async fn execute_once(state: &AppState, request: async_graphql::Request, caller: Caller) -> Answer {
     let directives = request.query.contains("@skip") || request.query.contains("@include");
     if directives {
         return Answer::Plain(without_data_if_refused(state.schema.execute(request.data(caller)).await));
@@ -102,6 +116,22 @@ async fn execute(state: &AppState, request: async_graphql::Request, caller: Call
         return Answer::Plain(without_data_if_refused(state.schema.execute(retry.data(caller)).await));
     }
     Answer::Spliced(spliced_body(response, &entries))
+}
+
+/// The name of the document's first operation (`query notice { ... }`), for
+/// metrics when the request does not say which operation it runs.
+fn named_operation(document: &str) -> Option<&str> {
+    let code = document.lines().map(|line| line.split('#').next().unwrap_or_default()).find(|l| !l.trim().is_empty())?;
+    let mut words = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty());
+    match words.next()? {
+        "query" | "mutation" | "subscription" => {
+            let name = words.next()?;
+            let start = code.find(name)?;
+            // Only a name written right after the keyword, not a root field.
+            code[..start].trim_end().ends_with(|c: char| c.is_ascii_alphanumeric()).then_some(name)
+        }
+        _ => None,
+    }
 }
 
 /// Whether any field was refused for the caller's role.
@@ -161,6 +191,10 @@ fn json_body(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+async fn metrics() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render()).into_response()
+}
+
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     match crate::db::ping(&state.db).await {
         Ok(()) => Json(json!({ "status": "ok", "database": "ok" })).into_response(),
@@ -169,5 +203,19 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "unreachable" })))
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_operation;
+
+    #[test]
+    fn operations_are_named_from_the_document() {
+        assert_eq!(named_operation("query notice{ account { id } }"), Some("notice"));
+        assert_eq!(named_operation("# a comment\n  mutation jj { addScheduledJob }"), Some("jj"));
+        assert_eq!(named_operation("{ account { id } }"), None);
+        assert_eq!(named_operation("query { account { id } }"), None);
+        assert_eq!(named_operation("mutation($a: Int) { x }"), None);
     }
 }

@@ -159,6 +159,9 @@ async fn start_run(services: &Arc<Services>, job: &scheduled_job::Model, occurre
         tracing::info!(group = %job.group, name = %job.name, job_type = %job.job_type, "job started");
         let started = std::time::Instant::now();
         let outcome = jobs::execute(&services, &job).await;
+        let status = if outcome.is_ok() { SUCCEEDED } else { FAILED };
+        ::metrics::counter!("wxnotify_job_runs_total", "job_type" => job.job_type.clone(), "status" => status).increment(1);
+        ::metrics::histogram!("wxnotify_job_duration_seconds", "job_type" => job.job_type.clone()).record(started.elapsed().as_secs_f64());
         if let Err(e) = finish_run(&services, run_id, &outcome).await {
             tracing::error!(error = %e, run_id, "recording a job's outcome failed");
         }

@@ -103,10 +103,19 @@ impl WechatClient {
             Some(body) => self.inner.http.post(url).json(body),
             None => self.inner.http.get(url),
         };
-        let response = request.send().await.map_err(|e| self.transport_error(api, e))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| self.transport_error(api, e))?;
-        parse_answer(call.app, api, status, &bytes)
+        let answer = async {
+            let response = request.send().await.map_err(|e| self.transport_error(api, e))?;
+            let status = response.status();
+            let bytes = response.bytes().await.map_err(|e| self.transport_error(api, e))?;
+            parse_answer(call.app, api, status, &bytes)
+        }
+        .await;
+        let errcode = match &answer {
+            Ok(_) => "0".to_string(),
+            Err(e) => e.errcode().map(|c| c.to_string()).unwrap_or_else(|| "transport".into()),
+        };
+        ::metrics::counter!("wxnotify_wechat_calls_total", "api" => api, "errcode" => errcode).increment(1);
+        answer
     }
 
     fn transport_error(&self, api: &'static str, error: reqwest::Error) -> WechatError {
@@ -119,7 +128,7 @@ impl WechatClient {
     }
 
     /// The cached access token of `app`, fetched when missing or stale.
-    pub(crate) async fn access_token(&self, app: App) -> Result<String, WechatError> {
+    pub async fn access_token(&self, app: App) -> Result<String, WechatError> {
         let (appid, _) = self.credentials(app)?;
         self.inner.tokens.get(appid, || self.fetch_token(app)).await
     }
@@ -145,6 +154,7 @@ impl WechatClient {
             return Err(WechatError::Malformed { api: call.api, detail: "an empty token or a non-positive expires_in".into() });
         }
         tracing::info!(%app, api = call.api, expires_in = wire.expires_in, "fetched a new WeChat access token");
+        ::metrics::counter!("wxnotify_wechat_token_fetches_total", "app" => app.to_string()).increment(1);
         Ok(Fetched { token: wire.access_token, expires_in: wire.expires_in })
     }
 }

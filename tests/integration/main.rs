@@ -4,6 +4,7 @@ mod common;
 
 mod foundation;
 mod limits;
+mod operations;
 mod seed_documents;
 mod scheduler;
 mod simulator;

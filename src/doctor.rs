@@ -1,0 +1,112 @@
+//! `wxnotify doctor`: checks what a deployment needs and says what to fix —
+//! the settings, the database and its migrations, the JWT secret, the
+//! service account's and the mini-program's credentials (against WeChat, or
+//! whatever `WXNOTIFY_WECHAT_API_BASE` names), and the callback settings.
+//! It spends no token quota when a valid token is already cached (and then
+//! cannot tell a wrong secret until that token expires).
+
+use migration::{Migrator, MigratorTrait};
+
+use crate::settings::{DatabaseKind, Settings};
+use crate::wechat::{App, Reaction, WechatClient};
+
+/// One check's verdict.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Ok(String),
+    Warn(String),
+    Fail(String),
+}
+
+#[derive(Debug)]
+pub struct Check {
+    pub name: &'static str,
+    pub verdict: Verdict,
+}
+
+/// Every check, in order; later checks that need the database are skipped
+/// (failed) when it cannot be opened.
+pub async fn run(settings: &Settings) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mut push = |name, verdict| checks.push(Check { name, verdict });
+    let db = match crate::db::connect(settings).await {
+        Ok(db) => {
+            push("database", Verdict::Ok(format!("{} answers", crate::db::redact_url(&settings.database_url))));
+            db
+        }
+        Err(e) => {
+            push("database", Verdict::Fail(format!("{e:#}")));
+            return checks;
+        }
+    };
+    push("migrations", match Migrator::get_pending_migrations(&db).await {
+        Ok(pending) if pending.is_empty() => Verdict::Ok("up to date".into()),
+        Ok(pending) => Verdict::Warn(format!("{} pending: `wxnotify migrate` or `serve` applies them", pending.len())),
+        Err(e) => Verdict::Fail(format!("cannot read the migration table: {e}")),
+    });
+    push("jwt secret", match (&settings.jwt_secret, settings.database_kind) {
+        (Some(_), _) => Verdict::Ok("set".into()),
+        (None, DatabaseKind::Sqlite) => Verdict::Warn("not set: a development secret kept in the database is used; set WXNOTIFY_JWT_SECRET in production".into()),
+        (None, DatabaseKind::Postgres) => Verdict::Fail("WXNOTIFY_JWT_SECRET is required with PostgreSQL".into()),
+    });
+    match WechatClient::new(settings, db.clone()) {
+        Ok(wechat) => {
+            push("service account", service_account(&wechat).await);
+            push("mini-program", mini_program(&wechat).await);
+        }
+        Err(e) => push("wechat client", Verdict::Fail(e.to_string())),
+    }
+    push("callback", callback(settings));
+    db.close().await.ok();
+    checks
+}
+
+async fn service_account(wechat: &WechatClient) -> Verdict {
+    if let Err(e) = wechat.require(App::Oa) {
+        return Verdict::Warn(format!("{e} (needed for sync and sending)"));
+    }
+    match wechat.access_token(App::Oa).await {
+        Ok(_) => Verdict::Ok(format!("{} has a valid access token", wechat.appid(App::Oa).unwrap_or_default())),
+        Err(e) => Verdict::Fail(e.to_string()),
+    }
+}
+
+/// A deliberately invalid login code: WeChat answers 40029 only when the
+/// appid and secret are right.
+async fn mini_program(wechat: &WechatClient) -> Verdict {
+    if let Err(e) = wechat.require(App::Mp) {
+        return Verdict::Warn(format!("{e} (needed for login and subscribe messages)"));
+    }
+    match wechat.login("wxnotify-doctor-probe").await {
+        Err(e) if e.reaction() == Reaction::InvalidCode => {
+            Verdict::Ok(format!("{} accepted by jscode2session", wechat.appid(App::Mp).unwrap_or_default()))
+        }
+        Ok(_) => Verdict::Ok("jscode2session answered".into()),
+        Err(e) => Verdict::Fail(e.to_string()),
+    }
+}
+
+fn callback(settings: &Settings) -> Verdict {
+    match (&settings.oa_token, &settings.oa_aes_key) {
+        (Some(_), Some(_)) => Verdict::Ok("token and EncodingAESKey set (plain and safe mode)".into()),
+        (Some(_), None) => Verdict::Ok("token set (plain mode; set WXNOTIFY_OA_AES_KEY for safe mode)".into()),
+        (None, _) => Verdict::Warn("WXNOTIFY_OA_TOKEN is not set: /wechat/callback refuses every event".into()),
+    }
+}
+
+/// The report as the command prints it; true when nothing failed.
+pub fn print(checks: &[Check]) -> bool {
+    let mut healthy = true;
+    for check in checks {
+        let (mark, text) = match &check.verdict {
+            Verdict::Ok(t) => ("ok  ", t),
+            Verdict::Warn(t) => ("warn", t),
+            Verdict::Fail(t) => {
+                healthy = false;
+                ("FAIL", t)
+            }
+        };
+        println!("{mark}  {:<16} {text}", check.name);
+    }
+    healthy
+}
