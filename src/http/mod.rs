@@ -94,7 +94,18 @@ async fn execute(state: &AppState, request: async_graphql::Request, caller: Call
     answer
 }
 
+/// Deeper bracket nesting than any real document has; the GraphQL parser
+/// recurses on nesting, so deeper input is refused before it is parsed.
+const MAX_NESTING: usize = 128;
+
 async fn execute_once(state: &AppState, request: async_graphql::Request, caller: Caller) -> Answer {
+    if nesting(&request.query) > MAX_NESTING {
+        let error = async_graphql::ServerError::new(
+            format!("the document nests deeper than {MAX_NESTING} levels of brackets"),
+            None,
+        );
+        return Answer::Plain(async_graphql::Response::from_errors(vec![error]));
+    }
     let directives = request.query.contains("@skip") || request.query.contains("@include");
     if directives {
         return Answer::Plain(without_data_if_refused(state.schema.execute(request.data(caller)).await));
@@ -116,6 +127,41 @@ async fn execute_once(state: &AppState, request: async_graphql::Request, caller:
         return Answer::Plain(without_data_if_refused(state.schema.execute(retry.data(caller)).await));
     }
     Answer::Spliced(spliced_body(response, &entries))
+}
+
+/// The deepest bracket nesting of a document, ignoring strings and comments.
+fn nesting(document: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = document.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '[' | '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// The name of the document's first operation (`query notice { ... }`), for
@@ -209,6 +255,12 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::named_operation;
+
+    #[test]
+    fn nesting_ignores_strings_and_comments() {
+        assert_eq!(super::nesting("{ a(where: {b: {_eq: \"{{{{\"}}) { c } }"), 4);
+        assert_eq!(super::nesting("# {{{{{\n{ a }"), 1);
+    }
 
     #[test]
     fn operations_are_named_from_the_document() {

@@ -3,6 +3,7 @@
 mod common;
 
 mod foundation;
+mod hostile;
 mod limits;
 mod operations;
 mod seed_documents;

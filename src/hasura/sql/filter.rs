@@ -118,6 +118,7 @@ impl Writer<'_> {
     /// the pattern translated.
     fn like(&mut self, column: &str, pattern: &str, negated: bool, case_insensitive: bool) {
         let not = if negated { "NOT " } else { "" };
+        let pattern = &literal_trailing_escape(pattern);
         match (self.dialect, case_insensitive) {
             (Dialect::Postgres, false) => self.push(&format!("{column} {not}LIKE ")),
             (Dialect::Postgres, true) => self.push(&format!("{column} {not}ILIKE ")),
@@ -180,6 +181,13 @@ fn json_of(value: &sea_orm::Value) -> Result<serde_json::Value, EngineError> {
     }
 }
 
+/// A pattern ending in a lone `\` escapes nothing, which PostgreSQL refuses;
+/// it means a literal backslash.
+fn literal_trailing_escape(pattern: &str) -> String {
+    let trailing = pattern.chars().rev().take_while(|c| *c == '\\').count();
+    if trailing % 2 == 1 { format!("{pattern}\\") } else { pattern.to_string() }
+}
+
 /// PostgreSQL `LIKE` (with `\` escapes) to SQLite `GLOB`.
 pub fn like_to_glob(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 4);
@@ -212,6 +220,13 @@ fn push_literal(out: &mut String, c: char) {
 #[cfg(test)]
 mod tests {
     use super::like_to_glob;
+
+    #[test]
+    fn a_trailing_backslash_is_literal() {
+        assert_eq!(super::literal_trailing_escape("a\\"), "a\\\\");
+        assert_eq!(super::literal_trailing_escape("a\\\\"), "a\\\\");
+        assert_eq!(super::literal_trailing_escape("a%"), "a%");
+    }
 
     #[test]
     fn like_patterns_become_globs() {
