@@ -20,6 +20,7 @@ pub mod db;
 pub mod graphql;
 pub mod hasura;
 pub mod http;
+pub mod notify;
 pub mod services;
 pub mod settings;
 pub mod sim;
@@ -69,6 +70,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("setting up the WeChat client failed: {e}"))?;
         let services = Arc::new(services::Services { db: db.clone(), settings: settings.clone(), wechat, jwt: Jwt::new(&secret) });
         let schema = graphql::build_schema(services.clone())?;
+        notify::recover_in_background(services.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("WXNOTIFY_LISTEN: cannot bind {}: {e}", settings.listen))?;
