@@ -150,8 +150,9 @@ pub async fn candidates(services: &Services, filter: Option<&GqlValue>) -> Resul
         DatabaseKind::Postgres => Dialect::Postgres,
     };
     let condition = match filter {
-        Some(value) => crate::hasura::sql::condition::condition(catalog(), dialect, "account", "a", value)?,
-        None => crate::hasura::sql::Compiled { sql: "(1=1)".into(), params: Vec::<Value>::new() },
+        // An absent or null `where` is every account, as in Hasura.
+        Some(value) if !matches!(value, GqlValue::Null) => crate::hasura::sql::condition::condition(catalog(), dialect, "account", "a", value)?,
+        _ => crate::hasura::sql::Compiled { sql: "(1=1)".into(), params: Vec::<Value>::new() },
     };
     let text = format!(
         "SELECT {}, p.type AS kind, count(*) AS n FROM account AS a JOIN point_count AS p ON p.account_account = a.id \

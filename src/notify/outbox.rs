@@ -311,6 +311,7 @@ async fn run_chunk(services: &Services, rows: Vec<Claimed>, tally: &mut Tally) -
     let by_id: HashMap<i64, &Claimed> = rows.iter().map(|r| (r.id, r)).collect();
     record(&services.db, &outcomes).await?;
     apply_unlinks(&services.db, &outcomes, &by_id).await?;
+    let before = tally.sent + tally.failed + tally.skipped;
     count(tally, &outcomes);
     if let Ok(mut reason) = stop_reason.lock() {
         if let Some(reason) = reason.take() {
@@ -319,7 +320,7 @@ async fn run_chunk(services: &Services, rows: Vec<Claimed>, tally: &mut Tally) -
         }
     }
     let done = tally.sent + tally.failed + tally.skipped;
-    if done / 1000 != (done - outcomes.len() as u64) / 1000 {
+    if done / 1000 != before / 1000 {
         tracing::info!(sent = tally.sent, failed = tally.failed, skipped = tally.skipped, "delivery progress");
     }
     Ok(())
