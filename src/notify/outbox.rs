@@ -313,11 +313,11 @@ async fn run_chunk(services: &Services, rows: Vec<Claimed>, tally: &mut Tally) -
     apply_unlinks(&services.db, &outcomes, &by_id).await?;
     let before = tally.sent + tally.failed + tally.skipped;
     count(tally, &outcomes);
-    if let Ok(mut reason) = stop_reason.lock() {
-        if let Some(reason) = reason.take() {
-            tracing::warn!(%reason, "delivery run stopped; the rest stays PENDING for a later run");
-            tally.stopped = Some(reason);
-        }
+    if let Ok(mut reason) = stop_reason.lock()
+        && let Some(reason) = reason.take()
+    {
+        tracing::warn!(%reason, "delivery run stopped; the rest stays PENDING for a later run");
+        tally.stopped = Some(reason);
     }
     let done = tally.sent + tally.failed + tally.skipped;
     if done / 1000 != before / 1000 {
@@ -341,10 +341,11 @@ async fn send_unless_stopped(
         return Outcome::Unsent { errcode: None, errmsg, tried: false };
     }
     let (outcome, halt) = send(client, row).await;
-    if halt && !stop.swap(true, Ordering::SeqCst) {
-        if let (Ok(mut reason), Outcome::Unsent { errmsg, .. } | Outcome::Failed { errmsg, .. }) = (stop_reason.lock(), &outcome) {
-            *reason = Some(errmsg.clone());
-        }
+    if halt
+        && !stop.swap(true, Ordering::SeqCst)
+        && let (Ok(mut reason), Outcome::Unsent { errmsg, .. } | Outcome::Failed { errmsg, .. }) = (stop_reason.lock(), &outcome)
+    {
+        *reason = Some(errmsg.clone());
     }
     outcome
 }

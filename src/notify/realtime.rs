@@ -170,10 +170,10 @@ async fn routes(db: &impl ConnectionTrait, name: &str, account: &AccountRow) -> 
     }
     let has = |o: &Option<String>| o.as_deref().is_some_and(|s| !s.is_empty());
     let of = |channel: Channel| templates.iter().filter(move |t| t.channel == channel).cloned();
-    if has(&account.oaopenid) {
-        if let Some(oa) = of(Channel::OaTemplate).next() {
-            return Ok(vec![oa]);
-        }
+    if has(&account.oaopenid)
+        && let Some(oa) = of(Channel::OaTemplate).next()
+    {
+        return Ok(vec![oa]);
     }
     if !has(&account.mp_openid) {
         return Ok(Vec::new());
