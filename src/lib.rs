@@ -27,6 +27,7 @@ pub mod graphql;
 pub mod hasura;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod scheduler;
 pub mod services;
 pub mod settings;
@@ -79,6 +80,7 @@ impl Application {
         let services = Arc::new(services::Services { db: db.clone(), settings: settings.clone(), wechat, jwt: Jwt::new(&secret), schema: OnceLock::new() });
         let schema = graphql::build_schema(services.clone())?;
         let _ = services.schema.set(schema.clone());
+        notify::recover_in_background(services.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("WXNOTIFY_LISTEN: cannot bind {}: {e}", settings.listen))?;

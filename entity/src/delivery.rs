@@ -17,6 +17,7 @@ pub struct Model {
     pub payload: Json,
     #[sea_orm(unique)]
     pub dedupe_key: String,
+    #[sea_orm(indexed)]
     pub status: String,
     pub attempts: i32,
     pub errcode: Option<i32>,
@@ -34,7 +35,7 @@ pub const DOCS: &[(&str, &str)] = &[
     ("template_id", "WeChat's template id."),
     ("payload", "The request body sent to WeChat."),
     ("dedupe_key", "Unique: a second send with the same key is impossible."),
-    ("status", "PENDING, SENT, FAILED or SKIPPED."),
+    ("status", "PENDING (waiting), SENDING (claimed by a sender, outcome not yet recorded), SENT, FAILED or SKIPPED."),
     ("attempts", "How many times sending was tried."),
     ("errcode", "WeChat's errcode of the last failure."),
     ("errmsg", "WeChat's errmsg of the last failure, or why the message was skipped."),

@@ -10,7 +10,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     #[sea_orm(indexed)]
     pub account_account: i64,
+    #[sea_orm(unique_key = "push_code_kind_code_key")]
     pub kind: String,
+    #[sea_orm(unique_key = "push_code_kind_code_key")]
     pub code: Option<String>,
     pub template_id: Option<String>,
     pub expire_at: Option<DateTimeUtc>,
@@ -20,7 +22,7 @@ pub struct Model {
 pub const DOCS: &[(&str, &str)] = &[
     ("account_account", "The account the credit belongs to."),
     ("kind", "FORM_ID, PREPAY_ID or SUBSCRIBE."),
-    ("code", "The form id or prepay id; null for subscription credits."),
+    ("code", "The form id or prepay id; null for subscription credits. Unique per kind (push_code_kind_code_key)."),
     ("template_id", "For subscription credits: the template the user accepted."),
     ("expire_at", "The credit is worthless after this instant (form ids live 7 days)."),
 ];

@@ -19,6 +19,8 @@ mod m20261121_000009_create_action_flow;
 mod m20261121_000010_create_scheduled_job;
 mod m20261121_000011_create_job_run;
 mod m20261121_000012_create_wxnotify_meta;
+mod m20261121_200001_push_code_unique_code;
+mod m20261121_200002_delivery_status_index;
 
 pub struct Migrator;
 
@@ -38,6 +40,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000010_create_scheduled_job::Migration),
             Box::new(m20261121_000011_create_job_run::Migration),
             Box::new(m20261121_000012_create_wxnotify_meta::Migration),
+            Box::new(m20261121_200001_push_code_unique_code::Migration),
+            Box::new(m20261121_200002_delivery_status_index::Migration),
         ]
     }
 }

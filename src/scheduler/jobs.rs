@@ -5,18 +5,47 @@ use std::sync::Arc;
 use entity::scheduled_job;
 use serde_json::Value;
 
+use chrono::{DateTime, Utc};
+
 use crate::flows;
+use crate::notify::{self, digest::DigestRequest};
 use crate::services::Services;
 
 /// The job types `addScheduledJob` accepts.
 pub const JOB_TYPES: [&str; 3] = ["ACTION_FLOW", "SYNC_FOLLOWERS", "NOTIFY_DIGEST"];
 
-/// Runs one job; its result, or what went wrong.
-pub async fn execute(services: &Arc<Services>, job: &scheduled_job::Model) -> Result<Value, String> {
+/// Runs one job for one occurrence; its result, or what went wrong.
+pub async fn execute(services: &Arc<Services>, job: &scheduled_job::Model, occurrence: DateTime<Utc>) -> Result<Value, String> {
     match job.job_type.as_str() {
         "ACTION_FLOW" => action_flow(services, &job.data_map).await,
+        "NOTIFY_DIGEST" => digest(services, job, occurrence).await,
         other => Err(format!("job type {other} cannot run in this build")),
     }
+}
+
+/// `dataMap {where?, template?}`. The run id is the job's and the
+/// occurrence's, so a run cut short is resumed, not repeated, by a retry.
+async fn digest(services: &Services, job: &scheduled_job::Model, occurrence: DateTime<Utc>) -> Result<Value, String> {
+    let filter = match job.data_map.get("where") {
+        None | Some(Value::Null) => None,
+        Some(w) => Some(async_graphql::Value::from_json(w.clone()).map_err(|e| format!("dataMap.where: {e}"))?),
+    };
+    let template = match job.data_map.get("template") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(t.clone()),
+        Some(_) => return Err("dataMap.template must be a template name".into()),
+    };
+    let request = DigestRequest {
+        filter,
+        template,
+        dry_run: false,
+        run_id: Some(format!("job-{}-{}", job.id, occurrence.timestamp())),
+    };
+    let report = notify::digest::run(services, &request).await.map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({
+        "run_id": report.run_id, "candidates": report.candidates, "sent": report.sent,
+        "failed": report.failed, "skipped": report.skipped, "pending": report.pending, "stopped": report.stopped,
+    }))
 }
 
 /// `dataMap {actionFlowUuid, versionId?, inputs?}`, as Zion writes it.

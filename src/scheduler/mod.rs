@@ -158,7 +158,7 @@ async fn start_run(services: &Arc<Services>, job: &scheduled_job::Model, occurre
     tokio::spawn(async move {
         tracing::info!(group = %job.group, name = %job.name, job_type = %job.job_type, "job started");
         let started = std::time::Instant::now();
-        let outcome = jobs::execute(&services, &job).await;
+        let outcome = jobs::execute(&services, &job, occurrence).await;
         let status = if outcome.is_ok() { SUCCEEDED } else { FAILED };
         ::metrics::counter!("wxnotify_job_runs_total", "job_type" => job.job_type.clone(), "status" => status).increment(1);
         ::metrics::histogram!("wxnotify_job_duration_seconds", "job_type" => job.job_type.clone()).record(started.elapsed().as_secs_f64());

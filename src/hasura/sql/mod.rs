@@ -8,6 +8,7 @@
 //! catalog and JSON keys from GraphQL names, both of which are restricted to
 //! `[_A-Za-z0-9]`; every value from a request is a bound parameter.
 
+pub mod condition;
 mod filter;
 mod jsonb_sqlite;
 mod mutate;

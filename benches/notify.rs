@@ -1,0 +1,203 @@
+//! Sending at scale, on SQLite and PostgreSQL, against the simulator:
+//!
+//! - digest: 100,000 following accounts with 1,000,000 unread rows (two
+//!   types): the time of the ONE candidate query (median of 5), then a
+//!   digest of 4,000 of them against a simulator answering each send after
+//!   20 ms, at two concurrency settings: sends per second against the bound
+//!   `concurrency / latency`;
+//! - real-time burst: 10,000 `notifyAccount` calls over HTTP spread over 100
+//!   accounts by 64 concurrent clients: calls per second, and the messages
+//!   sent, which must be exactly 100 (one per account per window).
+//!
+//! Run: `cargo bench --bench notify` (PostgreSQL from
+//! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+
+#[path = "../tests/integration/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Backend, TestDb};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use wxnotify::notify::digest::{self, DigestRequest};
+use wxnotify::sim::{SimConfig, SimFollower, SimHandle, Simulator};
+
+const ACCOUNTS: i64 = 100_000;
+const ROWS_PER_ACCOUNT: i64 = 10;
+const DIGEST_SENDS: i64 = 4_000;
+const LATENCY: Duration = Duration::from_millis(20);
+const BURST_CALLS: usize = 10_000;
+const BURST_ACCOUNTS: i64 = 100;
+const CLIENTS: usize = 64;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    println!(
+        "notify: {ACCOUNTS} following accounts, {} unread rows; simulator latency {} ms",
+        ACCOUNTS * ROWS_PER_ACCOUNT,
+        LATENCY.as_millis()
+    );
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(db) = TestDb::new(backend).await else {
+            println!("{backend:?}: PostgreSQL unreachable, skipped");
+            continue;
+        };
+        run(&db).await;
+    }
+}
+
+async fn simulator() -> SimHandle {
+    let followers = (1..=ACCOUNTS).map(|n| SimFollower::new(format!("oa-{n}"))).collect();
+    let mut config = SimConfig { followers, latency: LATENCY, ..SimConfig::default() };
+    config.daily_quotas.clear();
+    Simulator::start(config).await.expect("the simulator starts")
+}
+
+fn overrides(sim: &SimHandle, concurrency: &str) -> Vec<(String, String)> {
+    vec![
+        ("WECHAT_API_BASE".into(), sim.base_url()),
+        ("OA_APPID".into(), sim.oa_appid()),
+        ("OA_SECRET".into(), "sim-oa-secret".into()),
+        ("WECHAT_CONCURRENCY".into(), concurrency.into()),
+    ]
+}
+
+async fn run(test_db: &TestDb) {
+    let name = format!("{:?}", test_db.backend).to_lowercase();
+    let sim = simulator().await;
+    let settings = overrides(&sim, "16");
+    let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (state, address, stop, server) = common::start_server(test_db.url.clone(), &borrowed).await;
+    let seeded = Instant::now();
+    seed(&state.db).await;
+    println!("\n[{name}] seeded in {:.1} s", seeded.elapsed().as_secs_f64());
+
+    let services = state.services.clone();
+    let mut samples = Vec::new();
+    let mut found = 0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        found = digest::candidates(&services, None).await.expect("the candidate query").len();
+        samples.push(started.elapsed());
+    }
+    println!("[{name}] candidate query: {found} candidates, median {:.0} ms", ms(median(&mut samples)));
+
+    println!("[{name}] {:>11} {:>7} {:>10} {:>9} {:>13} {:>10}", "concurrency", "sends", "elapsed s", "sends/s", "bound sends/s", "of bound");
+    let mut first_id = 1;
+    for concurrency in [16usize, 64] {
+        let settings = overrides(&sim, &concurrency.to_string());
+        let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (one, _, stop_one, server_one) = common::start_server(test_db.url.clone(), &borrowed).await;
+        let before = sim.sent_messages().len();
+        let filter = async_graphql::Value::from_json(json!({"id": {"_gte": first_id, "_lt": first_id + DIGEST_SENDS}})).unwrap();
+        let request = DigestRequest { filter: Some(filter), ..DigestRequest::default() };
+        let started = Instant::now();
+        let report = digest::run(&one.services, &request).await.expect("the digest runs");
+        let elapsed = started.elapsed();
+        assert_eq!(report.sent as i64, DIGEST_SENDS, "{report:?}");
+        assert_eq!(sim.sent_messages().len() - before, DIGEST_SENDS as usize);
+        let rate = report.sent as f64 / elapsed.as_secs_f64();
+        let bound = concurrency as f64 / LATENCY.as_secs_f64();
+        println!(
+            "[{name}] {concurrency:>11} {:>7} {:>10.2} {rate:>9.0} {bound:>13.0} {:>9.0}%",
+            report.sent,
+            elapsed.as_secs_f64(),
+            100.0 * rate / bound
+        );
+        first_id += DIGEST_SENDS;
+        let _ = stop_one.send(());
+        server_one.await.ok();
+    }
+
+    burst(&name, &address, &sim).await;
+    let _ = stop.send(());
+    server.await.ok();
+}
+
+/// 10,000 calls over 100 accounts from 64 clients.
+async fn burst(name: &str, address: &str, sim: &SimHandle) {
+    let token = wxnotify::auth::Jwt::new(&wxnotify::settings::Secret::new(common::JWT_SECRET)).mint(
+        wxnotify::auth::Role::User,
+        Some("1"),
+        Duration::from_secs(3600),
+    );
+    let before = sim.sent_messages().len();
+    let next = Arc::new(AtomicUsize::new(0));
+    let client = reqwest::Client::new();
+    let url = format!("{address}/api/graphql");
+    let started = Instant::now();
+    let workers = (0..CLIENTS).map(|_| {
+        let (next, client, url, token) = (next.clone(), client.clone(), url.clone(), token.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= BURST_CALLS {
+                    return statuses;
+                }
+                // Accounts BURST_ACCOUNTS+1.. were not in the digest above.
+                let account = ACCOUNTS - (n as i64 % BURST_ACCOUNTS);
+                let body = json!({ "query": "mutation($a: bigint!) { notifyAccount(account_id: $a) { status } }", "variables": { "a": account } });
+                let answer: Value = client.post(&url).bearer_auth(&token).json(&body).send().await.unwrap().json().await.unwrap();
+                statuses.push(answer["data"]["notifyAccount"]["status"].as_str().unwrap_or("ERROR").to_string());
+            }
+        })
+    });
+    let statuses: Vec<String> = futures::future::join_all(workers).await.into_iter().flat_map(|r| r.unwrap()).collect();
+    let elapsed = started.elapsed();
+    let sent = sim.sent_messages().len() - before;
+    let count = |s: &str| statuses.iter().filter(|x| *x == s).count();
+    println!(
+        "[{name}] real-time burst: {} calls from {CLIENTS} clients over {BURST_ACCOUNTS} accounts in {:.2} s = {:.0} calls/s; \
+         SENT {}, THROTTLED {}, other {}; messages sent {sent} (must be {BURST_ACCOUNTS})",
+        statuses.len(),
+        elapsed.as_secs_f64(),
+        statuses.len() as f64 / elapsed.as_secs_f64(),
+        count("SENT"),
+        count("THROTTLED"),
+        statuses.len() - count("SENT") - count("THROTTLED"),
+    );
+    assert_eq!(sent, BURST_ACCOUNTS as usize, "exactly one message per account per window");
+}
+
+/// The accounts (all following, as `oa-<id>`) and their unread rows, in two
+/// statements. Timestamps are bound, so both databases store them as they
+/// store every other timestamp.
+async fn seed(db: &DatabaseConnection) {
+    let backend = db.get_database_backend();
+    let now = chrono::Utc::now();
+    let run = |sql: &str| {
+        let statement = Statement::from_sql_and_values(backend, sql, [now.into(), ACCOUNTS.into(), ROWS_PER_ACCOUNT.into()]);
+        async move { db.execute_raw(statement).await.unwrap() }
+    };
+    run(r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2)
+        INSERT INTO account (created_at, updated_at, nickname, user_status, oaopenid)
+        SELECT $1, $1, 'user' || n, CASE WHEN n % 2 = 0 THEN '经纪人' ELSE '新人' END, 'oa-' || n FROM g"#)
+    .await;
+    run(r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2 * $3)
+        INSERT INTO point_count (created_at, updated_at, account_account, type, sender, content)
+        SELECT $1, $1, (n - 1) / $3 + 1, CASE WHEN n % 3 = 0 THEN '投递邀约' ELSE '聊天' END, 'sender', 'content' FROM g"#)
+    .await;
+    db.execute_unprepared(
+        r#"INSERT INTO message_template (created_at, updated_at, name, channel, template_id, data) VALUES
+           ('2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 'digest', 'OA_TEMPLATE', 'tmpl-digest',
+            '{"thing1":{"value":"{{nickname}}"},"thing2":{"value":"{{summary}}"},"number3":{"value":"{{total}}"}}'),
+           ('2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 'realtime_multi', 'OA_TEMPLATE', 'tmpl-multi',
+            '{"thing1":{"value":"你收到了{{count}}条消息"}}')"#,
+    )
+    .await
+    .expect("the templates");
+    db.execute_unprepared("ANALYZE").await.unwrap();
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,46 @@
+//! Sending (contract §5): everything that puts a message in front of a user,
+//! built so that nothing is lost and nothing is sent twice.
+//!
+//! - [`outbox`]: every message is first a `delivery` row with a unique
+//!   `dedupe_key`, then claimed, sent, and its outcome recorded; pending rows
+//!   are picked up again when a server starts ([`recover_in_background`]).
+//! - [`render`]: `message_template` rows with `{{placeholders}}`, filled from
+//!   the account and the unread rows, cut to WeChat's limits.
+//! - [`digest`]: `notifyDigest`, one message per following account with
+//!   unread `point_count` rows, counted per type in one aggregate query.
+//! - [`realtime`]: `notifyAccount`, at most one message per account per
+//!   throttle window (claimed atomically in `notice`), falling back to
+//!   mini-program credits for accounts that do not follow.
+//! - [`credits`]: `collectFormIds`, `grantSubscription`, `pushBroadcast`:
+//!   the mini-program send credits of `push_code`, each used at most once.
+//! - [`graphql`]: the GraphQL operations over all of the above.
+
+pub mod credits;
+pub mod digest;
+mod error;
+mod graphql;
+pub mod outbox;
+pub mod realtime;
+pub mod render;
+mod sql;
+
+use std::sync::Arc;
+
+pub use error::NotifyError;
+pub use graphql::operations;
+
+use crate::services::Services;
+
+/// Starts the outbox recovery in the background: stale in-flight rows of a
+/// process that died are settled and pending rows are sent. Called once
+/// when a server starts; several servers doing so at once is safe, since
+/// every row is claimed atomically.
+pub fn recover_in_background(services: Arc<Services>) {
+    tokio::spawn(async move {
+        match outbox::recover(&services).await {
+            Ok(tally) if tally.is_empty() => {}
+            Ok(tally) => tracing::info!(?tally, "outbox recovery finished"),
+            Err(e) => tracing::error!(error = %e, "outbox recovery failed; pending deliveries wait for the next start or run"),
+        }
+    });
+}

@@ -1,0 +1,226 @@
+//! `notifyAccount`: the real-time notice, at most one per account per window.
+//!
+//! The window is claimed with one upsert on `notice` that only succeeds when
+//! the previous window has ended (`ON CONFLICT (account_account) DO UPDATE
+//! ... WHERE notice.expire_time <= now RETURNING`), inside the transaction
+//! that also spends a credit (when needed) and queues the delivery. Only one
+//! of any number of concurrent callers, on any number of servers, gets the
+//! row back; the rest answer THROTTLED. Nothing is claimed when there is
+//! nothing to send or no way to reach the user.
+//!
+//! One unread row uses the template `realtime_single` (`{{sender}}`,
+//! `{{content}}`, `{{type}}`), several `realtime_multi` (`{{count}}`). A
+//! follower gets the template with channel OA_TEMPLATE; someone who does not
+//! follow gets, in this order, `<name>` or `<name>_subscribe` with channel
+//! MP_SUBSCRIBE paid with a subscription credit for its template id, then
+//! `<name>` or `<name>_form` with channel MP_FORM paid with a form id.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+
+use super::credits::{self, CreditKind};
+use super::error::{NotifyError, invalid};
+use super::outbox::{self, Channel, NewDelivery, Scope};
+use super::render::{self, AccountRow, MessageTemplate, Placeholders};
+use super::sql::Sql;
+use crate::services::Services;
+
+/// The answer of `notifyAccount`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoticeStatus {
+    Sent,
+    Throttled,
+    NotFollowing,
+    NothingToSend,
+    Failed,
+}
+
+impl NoticeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeStatus::Sent => "SENT",
+            NoticeStatus::Throttled => "THROTTLED",
+            NoticeStatus::NotFollowing => "NOT_FOLLOWING",
+            NoticeStatus::NothingToSend => "NOTHING_TO_SEND",
+            NoticeStatus::Failed => "FAILED",
+        }
+    }
+}
+
+/// What one call did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoticeResult {
+    pub status: NoticeStatus,
+    pub channel: Option<Channel>,
+    pub msgid: Option<i64>,
+    pub delivery_id: Option<i64>,
+    /// Why a FAILED notice failed.
+    pub error: Option<String>,
+}
+
+impl NoticeResult {
+    fn bare(status: NoticeStatus) -> NoticeResult {
+        NoticeResult { status, channel: None, msgid: None, delivery_id: None, error: None }
+    }
+}
+
+/// The longest window accepted (30 days).
+pub const MAX_WINDOW_SECONDS: i64 = 30 * 86_400;
+
+/// Sends the account its real-time notice unless one went out within the
+/// last `window_seconds`.
+pub async fn notify_account(services: &Services, account_id: i64, window_seconds: i64) -> Result<NoticeResult, NotifyError> {
+    if !(1..=MAX_WINDOW_SECONDS).contains(&window_seconds) {
+        return Err(invalid(format!("window_seconds must be between 1 and {MAX_WINDOW_SECONDS}, not {window_seconds}")));
+    }
+    let db = &services.db;
+    let now = Utc::now();
+    let (account, window_end) = load_account(db, account_id).await?;
+    // A cheap read first: most calls in a burst end here. The claim below
+    // is what decides.
+    if window_end.is_some_and(|end| end > now) {
+        return Ok(NoticeResult::bare(NoticeStatus::Throttled));
+    }
+    let Some(unread) = latest_unread(db, account_id).await? else {
+        return Ok(NoticeResult::bare(NoticeStatus::NothingToSend));
+    };
+    let name = if unread.count == 1 { "realtime_single" } else { "realtime_multi" };
+    let routes = routes(db, name, &account).await?;
+    if routes.is_empty() {
+        return Ok(NoticeResult::bare(NoticeStatus::NotFollowing));
+    }
+    let values = placeholders(&account, &unread, now, services.settings.timezone);
+    let rendered: Vec<(MessageTemplate, render::Rendered)> =
+        routes.into_iter().map(|t| render::render(&t, &values).map(|r| (t, r))).collect::<Result<_, _>>()?;
+    let until = now + chrono::Duration::seconds(window_seconds);
+    let txn = db.begin().await?;
+    if !claim_window(&txn, account_id, now, until).await? {
+        txn.rollback().await?;
+        return Ok(NoticeResult::bare(NoticeStatus::Throttled));
+    }
+    let key = format!("realtime:{account_id}:{}", now.timestamp_micros());
+    let mp_appid = services.wechat.appid(crate::wechat::App::Mp);
+    let Some(delivery) = pick(&txn, &account, rendered, key, mp_appid).await? else {
+        // No credit after all: give the window back untouched.
+        txn.rollback().await?;
+        return Ok(NoticeResult::bare(NoticeStatus::NotFollowing));
+    };
+    let queued = outbox::enqueue(&txn, std::slice::from_ref(&delivery)).await?;
+    txn.commit().await?;
+    let id = queued.first().map(|(id, _)| *id).ok_or_else(|| invalid("the notice was not queued"))?;
+    outbox::deliver(services, &Scope::Ids(vec![id])).await?;
+    let state = outbox::state(db, id).await?;
+    let sent = state.status == "SENT";
+    Ok(NoticeResult {
+        status: if sent { NoticeStatus::Sent } else { NoticeStatus::Failed },
+        channel: Some(delivery.channel),
+        msgid: state.msgid,
+        delivery_id: Some(id),
+        error: if sent { None } else { state.errmsg },
+    })
+}
+
+async fn load_account(db: &impl ConnectionTrait, id: i64) -> Result<(AccountRow, Option<DateTime<Utc>>), NotifyError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {}, n.expire_time FROM account AS a LEFT JOIN notice AS n ON n.account_account = a.id WHERE a.id = ",
+        render::account_columns("a")
+    ));
+    sql.bind(id);
+    let row = sql.one(db).await?.ok_or_else(|| NotifyError::NotFound(format!("account {id} does not exist")))?;
+    Ok((AccountRow::from_row(&row)?, row.try_get("", "expire_time")?))
+}
+
+/// The unread count and the newest unread row.
+struct Unread {
+    count: i64,
+    kind: Option<String>,
+    sender: Option<String>,
+    content: Option<String>,
+}
+
+async fn latest_unread(db: &impl ConnectionTrait, account: i64) -> Result<Option<Unread>, NotifyError> {
+    let mut sql = Sql::new("SELECT count(*) OVER () AS n, type, sender, content FROM point_count WHERE account_account = ");
+    sql.bind(account).push(" ORDER BY id DESC LIMIT 1");
+    let Some(row) = sql.one(db).await? else { return Ok(None) };
+    Ok(Some(Unread {
+        count: row.try_get("", "n")?,
+        kind: row.try_get("", "type")?,
+        sender: row.try_get("", "sender")?,
+        content: row.try_get("", "content")?,
+    }))
+}
+
+fn placeholders(account: &AccountRow, unread: &Unread, now: DateTime<Utc>, tz: chrono_tz::Tz) -> Placeholders {
+    let mut values = Placeholders::for_account(account, now, tz);
+    values.set("count", Some(unread.count.to_string()));
+    if unread.count == 1 {
+        values.set("sender", unread.sender.clone());
+        values.set("content", unread.content.clone());
+        values.set("type", unread.kind.clone());
+    }
+    values
+}
+
+/// The templates that can reach this account, best first.
+async fn routes(db: &impl ConnectionTrait, name: &str, account: &AccountRow) -> Result<Vec<MessageTemplate>, NotifyError> {
+    let (subscribe, form) = (format!("{name}_subscribe"), format!("{name}_form"));
+    let templates = render::load_many(db, &[name, &subscribe, &form]).await?;
+    if templates.is_empty() {
+        return Err(render::missing(name));
+    }
+    let has = |o: &Option<String>| o.as_deref().is_some_and(|s| !s.is_empty());
+    let of = |channel: Channel| templates.iter().filter(move |t| t.channel == channel).cloned();
+    if has(&account.oaopenid)
+        && let Some(oa) = of(Channel::OaTemplate).next()
+    {
+        return Ok(vec![oa]);
+    }
+    if !has(&account.mp_openid) {
+        return Ok(Vec::new());
+    }
+    Ok(of(Channel::MpSubscribe).chain(of(Channel::MpForm)).collect())
+}
+
+/// The atomic window claim: true when this caller owns the new window.
+pub async fn claim_window(db: &impl ConnectionTrait, account: i64, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, sea_orm::DbErr> {
+    let mut sql = Sql::new("INSERT INTO notice (created_at, updated_at, account_account, expire_time) VALUES (");
+    let now_p = sql.param(now);
+    sql.push(&format!("{now_p}, {now_p}, ")).bind(account).push(", ").bind(until);
+    sql.push(") ON CONFLICT (account_account) DO UPDATE SET expire_time = excluded.expire_time, updated_at = excluded.updated_at ");
+    sql.push(&format!("WHERE notice.expire_time <= {now_p} RETURNING id"));
+    Ok(sql.one(db).await?.is_some())
+}
+
+/// The delivery for the first route that works: a follower's template
+/// message, or a mini-program message paid with a credit spent now.
+async fn pick(
+    db: &impl ConnectionTrait,
+    account: &AccountRow,
+    rendered: Vec<(MessageTemplate, render::Rendered)>,
+    key: String,
+    mp_appid: Option<&str>,
+) -> Result<Option<NewDelivery>, NotifyError> {
+    let id = Some(account.id);
+    for (template, message) in rendered {
+        match template.channel {
+            Channel::OaTemplate => {
+                let touser = account.oaopenid.clone().unwrap_or_default();
+                return Ok(Some(NewDelivery::template(id, &message.template_message(&touser, mp_appid, &key), key)));
+            }
+            Channel::MpSubscribe => {
+                if credits::claim(db, account.id, CreditKind::Subscribe, Some(&template.template_id)).await?.is_some() {
+                    let touser = account.mp_openid.clone().unwrap_or_default();
+                    return Ok(Some(NewDelivery::subscribe(id, &message.subscribe_message(&touser), key)));
+                }
+            }
+            Channel::MpForm => {
+                if let Some(credit) = credits::claim(db, account.id, CreditKind::FormId, None).await? {
+                    let touser = account.mp_openid.clone().unwrap_or_default();
+                    let form_id = credit.code.unwrap_or_default();
+                    return Ok(Some(NewDelivery::form(id, &message.form_message(&touser, &form_id), key)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}

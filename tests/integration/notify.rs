@@ -1,0 +1,558 @@
+//! Sending against the simulator, on SQLite and PostgreSQL: digests counted
+//! per type and resumable without double sends, real-time notices throttled
+//! to one per window under concurrency (also across two server processes),
+//! errcode reactions (43004 unlinks, 45009 leaves the rest pending), the
+//! mini-program credits, template rendering, and bad input that changes
+//! nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::join_all;
+use sea_orm::EntityTrait;
+use sea_orm::sea_query::Expr;
+use serde_json::{Value, json};
+use wxnotify::auth::Role;
+use wxnotify::notify::credits::{self, CreditKind};
+use wxnotify::notify::digest::{self, DigestRequest};
+use wxnotify::notify::outbox::{self, Scope};
+use wxnotify::sim::{SimFollower, SimHandle, SimMpUser, Simulator};
+
+use crate::common::{Backend, TestApp, spawn_app_with, start_server};
+
+const SEND: &str = "/cgi-bin/message/template/send";
+
+/// Overrides pointing a server at the simulator.
+fn sim_settings(sim: &SimHandle) -> Vec<(String, String)> {
+    vec![
+        ("WECHAT_API_BASE".into(), sim.base_url()),
+        ("OA_APPID".into(), sim.oa_appid()),
+        ("OA_SECRET".into(), "sim-oa-secret".into()),
+        ("MP_APPID".into(), sim.mp_appid()),
+        ("MP_SECRET".into(), "sim-mp-secret".into()),
+    ]
+}
+
+fn borrowed(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+async fn spawn(backend: Backend, sim: &SimHandle) -> Option<TestApp> {
+    let settings = sim_settings(sim);
+    spawn_app_with(backend, &borrowed(&settings)).await
+}
+
+/// Like `both_databases!`, with a fresh simulator the server talks to.
+macro_rules! with_simulator {
+    ($(async fn $name:ident($app:ident, $sim:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $sim = Simulator::start(Default::default()).await.expect("the simulator starts");
+                if let Some($app) = spawn(Backend::Sqlite, &$sim).await $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $sim = Simulator::start(Default::default()).await.expect("the simulator starts");
+                if let Some($app) = spawn(Backend::Postgres, &$sim).await $body
+            }
+        }
+    )*};
+}
+
+/// Inserts accounts (each a JSON object of columns) and returns their ids
+/// in order; every `oaopenid` becomes a simulator follower, every
+/// `mp_openid` a mini-program user.
+async fn accounts(app: &TestApp, sim: &SimHandle, mut rows: Value) -> Vec<i64> {
+    for row in rows.as_array_mut().unwrap() {
+        // The same columns in every row, so they are inserted as one group, in order.
+        for column in ["nickname", "user_status", "oaopenid", "mp_openid"] {
+            row.as_object_mut().unwrap().entry(column).or_insert(Value::Null);
+        }
+        if let Some(openid) = row["oaopenid"].as_str() {
+            sim.add_followers([SimFollower::new(openid)]);
+        }
+        if let Some(openid) = row["mp_openid"].as_str() {
+            sim.add_mp_users([SimMpUser::new(openid, None, &[])]);
+        }
+    }
+    let data = app
+        .data(
+            "mutation($a: [account_insert_input!]!) { insert_account(objects: $a) { returning { id } } }",
+            json!({ "a": rows }),
+        )
+        .await;
+    data["insert_account"]["returning"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect()
+}
+
+/// `n` unread rows of `kind` for `account`.
+async fn unread(app: &TestApp, account: i64, kind: &str, n: usize) {
+    let rows: Vec<Value> =
+        (0..n).map(|i| json!({ "account_account": account, "type": kind, "sender": format!("s{i}"), "content": format!("c{i}") })).collect();
+    app.data("mutation($r: [point_count_insert_input!]!) { insert_point_count(objects: $r) { affected_rows } }", json!({ "r": rows }))
+        .await;
+}
+
+async fn template(app: &TestApp, name: &str, channel: &str, template_id: &str, data: Value) {
+    app.data(
+        "mutation($o: message_template_insert_input!) { insert_message_template_one(object: $o) { id } }",
+        json!({ "o": { "name": name, "channel": channel, "template_id": template_id, "page": "pages/inbox", "data": data } }),
+    )
+    .await;
+}
+
+async fn digest_template(app: &TestApp) {
+    let data = json!({
+        "thing1": {"value": "{{nickname}}"},
+        "thing2": {"value": "{{summary}}"},
+        "number3": {"value": "{{total}}"},
+        "number4": {"value": "{{counts.聊天}}"}
+    });
+    template(app, "digest", "OA_TEMPLATE", "tmpl-digest", data).await;
+}
+
+async fn realtime_templates(app: &TestApp) {
+    let single = json!({"thing1": {"value": "{{sender}}"}, "thing2": {"value": "{{content}}"}, "time3": {"value": "{{now}}"}});
+    template(app, "realtime_single", "OA_TEMPLATE", "tmpl-single", single).await;
+    template(app, "realtime_multi", "OA_TEMPLATE", "tmpl-multi", json!({"thing1": {"value": "你收到了{{count}}条消息"}})).await;
+}
+
+const DIGEST: &str = r#"mutation($w: account_bool_exp, $t: String, $d: Boolean, $r: String) {
+    notifyDigest(where: $w, template: $t, dry_run: $d, run_id: $r) { run_id candidates sent failed skipped pending stopped } }"#;
+
+const NOTIFY: &str = r#"mutation($a: bigint!, $w: Int) { notifyAccount(account_id: $a, window_seconds: $w) { status channel msgid delivery_id error } }"#;
+
+/// The simulator's accepted messages by recipient.
+fn sent_to(sim: &SimHandle) -> BTreeMap<String, Vec<Value>> {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for message in sim.sent_messages() {
+        out.entry(message.touser.clone()).or_default().push(message.payload.clone());
+    }
+    out
+}
+
+async fn scalar(app: &TestApp, query: &str, vars: Value, path: &[&str]) -> Value {
+    let mut data = app.data(query, vars).await;
+    for key in path {
+        data = data[*key].clone();
+    }
+    data
+}
+
+fn error_of(body: &Value) -> (String, String) {
+    let error = &body["errors"][0];
+    (error["extensions"]["code"].as_str().unwrap_or_default().to_string(), error["message"].as_str().unwrap_or_default().to_string())
+}
+
+with_simulator! {
+    async fn a_digest_counts_unread_rows_per_type_and_sends_one_message_per_following_account(app, sim) {
+        digest_template(&app).await;
+        let ids = accounts(&app, &sim, json!([
+            {"nickname": "Alice", "user_status": "经纪人", "oaopenid": "oaAlice"},
+            {"nickname": "Bob", "user_status": "新人", "oaopenid": "oaBob"},
+            {"nickname": "Carol", "user_status": "经纪人"},
+            {"nickname": "Dave", "user_status": "游客", "oaopenid": "oaDave"},
+            {"nickname": "Erin", "user_status": "经纪人", "oaopenid": "oaErin"}
+        ])).await;
+        unread(&app, ids[0], "聊天", 3).await;
+        unread(&app, ids[0], "投递邀约", 1).await;
+        unread(&app, ids[1], "投递邀约", 2).await;
+        unread(&app, ids[2], "聊天", 1).await;
+        unread(&app, ids[3], "聊天", 1).await;
+        let filter = json!({"user_status": {"_in": ["经纪人", "新人"]}});
+
+        let dry = app.data(DIGEST, json!({ "w": filter, "d": true })).await["notifyDigest"].clone();
+        assert_eq!((dry["candidates"].as_i64(), dry["sent"].as_i64()), (Some(2), Some(0)));
+        assert_eq!(app.count("delivery").await, 0, "a dry run writes nothing");
+
+        let report = app.data(DIGEST, json!({ "w": filter })).await["notifyDigest"].clone();
+        assert_eq!(report["candidates"], 2, "{report}");
+        assert_eq!((report["sent"].as_i64(), report["failed"].as_i64(), report["skipped"].as_i64()), (Some(2), Some(0), Some(0)));
+        let sent = sent_to(&sim);
+        assert_eq!(sent.keys().cloned().collect::<Vec<_>>(), ["oaAlice", "oaBob"]);
+        let alice = &sent["oaAlice"][0]["data"];
+        assert_eq!(alice["thing1"]["value"], "Alice");
+        assert_eq!(alice["thing2"]["value"], "聊天3条，投递邀约1条");
+        assert_eq!((alice["number3"]["value"].as_str(), alice["number4"]["value"].as_str()), (Some("4"), Some("3")));
+        let bob = &sent["oaBob"][0]["data"];
+        assert_eq!((bob["thing2"]["value"].as_str(), bob["number3"]["value"].as_str(), bob["number4"]["value"].as_str()),
+            (Some("投递邀约2条"), Some("2"), Some("0")));
+        assert_eq!(sent["oaAlice"][0]["miniprogram"]["pagepath"], "pages/inbox");
+        let run_id = report["run_id"].as_str().unwrap();
+        assert_eq!(sent["oaAlice"][0]["client_msg_id"], format!("digest:{run_id}:{}", ids[0]), "WeChat can drop a resend");
+
+        let rows = app.data("{ delivery(order_by: {id: asc}) { account_account status msgid sent_at dedupe_key } }", json!({})).await;
+        for row in rows["delivery"].as_array().unwrap() {
+            assert_eq!(row["status"], "SENT", "{row}");
+            assert!(row["msgid"].as_i64().is_some() && row["sent_at"].is_string(), "{row}");
+        }
+
+        let everyone = app.data(DIGEST, json!({})).await["notifyDigest"].clone();
+        assert_eq!(everyone["candidates"], 3, "without `where`: every following account with unread rows (Dave too)");
+    }
+
+    async fn a_digest_rerun_after_a_crash_sends_nothing_twice(app, sim) {
+        digest_template(&app).await;
+        let rows: Vec<Value> = (0..6).map(|n| json!({"nickname": format!("u{n}"), "oaopenid": format!("oaUser{n}")})).collect();
+        let ids = accounts(&app, &sim, Value::Array(rows)).await;
+        for id in &ids {
+            unread(&app, *id, "聊天", 2).await;
+        }
+        // The crashed run: everything queued, two messages sent, a third
+        // claimed when the process died.
+        let services = app.state.services.clone();
+        let (candidates, planned) = digest::plan(&services, &DigestRequest::default(), "crash-run").await.unwrap();
+        assert_eq!(candidates, 6);
+        let queued = outbox::enqueue(&services.db, &planned).await.unwrap();
+        let queued: Vec<i64> = queued.iter().map(|(id, _)| *id).collect();
+        let first = outbox::deliver(&services, &Scope::Ids(queued[..2].to_vec())).await.unwrap();
+        assert_eq!(first.sent, 2);
+        app.sql(&format!("UPDATE delivery SET status = 'SENDING' WHERE id = {}", queued[2])).await;
+        assert_eq!(sim.sent_messages().len(), 2);
+
+        let again = app.data(DIGEST, json!({ "r": "crash-run" })).await["notifyDigest"].clone();
+        assert_eq!(again["run_id"], "crash-run");
+        assert_eq!((again["sent"].as_i64(), again["skipped"].as_i64()), (Some(3), Some(3)), "{again}");
+        let sent = sent_to(&sim);
+        assert_eq!(sent.len(), 5, "the in-flight message is not sent again: {:?}", sent.keys());
+        assert!(sent.values().all(|messages| messages.len() == 1), "nobody got two messages");
+        assert!(!sent.contains_key("oaUser2"));
+
+        let third = app.data(DIGEST, json!({ "r": "crash-run" })).await["notifyDigest"].clone();
+        assert_eq!((third["sent"].as_i64(), third["skipped"].as_i64()), (Some(0), Some(6)));
+        assert_eq!(app.count("delivery").await, 6, "one delivery per account and run");
+
+        // Recovery settles the row a dead process left in flight without resending it.
+        outbox::settle_stale(&services.db, Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
+        outbox::recover(&services).await.unwrap();
+        let row = app.data("query($k: String!) { delivery(where: {dedupe_key: {_eq: $k}}) { status errmsg } }",
+            json!({ "k": format!("digest:crash-run:{}", ids[2]) })).await;
+        assert_eq!(row["delivery"][0]["status"], "FAILED");
+        assert!(row["delivery"][0]["errmsg"].as_str().unwrap().starts_with("outcome unknown"), "{row}");
+        assert_eq!(sim.sent_messages().len(), 5);
+    }
+
+    async fn sixty_four_concurrent_notices_for_one_account_send_exactly_one_message(app, sim) {
+        realtime_templates(&app).await;
+        let ids = accounts(&app, &sim, json!([{"nickname": "Alice", "oaopenid": "oaAlice"}])).await;
+        unread(&app, ids[0], "聊天", 2).await;
+        let token = app.token(Role::User, Some("999"));
+        let calls = (0..64).map(|_| app.graphql_with(Some(&token), NOTIFY, json!({ "a": ids[0] })));
+        let answers = join_all(calls).await;
+        let statuses: Vec<String> = answers.iter().map(|a| a["data"]["notifyAccount"]["status"].as_str().unwrap_or("ERROR").to_string()).collect();
+        assert_eq!(statuses.iter().filter(|s| *s == "SENT").count(), 1, "{statuses:?} {:?}", answers.iter().find(|a| a.get("errors").is_some()));
+        assert_eq!(statuses.iter().filter(|s| *s == "THROTTLED").count(), 63);
+        assert_eq!(sim.sent_messages().len(), 1);
+        assert_eq!(sim.sent_messages()[0].payload["data"]["thing1"]["value"], "你收到了2条消息");
+        assert_eq!((app.count("notice").await, app.count("delivery").await), (1, 1));
+    }
+
+    async fn two_server_processes_send_one_notice_between_them(app, sim) {
+        realtime_templates(&app).await;
+        let ids = accounts(&app, &sim, json!([{"nickname": "Alice", "oaopenid": "oaAlice"}])).await;
+        unread(&app, ids[0], "聊天", 1).await;
+        let settings = sim_settings(&sim);
+        let (_state, second, stop, _server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
+        let token = app.token(Role::Admin, None);
+        let body = json!({ "query": NOTIFY, "variables": { "a": ids[0] } });
+        let calls = (0..64).map(|n| {
+            let url = if n % 2 == 0 { format!("{}/api/graphql", app.address) } else { format!("{second}/api/graphql") };
+            let request = app.client.post(url).bearer_auth(&token).json(&body);
+            async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+        });
+        let answers = join_all(calls).await;
+        let sent = answers.iter().filter(|a| a["data"]["notifyAccount"]["status"] == "SENT").count();
+        let throttled = answers.iter().filter(|a| a["data"]["notifyAccount"]["status"] == "THROTTLED").count();
+        assert_eq!((sent, throttled), (1, 63), "{:?}", answers.iter().find(|a| a.get("errors").is_some()));
+        assert_eq!(sim.sent_messages().len(), 1);
+        let _ = stop.send(());
+    }
+
+    async fn real_time_notices_pick_their_template_and_fall_back_to_mini_program_credits(app, sim) {
+        realtime_templates(&app).await;
+        let ids = accounts(&app, &sim, json!([
+            {"nickname": "A", "oaopenid": "oaA"},
+            {"nickname": "B", "oaopenid": "oaB"},
+            {"nickname": "C", "mp_openid": "mpC"},
+            {"nickname": "D", "mp_openid": "mpD"}
+        ])).await;
+        app.data("mutation($r: point_count_insert_input!) { insert_point_count_one(object: $r) { id } }",
+            json!({ "r": {"account_account": ids[0], "type": "聊天", "sender": "小红",
+                "content": "第一行\n第二行：这是一条很长很长很长很长很长很长的消息"} })).await;
+
+        let single = scalar(&app, NOTIFY, json!({ "a": ids[0] }), &["notifyAccount"]).await;
+        assert_eq!((single["status"].as_str(), single["channel"].as_str()), (Some("SENT"), Some("OA_TEMPLATE")), "{single}");
+        assert!(single["msgid"].as_i64().is_some());
+        let message = &sim.sent_messages()[0];
+        assert_eq!(message.template_id, "tmpl-single");
+        assert_eq!(message.payload["data"]["thing1"]["value"], "小红");
+        let content = message.payload["data"]["thing2"]["value"].as_str().unwrap();
+        assert_eq!(content.chars().count(), 20, "cut to thing's 20 characters: {content}");
+        assert!(content.starts_with("第一行 第二行") && !content.contains('\n'), "{content}");
+        let again = scalar(&app, NOTIFY, json!({ "a": ids[0] }), &["notifyAccount", "status"]).await;
+        assert_eq!(again, "THROTTLED");
+
+        assert_eq!(scalar(&app, NOTIFY, json!({ "a": ids[1] }), &["notifyAccount", "status"]).await, "NOTHING_TO_SEND");
+
+        // C does not follow: without a credit there is no way to reach them,
+        // and the window stays open.
+        unread(&app, ids[2], "聊天", 2).await;
+        template(&app, "realtime_multi_subscribe", "MP_SUBSCRIBE", "tmpl-sub", json!({"thing1": {"value": "你有{{count}}条新消息"}})).await;
+        template(&app, "realtime_multi_form", "MP_FORM", "tmpl-form", json!({"keyword1": {"value": "{{count}}条新消息"}})).await;
+        assert_eq!(scalar(&app, NOTIFY, json!({ "a": ids[2] }), &["notifyAccount", "status"]).await, "NOT_FOLLOWING");
+        assert_eq!(app.count("notice").await, 1, "no window was claimed for C");
+        let c_token = app.token(Role::User, Some(&ids[2].to_string()));
+        let granted = app.graphql_with(Some(&c_token), r#"mutation { grantSubscription(template_ids: ["tmpl-sub"]) { stored } }"#, json!({})).await;
+        assert_eq!(granted["data"]["grantSubscription"]["stored"], 1, "{granted}");
+        let by_credit = scalar(&app, NOTIFY, json!({ "a": ids[2] }), &["notifyAccount"]).await;
+        assert_eq!((by_credit["status"].as_str(), by_credit["channel"].as_str()), (Some("SENT"), Some("MP_SUBSCRIBE")), "{by_credit}");
+        let last = sim.sent_messages().pop().unwrap();
+        assert_eq!((last.path.as_str(), last.touser.as_str(), last.template_id.as_str()), ("/cgi-bin/message/subscribe/send", "mpC", "tmpl-sub"));
+        assert_eq!(last.payload["data"]["thing1"]["value"], "你有2条新消息");
+
+        // D has no subscription, only form ids: the oldest one pays.
+        unread(&app, ids[3], "聊天", 3).await;
+        let d_token = app.token(Role::User, Some(&ids[3].to_string()));
+        let collected = app.graphql_with(Some(&d_token), r#"mutation { collectFormIds(form_ids: [{form_id: "form-old"}, {form_id: "form-new"}]) { stored } }"#, json!({})).await;
+        assert_eq!(collected["data"]["collectFormIds"]["stored"], 2, "{collected}");
+        let by_form = scalar(&app, NOTIFY, json!({ "a": ids[3] }), &["notifyAccount"]).await;
+        assert_eq!((by_form["status"].as_str(), by_form["channel"].as_str()), (Some("SENT"), Some("MP_FORM")), "{by_form}");
+        let last = sim.sent_messages().pop().unwrap();
+        assert_eq!((last.path.as_str(), last.payload["form_id"].as_str()), ("/cgi-bin/message/wxopen/template/send", Some("form-old")));
+        let left = app.data("{ push_code { code } }", json!({})).await;
+        assert_eq!(left, json!({ "push_code": [{ "code": "form-new" }] }));
+    }
+
+    async fn a_43004_answer_unlinks_the_account_and_marks_the_follower_gone(app, sim) {
+        digest_template(&app).await;
+        let ids = accounts(&app, &sim, json!([{"nickname": "Gone", "oaopenid": "oaGone"}, {"nickname": "Here", "oaopenid": "oaHere"}])).await;
+        sim.add_followers([SimFollower::new("oaGone").unsubscribed()]);
+        app.data(r#"mutation { insert_oa_follower(objects: [{openid: "oaGone", subscribed: true}, {openid: "oaHere", subscribed: true}]) { affected_rows } }"#, json!({})).await;
+        unread(&app, ids[0], "聊天", 1).await;
+        unread(&app, ids[1], "聊天", 1).await;
+        let report = app.data(DIGEST, json!({})).await["notifyDigest"].clone();
+        assert_eq!((report["sent"].as_i64(), report["failed"].as_i64()), (Some(1), Some(1)), "{report}");
+        let state = app.data("{ account(order_by: {id: asc}) { oaopenid } oa_follower(order_by: {openid: asc}) { openid subscribed } delivery(where: {status: {_eq: \"FAILED\"}}) { errcode touser } }", json!({})).await;
+        assert_eq!(state["account"], json!([{ "oaopenid": null }, { "oaopenid": "oaHere" }]));
+        assert_eq!(state["oa_follower"], json!([{ "openid": "oaGone", "subscribed": false }, { "openid": "oaHere", "subscribed": true }]));
+        assert_eq!(state["delivery"], json!([{ "errcode": 43004, "touser": "oaGone" }]));
+        assert_eq!(sim.count_calls(SEND), 2, "43004 is not retried");
+    }
+
+    async fn a_45009_stops_the_batch_leaves_the_rest_pending_and_a_later_run_finishes_them(app, sim) {
+        digest_template(&app).await;
+        let rows: Vec<Value> = (0..5).map(|n| json!({"nickname": format!("u{n}"), "oaopenid": format!("oaUser{n}")})).collect();
+        let ids = accounts(&app, &sim, Value::Array(rows)).await;
+        for id in &ids {
+            unread(&app, *id, "投递邀约", 1).await;
+        }
+        sim.set_daily_quota(SEND, Some(2));
+        let first = app.data(DIGEST, json!({ "r": "quota-run" })).await["notifyDigest"].clone();
+        assert_eq!((first["sent"].as_i64(), first["pending"].as_i64(), first["failed"].as_i64()), (Some(2), Some(3), Some(0)), "{first}");
+        assert!(first["stopped"].as_str().unwrap().contains("45009"), "{first}");
+        let pending = app.data(r#"{ delivery_aggregate(where: {status: {_eq: "PENDING"}}) { aggregate { count } } }"#, json!({})).await;
+        assert_eq!(pending["delivery_aggregate"]["aggregate"]["count"], 3);
+
+        sim.set_daily_quota(SEND, None);
+        let second = app.data(DIGEST, json!({ "r": "quota-run" })).await["notifyDigest"].clone();
+        assert_eq!((second["sent"].as_i64(), second["skipped"].as_i64(), second["pending"].as_i64()), (Some(3), Some(2), Some(0)), "{second}");
+        let sent = sent_to(&sim);
+        assert_eq!(sent.len(), 5);
+        assert!(sent.values().all(|m| m.len() == 1));
+    }
+
+    async fn credits_are_checked_spent_oldest_first_and_each_used_once(app, sim) {
+        let ids = accounts(&app, &sim, json!([
+            {"nickname": "X", "mp_openid": "mpX"}, {"nickname": "Y", "mp_openid": "mpY"},
+            {"nickname": "P", "mp_openid": "mpP"}, {"nickname": "Q", "mp_openid": "mpQ"}, {"nickname": "R", "mp_openid": "mpR"}
+        ])).await;
+        let (x, y) = (ids[0], ids[1]);
+        // An expired credit, older than the rest: dropped, never used.
+        let past = (Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+        app.data("mutation($o: push_code_insert_input!) { insert_push_code_one(object: $o) { id } }",
+            json!({ "o": {"account_account": x, "kind": "FORM_ID", "code": "expired-one", "expire_at": past} })).await;
+        let token = app.token(Role::User, Some(&x.to_string()));
+        let soon = Utc::now().timestamp_millis() + 3_600_000;
+        let gone = Utc::now().timestamp_millis() - 1_000;
+        let collect = r#"mutation($f: [FormIdInput!]!) { collectFormIds(form_ids: $f) { stored duplicates rejected expired } }"#;
+        let report = app.graphql_with(Some(&token), collect, json!({ "f": [
+            {"form_id": "f1"}, {"form_id": "the formId is a mock one"}, {"form_id": "f2", "expire": soon},
+            {"form_id": "f1"}, {"form_id": "late", "expire": gone}
+        ] })).await;
+        assert_eq!(report["data"]["collectFormIds"], json!({ "stored": 2, "duplicates": 1, "rejected": 1, "expired": 1 }), "{report}");
+        let again = app.graphql_with(Some(&token), collect, json!({ "f": [{"form_id": "f2"}] })).await;
+        assert_eq!(again["data"]["collectFormIds"]["duplicates"], 1);
+        let week = app.data("query($a: bigint!) { push_code(where: {code: {_eq: \"f1\"}, account_account: {_eq: $a}}) { expire_at } }", json!({ "a": x })).await;
+        let expire = chrono::DateTime::parse_from_rfc3339(week["push_code"][0]["expire_at"].as_str().unwrap()).unwrap();
+        assert!(expire <= Utc::now() + chrono::Duration::days(7) && expire > Utc::now() + chrono::Duration::days(6), "7-day life: {expire}");
+
+        let db = &app.state.services.db;
+        let codes = [
+            credits::claim(db, x, CreditKind::FormId, None).await.unwrap().and_then(|c| c.code),
+            credits::claim(db, x, CreditKind::FormId, None).await.unwrap().and_then(|c| c.code),
+            credits::claim(db, x, CreditKind::FormId, None).await.unwrap().and_then(|c| c.code),
+        ];
+        assert_eq!(codes, [Some("f1".to_string()), Some("f2".to_string()), None]);
+        let left = app.data("query($a: bigint!) { push_code(where: {account_account: {_eq: $a}}) { id } }", json!({ "a": x })).await;
+        assert_eq!(left["push_code"], json!([]), "the expired credit was dropped");
+
+        // 32 claimers, 5 credits: each credit goes to exactly one claimer.
+        let y_token = app.token(Role::User, Some(&y.to_string()));
+        let five: Vec<Value> = (0..5).map(|n| json!({"form_id": format!("y{n}")})).collect();
+        app.graphql_with(Some(&y_token), collect, json!({ "f": five })).await;
+        let claims = (0..32).map(|_| async { credits::claim(db, y, CreditKind::FormId, None).await.unwrap() });
+        let won: Vec<String> = join_all(claims).await.into_iter().flatten().filter_map(|c| c.code).collect();
+        let mut distinct = won.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!((won.len(), distinct.len()), (5, 5), "{won:?}");
+
+        // The broadcast: a subscription for the template first, else a form id.
+        let p_token = app.token(Role::User, Some(&ids[2].to_string()));
+        app.graphql_with(Some(&p_token), r#"mutation { grantSubscription(template_ids: ["tmpl-b"]) { stored } }"#, json!({})).await;
+        app.graphql_with(Some(&p_token), collect, json!({ "f": [{"form_id": "p-form"}] })).await;
+        let q_token = app.token(Role::User, Some(&ids[3].to_string()));
+        app.graphql_with(Some(&q_token), collect, json!({ "f": [{"form_id": "q-form"}] })).await;
+        let broadcast = r#"mutation { pushBroadcast(template: "tmpl-b", page: "pages/index", key_words: ["{{nickname}}", "签到提醒"]) { sent no_credit failed } }"#;
+        let first = app.data(broadcast, json!({})).await;
+        assert_eq!(first["pushBroadcast"], json!({ "sent": 2, "no_credit": 3, "failed": 0 }));
+        let by_user: BTreeMap<String, (String, Value)> =
+            sim.sent_messages().into_iter().map(|m| (m.touser.clone(), (m.path.clone(), m.payload.clone()))).collect();
+        assert_eq!(by_user["mpP"].0, "/cgi-bin/message/subscribe/send");
+        assert_eq!(by_user["mpP"].1["data"]["keyword1"]["value"], "P");
+        assert_eq!((by_user["mpQ"].0.as_str(), by_user["mpQ"].1["form_id"].as_str()), ("/cgi-bin/message/wxopen/template/send", Some("q-form")));
+        let second = app.data(broadcast, json!({})).await;
+        assert_eq!(second["pushBroadcast"], json!({ "sent": 1, "no_credit": 4, "failed": 0 }), "P's form id pays now; Q has none left");
+    }
+
+    async fn send_template_message_logs_a_delivery_and_never_sends_a_client_msg_id_twice(app, sim) {
+        sim.add_followers([SimFollower::new("oaRaw")]);
+        let send = r#"mutation($i: SendTemplateMessageInput!) { sendTemplateMessage(input: $i) { errcode errmsg msgid delivery_id status } }"#;
+        let input = json!({ "touser": "oaRaw", "template_id": "tmpl-raw", "data": {"thing1": {"value": "你好"}}, "client_msg_id": "m-1",
+            "miniprogram": {"appid": "wxsimmp000000001", "pagepath": "pages/index"} });
+        let first = app.data(send, json!({ "i": input })).await["sendTemplateMessage"].clone();
+        assert_eq!((first["errcode"].as_i64(), first["errmsg"].as_str(), first["status"].as_str()), (Some(0), Some("ok"), Some("SENT")));
+        let again = app.data(send, json!({ "i": input })).await["sendTemplateMessage"].clone();
+        assert_eq!((again["delivery_id"].clone(), again["msgid"].clone()), (first["delivery_id"].clone(), first["msgid"].clone()));
+        assert_eq!(sim.sent_messages().len(), 1, "the same client_msg_id is sent once");
+
+        let stranger = app.data(send, json!({ "i": {"touser": "oaNobody", "template_id": "t", "data": {"thing1": "x"}} })).await["sendTemplateMessage"].clone();
+        assert_eq!((stranger["errcode"].as_i64(), stranger["status"].as_str()), (Some(40003), Some("FAILED")), "{stranger}");
+        let empty = app.graphql(send, json!({ "i": {"touser": "oaRaw", "template_id": "t", "data": {}} })).await;
+        assert_eq!(error_of(&empty).0, "validation-failed");
+        assert_eq!(app.count("delivery").await, 2);
+    }
+
+    async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(app, sim) {
+        let ids = accounts(&app, &sim, json!([{"nickname": "A", "oaopenid": "oaA"}])).await;
+        unread(&app, ids[0], "聊天", 2).await;
+        let missing = app.graphql(DIGEST, json!({})).await;
+        assert_eq!(error_of(&missing), ("not-found".to_string(), error_of(&missing).1));
+        assert!(error_of(&missing).1.contains("message template `digest` does not exist"), "{missing}");
+        let notice = app.graphql(NOTIFY, json!({ "a": ids[0] })).await;
+        assert!(error_of(&notice).1.contains("`realtime_multi` does not exist"), "{notice}");
+
+        digest_template(&app).await;
+        let bad_where = app.graphql(DIGEST, json!({ "w": {"no_such_column": {"_eq": 1}} })).await;
+        assert!(error_of(&bad_where).1.contains("unknown field \"no_such_column\""), "{bad_where}");
+        let bad_operator = app.graphql(r#"mutation { notifyDigest(where: {oaopenid: {_is_null: "yes"}}) { sent } }"#, json!({})).await;
+        assert!(bad_operator.get("errors").is_some(), "{bad_operator}");
+        let null_operand = app.graphql(DIGEST, json!({ "w": {"nickname": {"_eq": null}} })).await;
+        assert!(error_of(&null_operand).1.contains("null"), "{null_operand}");
+        template(&app, "typo", "OA_TEMPLATE", "t", json!({"thing1": {"value": "{{nick_name}}"}})).await;
+        let typo = app.graphql(DIGEST, json!({ "t": "typo" })).await;
+        assert!(error_of(&typo).1.contains("{{nick_name}} is not a placeholder"), "{typo}");
+        let window = app.graphql(NOTIFY, json!({ "a": ids[0], "w": 0 })).await;
+        assert!(error_of(&window).1.contains("window_seconds"), "{window}");
+        let nobody = app.graphql(NOTIFY, json!({ "a": 424242 })).await;
+        assert_eq!(error_of(&nobody).0, "not-found");
+        let user = app.token(Role::User, Some(&ids[0].to_string()));
+        let refused = app.graphql_with(Some(&user), DIGEST, json!({})).await;
+        assert_eq!(error_of(&refused).0, "access-denied");
+        assert!(refused["data"].is_null());
+        let anonymous = app.graphql_with(None, r#"mutation { collectFormIds(form_ids: [{form_id: "f"}]) { stored } }"#, json!({})).await;
+        assert_eq!(error_of(&anonymous).0, "access-denied");
+
+        assert_eq!((app.count("delivery").await, app.count("notice").await, app.count("push_code").await), (0, 0, 0));
+        assert_eq!(sim.sent_messages().len(), 0);
+    }
+
+    async fn pending_deliveries_are_sent_when_a_server_starts(app, sim) {
+        digest_template(&app).await;
+        let ids = accounts(&app, &sim, json!([{"nickname": "A", "oaopenid": "oaA"}, {"nickname": "B", "oaopenid": "oaB"}])).await;
+        unread(&app, ids[0], "聊天", 1).await;
+        unread(&app, ids[1], "聊天", 1).await;
+        let services = app.state.services.clone();
+        let (_, planned) = digest::plan(&services, &DigestRequest::default(), "before-crash").await.unwrap();
+        let queued = outbox::enqueue(&services.db, &planned).await.unwrap();
+        // B's message was in flight long ago when its process died.
+        entity::delivery::Entity::update_many()
+            .col_expr(entity::delivery::Column::Status, Expr::value("SENDING"))
+            .col_expr(entity::delivery::Column::UpdatedAt, Expr::value(Utc::now() - chrono::Duration::hours(2)))
+            .filter_by_id(queued[1].0)
+            .exec(&services.db)
+            .await
+            .unwrap();
+
+        let settings = sim_settings(&sim);
+        let (_state, _address, stop, _server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
+        let query = r#"{ delivery(order_by: {id: asc}) { status errmsg } }"#;
+        let mut rows = Value::Null;
+        for _ in 0..200 {
+            rows = app.data(query, json!({})).await["delivery"].clone();
+            if rows[0]["status"] == "SENT" && rows[1]["status"] == "FAILED" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!((rows[0]["status"].as_str(), rows[1]["status"].as_str()), (Some("SENT"), Some("FAILED")), "{rows}");
+        assert!(rows[1]["errmsg"].as_str().unwrap().starts_with("outcome unknown"));
+        assert_eq!(sent_to(&sim).keys().cloned().collect::<Vec<_>>(), ["oaA"], "the uncertain one is not resent");
+        let _ = stop.send(());
+    }
+}
+
+/// `filter_by_id` for update_many, without pulling QueryFilter into every test.
+trait FilterById {
+    fn filter_by_id(self, id: i64) -> Self;
+}
+
+impl FilterById for sea_orm::UpdateMany<entity::delivery::Entity> {
+    fn filter_by_id(self, id: i64) -> Self {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        self.filter(entity::delivery::Column::Id.eq(id))
+    }
+}
+
+with_simulator! {
+    async fn a_scheduled_digest_job_sends_like_notify_digest(app, sim) {
+        digest_template(&app).await;
+        let ids = accounts(&app, &sim, json!([
+            {"nickname": "Alice", "user_status": "经纪人", "oaopenid": "oaAlice"},
+            {"nickname": "Bob", "user_status": "游客", "oaopenid": "oaBob"}
+        ])).await;
+        unread(&app, ids[0], "聊天", 2).await;
+        unread(&app, ids[1], "聊天", 1).await;
+        app.data(r#"mutation { addScheduledJob(input: {name: "daily", group: "digest", jobType: NOTIFY_DIGEST,
+            triggerConfigs: [{triggerType: "cron", cron: "0 0 20 * * ?"}],
+            dataMap: {where: {user_status: {_eq: "经纪人"}}, template: "digest"}}) { name } }"#, json!({})).await;
+        let triggered = app.data(r#"mutation { triggerScheduledJob(group: "digest", name: "daily") }"#, json!({})).await;
+        assert_eq!(triggered, json!({ "triggerScheduledJob": true }));
+        let mut run = Value::Null;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            run = app.data("{ job_run { status result error } }", json!({})).await["job_run"][0].clone();
+            if run["status"] != "RUNNING" {
+                break;
+            }
+        }
+        assert_eq!(run["status"], "SUCCEEDED", "{run}");
+        assert_eq!((run["result"]["candidates"].as_i64(), run["result"]["sent"].as_i64()), (Some(1), Some(1)), "{run}");
+        assert_eq!(sent_to(&sim).keys().cloned().collect::<Vec<_>>(), ["oaAlice"]);
+    }
+}
