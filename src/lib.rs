@@ -10,6 +10,8 @@
 //! - [`wechat`]: the typed WeChat client and its token cache; [`sim`] the
 //!   WeChat simulator tests, benchmarks and `serve --demo` run against.
 //! - [`http`]: the axum router, a thin shell over the schema.
+//! - [`linking`]: login, follower sync, callback events and scan-to-bind:
+//!   everything that keeps `account.oaopenid` true.
 //! - [`wechat`]: the typed WeChat client and the shared access-token cache.
 //! - [`sim`]: the WeChat simulator tests, benchmarks and `serve --demo` run against.
 //! - [`Application`]: binds a listener and serves until told to stop; `main`
@@ -20,6 +22,7 @@ pub mod db;
 pub mod graphql;
 pub mod hasura;
 pub mod http;
+pub mod linking;
 pub mod services;
 pub mod settings;
 pub mod sim;

@@ -34,7 +34,7 @@ pub fn catalog() -> Catalog {
 
 /// The operations beyond tables, one entry per capability.
 fn operations() -> Vec<Operations> {
-    Vec::new()
+    vec![crate::linking::operations()]
 }
 
 /// The schema the server runs, with its services attached.

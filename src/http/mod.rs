@@ -25,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(graphiql))
         .route("/api/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(healthz))
+        .route("/wechat/callback", get(crate::linking::callback::verify).post(crate::linking::callback::receive))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
