@@ -3,6 +3,7 @@
 mod common;
 
 mod foundation;
+mod linking;
 mod seed_documents;
 mod simulator;
 mod tables;
