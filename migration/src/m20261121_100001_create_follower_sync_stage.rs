@@ -1,4 +1,5 @@
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::ConnectionTrait;
 
 /// Where a follower sync collects the listing before applying it: rows are
 /// written while WeChat pages through the followers and turned into links
@@ -18,6 +19,11 @@ impl MigrationTrait for Migration {
             .col(ColumnDef::new(Alias::new("subscribe_time")).timestamp_with_time_zone())
             .to_owned();
         manager.create_table(table).await?;
+        if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::Postgres {
+            // Disposable rows: no WAL for them, and PostgreSQL hash-joins
+            // on unionid without an index; SQLite's nested loops need one.
+            return manager.get_connection().execute_unprepared("ALTER TABLE follower_sync_stage SET UNLOGGED").await.map(|_| ());
+        }
         let index = Index::create()
             .name("follower_sync_stage_unionid_idx")
             .table(Alias::new("follower_sync_stage"))

@@ -1,5 +1,6 @@
 //! The HTTP surface (contract §6): GraphQL at `/api/graphql`, GraphiQL on
-//! `GET /` and `GET /api/graphql`, and `/healthz`.
+//! `GET /` and `GET /api/graphql`, `/healthz`, and `/wechat/callback`
+//! (handled in [`crate::linking::callback`]).
 //!
 //! The transport is a thin shell: it works out who is calling and hands the
 //! request to the schema, which owns everything else.

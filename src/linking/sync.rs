@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait, Value};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::mpsc;
 
 use super::LinkError;
@@ -37,8 +37,8 @@ use crate::wechat::{UserInfo, WechatClient, WechatError, count_calls_into};
 pub const SYNC_LEASE: &str = "follower_sync";
 /// How long the lease lasts without renewal (renewed every third of it).
 const LEASE_TTL: Duration = Duration::from_secs(60);
-/// Users per multi-row insert into the stage (3 parameters each).
-const STAGE_CHUNK: usize = 1000;
+/// Users per insert into the stage.
+const STAGE_CHUNK: usize = 2000;
 /// Most openids one `batchget` takes.
 const BATCH: usize = crate::wechat::followers::BATCHGET_LIMIT;
 
@@ -140,6 +140,7 @@ impl Reporter {
 /// of either stops both.
 async fn stage_listing(services: &Services, calls: Arc<AtomicU64>, reporter: Arc<Reporter>) -> Result<(), LinkError> {
     let (tx, mut rx) = mpsc::channel::<Vec<UserInfo>>(64);
+    let kind = services.settings.database_kind;
     let listing = list(services.wechat.clone(), services.settings.wechat_concurrency.max(1), tx, reporter);
     let listing = async { count_calls_into(calls, listing).await.map_err(LinkError::from) };
     let writing = async {
@@ -149,11 +150,11 @@ async fn stage_listing(services: &Services, calls: Arc<AtomicU64>, reporter: Arc
             pending.extend(users.into_iter().filter(|u| u.subscribe));
             while pending.len() >= STAGE_CHUNK {
                 let rest = pending.split_off(STAGE_CHUNK);
-                write_stage(&services.db, &pending).await?;
+                write_stage(&services.db, kind, &pending).await?;
                 pending = rest;
             }
         }
-        write_stage(&services.db, &pending).await.map_err(LinkError::from)
+        write_stage(&services.db, kind, &pending).await.map_err(LinkError::from)
     };
     futures::try_join!(listing, writing).map(|_| ())
 }
@@ -199,24 +200,27 @@ async fn list(wechat: WechatClient, concurrency: usize, tx: mpsc::Sender<Vec<Use
     Ok(())
 }
 
-/// One multi-row insert of `users` into the stage.
-async fn write_stage(db: &DatabaseConnection, users: &[UserInfo]) -> Result<(), DbErr> {
+/// One insert of `users` into the stage, passed as a single JSON array
+/// parameter and unpacked by the database (far cheaper for PostgreSQL to
+/// parse and plan than thousands of bound values).
+async fn write_stage(db: &DatabaseConnection, kind: DatabaseKind, users: &[UserInfo]) -> Result<(), DbErr> {
     if users.is_empty() {
         return Ok(());
     }
-    let mut sql = String::with_capacity(64 + users.len() * 20);
-    sql.push_str("INSERT INTO follower_sync_stage (openid, unionid, subscribe_time) VALUES ");
-    let mut values: Vec<Value> = Vec::with_capacity(users.len() * 3);
-    for (i, user) in users.iter().enumerate() {
-        let n = i * 3;
-        sql.push_str(&format!("{}(${}, ${}, ${})", if i == 0 { "" } else { ", " }, n + 1, n + 2, n + 3));
-        values.push(user.openid.clone().into());
-        values.push(user.unionid.clone().into());
-        values.push(user.subscribe_time.into());
-    }
+    let rows: Vec<serde_json::Value> =
+        users.iter().map(|u| {
+            // The driver's own text form, so SQLite compares like with like.
+            let t = u.subscribe_time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false));
+            serde_json::json!({ "o": u.openid, "u": u.unionid, "t": t })
+        }).collect();
+    let select = match kind {
+        DatabaseKind::Postgres => "SELECT x.o, x.u, x.t FROM jsonb_to_recordset($1) AS x(o text, u text, t timestamptz)",
+        // Timestamps go through the same text form the driver writes elsewhere.
+        DatabaseKind::Sqlite => "SELECT json_extract(value, '$.o'), json_extract(value, '$.u'), json_extract(value, '$.t') FROM json_each($1) WHERE TRUE",
+    };
     // The list can shift while it is paged, repeating an openid.
-    sql.push_str(" ON CONFLICT (openid) DO NOTHING");
-    execute(db, &sql, values).await.map(|_| ())
+    let sql = format!("INSERT INTO follower_sync_stage (openid, unionid, subscribe_time) {select} ON CONFLICT (openid) DO NOTHING");
+    execute(db, &sql, vec![serde_json::Value::Array(rows).into()]).await.map(|_| ())
 }
 
 /// Applies the complete listing in one transaction.
@@ -229,11 +233,32 @@ async fn apply(db: &DatabaseConnection, kind: DatabaseKind, lease: &Lease, listi
         return Err(LinkError::LeaseLost);
     }
     let now = Utc::now();
-    let followers_upserted = execute(&txn, UPSERT_FOLLOWERS, vec![now.into(), listing_started.into()]).await?;
+    let clock = Instant::now();
+    let mut steps_ms = Vec::with_capacity(7);
+    let mut step = |started: Instant| steps_ms.push(started.elapsed().as_millis() as u64);
+    if kind == DatabaseKind::Postgres {
+        // The stage was empty at the last autovacuum; without fresh
+        // statistics the planner joins 100,000 rows as if they were a few.
+        execute(&txn, "ANALYZE follower_sync_stage", vec![]).await?;
+    }
+    let t = Instant::now();
+    execute(&txn, DROP_LEFT_DURING_LISTING, vec![listing_started.into()]).await?;
+    step(t);
+    let t = Instant::now();
+    let followers_upserted = execute(&txn, UPSERT_FOLLOWERS, vec![now.into()]).await?;
+    step(t);
+    let t = Instant::now();
     let by_column = execute(&txn, LINK_BY_COLUMN, vec![now.into()]).await?;
+    step(t);
+    let t = Instant::now();
     let by_map = execute(&txn, &link_by_map(kind), vec![now.into()]).await?;
+    step(t);
+    let t = Instant::now();
     let cleared = execute(&txn, CLEAR_GONE_LINKS, vec![now.into(), listing_started.into()]).await?;
+    step(t);
+    let t = Instant::now();
     let gone = execute(&txn, MARK_GONE_FOLLOWERS, vec![now.into(), listing_started.into()]).await?;
+    step(t);
     let counts = query_one(&txn, COUNTS, vec![]).await?.ok_or_else(|| DbErr::RecordNotFound("the sync's counts".into()))?;
     let count = |column: &str| counts.try_get::<i64>("", column).map(|n| n.max(0) as u64);
     let report = SyncReport {
@@ -244,35 +269,48 @@ async fn apply(db: &DatabaseConnection, kind: DatabaseKind, lease: &Lease, listi
         unmatched: count("unmatched")?,
         ..SyncReport::default()
     };
-    execute(&txn, "DELETE FROM follower_sync_stage", vec![]).await?;
+    execute(&txn, empty_stage(kind), vec![]).await?;
     txn.commit().await?;
-    tracing::info!(followers_upserted, followers_gone = gone, linked = report.updated, cleared, "follower sync: applied");
+    let apply_ms = clock.elapsed().as_millis() as u64;
+    tracing::info!(followers_upserted, followers_gone = gone, linked = report.updated, cleared, apply_ms, ?steps_ms, "follower sync: applied");
     Ok(report)
 }
 
-/// New and changed followers from the stage. A follower whose unsubscribe
-/// arrived after the listing began stays unsubscribed.
-const UPSERT_FOLLOWERS: &str = "INSERT INTO oa_follower (created_at, updated_at, openid, unionid, subscribed, subscribe_time) \
-    SELECT $1, $1, s.openid, s.unionid, TRUE, s.subscribe_time FROM follower_sync_stage s WHERE TRUE \
-    ON CONFLICT (openid) DO UPDATE SET unionid = excluded.unionid, subscribed = TRUE, \
-    subscribe_time = excluded.subscribe_time, updated_at = excluded.updated_at \
-    WHERE (oa_follower.unionid IS DISTINCT FROM excluded.unionid OR NOT oa_follower.subscribed \
-           OR oa_follower.subscribe_time IS DISTINCT FROM excluded.subscribe_time) \
-      AND NOT (NOT oa_follower.subscribed AND oa_follower.updated_at >= $2)";
+/// Followers whose unsubscribe arrived after the listing began are not
+/// followers, whatever the listing saw: out of the stage with them.
+const DROP_LEFT_DURING_LISTING: &str = "DELETE FROM follower_sync_stage WHERE openid IN \
+    (SELECT openid FROM oa_follower WHERE NOT subscribed AND updated_at >= $1)";
 
-/// Accounts whose `unionid` column names a listed, still following follower.
-const LINK_BY_COLUMN: &str = "UPDATE account SET oaopenid = s.openid, updated_at = $1 \
-    FROM follower_sync_stage s JOIN oa_follower f ON f.openid = s.openid \
-    WHERE s.unionid = account.unionid AND f.subscribed AND account.oaopenid IS DISTINCT FROM s.openid";
+/// New and changed followers from the stage; unchanged ones are left out
+/// before the upsert (PostgreSQL would lock and rewrite every conflicting
+/// row otherwise).
+const UPSERT_FOLLOWERS: &str = "INSERT INTO oa_follower (created_at, updated_at, openid, unionid, subscribed, subscribe_time) \
+    SELECT $1, $1, s.openid, s.unionid, TRUE, s.subscribe_time \
+    FROM follower_sync_stage s LEFT JOIN oa_follower f ON f.openid = s.openid \
+    WHERE f.openid IS NULL OR f.unionid IS DISTINCT FROM s.unionid OR NOT f.subscribed \
+       OR f.subscribe_time IS DISTINCT FROM s.subscribe_time \
+    ON CONFLICT (openid) DO UPDATE SET unionid = excluded.unionid, subscribed = TRUE, \
+    subscribe_time = excluded.subscribe_time, updated_at = excluded.updated_at";
+
+/// Accounts whose `unionid` column names a listed follower.
+const LINK_BY_COLUMN: &str = "UPDATE account SET oaopenid = s.openid, updated_at = $1 FROM follower_sync_stage s \
+    WHERE s.unionid = account.unionid AND account.oaopenid IS DISTINCT FROM s.openid";
 
 /// Accounts known only by their login map's unionId; fills the column too.
 fn link_by_map(kind: DatabaseKind) -> String {
     format!(
-        "UPDATE account SET unionid = s.unionid, oaopenid = s.openid, updated_at = $1 \
-         FROM follower_sync_stage s JOIN oa_follower f ON f.openid = s.openid \
-         WHERE account.unionid IS NULL AND s.unionid = {map} AND f.subscribed",
+        "UPDATE account SET unionid = s.unionid, oaopenid = s.openid, updated_at = $1 FROM follower_sync_stage s \
+         WHERE account.unionid IS NULL AND s.unionid = {map}",
         map = map_unionid(kind, "account.oauth2_user_info_map")
     )
+}
+
+/// Empties the stage (TRUNCATE where it is cheaper and transactional).
+fn empty_stage(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Postgres => "TRUNCATE follower_sync_stage",
+        DatabaseKind::Sqlite => "DELETE FROM follower_sync_stage",
+    }
 }
 
 /// Links to followers the listing no longer has, unless the follower was
