@@ -12,6 +12,8 @@
 //! - [`wechat`]: the typed WeChat client and its token cache; [`sim`] the
 //!   WeChat simulator tests, benchmarks and `serve --demo` run against.
 //! - [`http`]: the axum router, a thin shell over the schema.
+//! - [`linking`]: login, follower sync, callback events and scan-to-bind:
+//!   everything that keeps `account.oaopenid` true.
 //! - [`scheduler`]: durable Quartz-cron jobs; [`flows`] the action flows
 //!   they (and `runActionFlow`) run.
 //! - [`wechat`]: the typed WeChat client and the shared access-token cache.
@@ -26,6 +28,7 @@ pub mod flows;
 pub mod graphql;
 pub mod hasura;
 pub mod http;
+pub mod linking;
 pub mod metrics;
 pub mod notify;
 pub mod scheduler;

@@ -43,6 +43,8 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         ttl: std::time::Duration,
     },
+    /// Sync the service account's followers once and link accounts, with a progress bar.
+    Sync,
     /// Run the WeChat simulator (for tests, benchmarks and demos).
     Sim {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -99,6 +101,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let options = wxnotify::sim::cli::SimOptions { listen, followers, latency: std::time::Duration::from_millis(latency_ms) };
             wxnotify::sim::cli::run(&settings, options).await
         }
+        Command::Sync => wxnotify::linking::cli::run(settings).await,
         Command::Migrate => {
             let db = wxnotify::db::connect(&settings).await?;
             wxnotify::db::migrate(&db).await?;

@@ -19,6 +19,9 @@ mod m20261121_000009_create_action_flow;
 mod m20261121_000010_create_scheduled_job;
 mod m20261121_000011_create_job_run;
 mod m20261121_000012_create_wxnotify_meta;
+mod m20261121_100001_create_follower_sync_stage;
+mod m20261121_100002_create_callback_event;
+mod m20261121_100003_create_bind_scene;
 mod m20261121_200001_push_code_unique_code;
 mod m20261121_200002_delivery_status_index;
 
@@ -40,6 +43,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000010_create_scheduled_job::Migration),
             Box::new(m20261121_000011_create_job_run::Migration),
             Box::new(m20261121_000012_create_wxnotify_meta::Migration),
+            Box::new(m20261121_100001_create_follower_sync_stage::Migration),
+            Box::new(m20261121_100002_create_callback_event::Migration),
+            Box::new(m20261121_100003_create_bind_scene::Migration),
             Box::new(m20261121_200001_push_code_unique_code::Migration),
             Box::new(m20261121_200002_delivery_status_index::Migration),
         ]

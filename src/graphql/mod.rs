@@ -34,7 +34,7 @@ pub fn catalog() -> Catalog {
 
 /// The operations beyond tables, one entry per capability.
 fn operations() -> Vec<Operations> {
-    vec![crate::scheduler::graphql::operations(), crate::notify::operations()]
+    vec![crate::linking::operations(), crate::notify::operations(), crate::scheduler::graphql::operations()]
 }
 
 /// The schema the server runs, with its services attached.

@@ -1,5 +1,6 @@
 //! The HTTP surface (contract §6): GraphQL at `/api/graphql`, GraphiQL on
-//! `GET /` and `GET /api/graphql`, and `/healthz`.
+//! `GET /` and `GET /api/graphql`, `/healthz`, and `/wechat/callback`
+//! (handled in [`crate::linking::callback`]).
 //!
 //! The transport is a thin shell: it works out who is calling and hands the
 //! request to the schema, which owns everything else.
@@ -26,6 +27,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/wechat/callback", get(crate::linking::callback::verify).post(crate::linking::callback::receive))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(state.settings.max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.settings.request_timeout))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -138,8 +138,10 @@ impl WechatClient {
     /// time, `WXNOTIFY_WECHAT_CONCURRENCY` calls at once. The first failure
     /// stops the batch (no further chunk starts) and is returned.
     pub async fn user_info_batch(&self, openids: &[String]) -> Result<Vec<UserInfo>, WechatError> {
-        let chunks: Vec<Vec<UserInfo>> = futures::stream::iter(openids.chunks(BATCHGET_LIMIT))
-            .map(|chunk| self.user_info_chunk(chunk))
+        // Owned chunks: a closure over borrowed slices makes the future's
+        // Send-ness unprovable (rustc #100013), and callers need it Send.
+        let chunks: Vec<Vec<UserInfo>> = futures::stream::iter(openids.chunks(BATCHGET_LIMIT).map(<[String]>::to_vec))
+            .map(|chunk| async move { self.user_info_chunk(&chunk).await })
             .buffered(self.inner.concurrency)
             .try_collect()
             .await?;

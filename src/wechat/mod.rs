@@ -30,6 +30,7 @@ pub use followers::{FollowerPage, UserInfo};
 pub use login::Session;
 pub use qrcode::QrCode;
 pub use retry::RetryPolicy;
+pub use transport::{count_calls, count_calls_into};
 pub use send::{FormTemplateMessage, MiniProgramLink, SendReceipt, SubscribeMessage, TemplateMessage, TemplateValue};
 
 use crate::settings::{Secret, Settings};

@@ -12,8 +12,33 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::token::Fetched;
 use super::{App, WechatClient, WechatError};
+
+tokio::task_local! {
+    /// The calls made inside a [`count_calls`] scope.
+    static CALLS: Arc<AtomicU64>;
+}
+
+/// Runs `work` and counts the HTTP requests it sends to WeChat (retries and
+/// token fetches included; calls other tasks make meanwhile are not), for
+/// reports such as a sync's `api_calls`. Work spawned onto other tasks is
+/// counted only if it is wrapped in the returned counter's scope too, so
+/// pass `counter` to [`count_calls_into`] there.
+pub async fn count_calls<F: Future>(work: F) -> (F::Output, u64) {
+    let counter = Arc::new(AtomicU64::new(0));
+    let output = count_calls_into(counter.clone(), work).await;
+    (output, counter.load(Ordering::Relaxed))
+}
+
+/// Runs `work`, adding the WeChat requests it sends to `counter`.
+pub async fn count_calls_into<F: Future>(counter: Arc<AtomicU64>, work: F) -> F::Output {
+    CALLS.scope(counter, work).await
+}
 
 /// What one call sends.
 pub(crate) struct Call {
@@ -93,6 +118,7 @@ impl WechatClient {
 
     async fn call_once(&self, call: &Call, token: Option<&str>) -> Result<Value, WechatError> {
         let api = call.api;
+        let _ = CALLS.try_with(|calls| calls.fetch_add(1, Ordering::Relaxed));
         let mut params: Vec<(&str, &str)> = call.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         if let Some(token) = token {
             params.push(("access_token", token));

@@ -5,6 +5,7 @@ mod common;
 mod foundation;
 mod hostile;
 mod limits;
+mod linking;
 mod notify;
 mod operations;
 mod scheduler;

@@ -1,0 +1,112 @@
+//! `loginWithWechatMiniApp`: a `wx.login` code in, the account and a user
+//! token out. The account is upserted by mp_openid with the login map Zion
+//! keeps (`{"WECHAT":{"openId","unionId"}}`, merged into what is there) and
+//! the `unionid` column; when that unionid already follows the service
+//! account (a row in `oa_follower`), `oaopenid` is set in the same request.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use entity::account;
+use sea_orm::{DbErr, EntityTrait};
+use serde_json::{Map, Value as Json, json};
+
+use super::LinkError;
+use super::store::{self, execute, query_one};
+use crate::auth::Role;
+use crate::services::Services;
+use crate::settings::DatabaseKind;
+
+/// How long a login token lasts.
+pub const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A logged-in account and its token.
+#[derive(Clone, Debug)]
+pub struct LoginOutcome {
+    /// The account row, column name → value, as the `account` type shows it.
+    pub account: Map<String, Json>,
+    pub account_id: i64,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Logs a mini-program user in (see the module docs).
+pub async fn login(services: &Services, code: &str) -> Result<LoginOutcome, LinkError> {
+    let session = services.wechat.login(code).await?;
+    let db = &services.db;
+    let kind = services.settings.database_kind;
+    let mut wechat = json!({ "openId": session.openid });
+    if let Some(unionid) = &session.unionid {
+        wechat["unionId"] = json!(unionid);
+    }
+    let sql = format!(
+        "INSERT INTO account (created_at, updated_at, mp_openid, unionid, oauth2_user_info_map) VALUES ($1, $1, $2, $3, $4) \
+         ON CONFLICT (mp_openid) DO UPDATE SET unionid = COALESCE(excluded.unionid, account.unionid), \
+         oauth2_user_info_map = {merged}, updated_at = excluded.updated_at RETURNING id",
+        merged = merged_map(kind)
+    );
+    let values = vec![Utc::now().into(), session.openid.clone().into(), session.unionid.clone().into(), json!({ "WECHAT": wechat }).into()];
+    let row = query_one(db, &sql, values).await?.ok_or_else(|| DbErr::RecordNotFound("the upserted account".into()))?;
+    let id: i64 = row.try_get("", "id")?;
+    link_if_following(services, id).await?;
+    let model = account::Entity::find_by_id(id).one(db).await?.ok_or(LinkError::NoAccount(id))?;
+    let expires_at = Utc::now() + chrono::Duration::from_std(LOGIN_TOKEN_TTL).unwrap_or_default();
+    let token = services.jwt.mint(Role::User, Some(&id.to_string()), LOGIN_TOKEN_TTL);
+    tracing::info!(account = id, linked = model.oaopenid.is_some(), "mini-program login");
+    Ok(LoginOutcome { account: account_json(&model), account_id: id, token, expires_at })
+}
+
+/// Links the account when its unionid (column, just filled from the login
+/// map) belongs to a current follower.
+async fn link_if_following(services: &Services, id: i64) -> Result<(), DbErr> {
+    let sql = "UPDATE account SET oaopenid = f.openid, updated_at = $2 FROM oa_follower f \
+               WHERE account.id = $1 AND f.unionid = account.unionid AND f.subscribed \
+               AND account.oaopenid IS DISTINCT FROM f.openid";
+    execute(&services.db, sql, vec![id.into(), Utc::now().into()]).await.map(|_| ())
+}
+
+/// The stored login map with the new `WECHAT` keys merged in: other keys,
+/// and a unionId this login did not carry, are kept.
+fn merged_map(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Postgres => {
+            "CASE WHEN jsonb_typeof(account.oauth2_user_info_map -> 'WECHAT') = 'object' \
+             THEN account.oauth2_user_info_map || jsonb_build_object('WECHAT', \
+                  (account.oauth2_user_info_map -> 'WECHAT') || (excluded.oauth2_user_info_map -> 'WECHAT')) \
+             WHEN jsonb_typeof(account.oauth2_user_info_map) = 'object' \
+             THEN account.oauth2_user_info_map || excluded.oauth2_user_info_map \
+             ELSE excluded.oauth2_user_info_map END"
+        }
+        // json_patch merges objects recursively (RFC 7396).
+        DatabaseKind::Sqlite => {
+            "CASE WHEN json_valid(account.oauth2_user_info_map) AND json_type(account.oauth2_user_info_map) = 'object' \
+             THEN json_patch(account.oauth2_user_info_map, excluded.oauth2_user_info_map) \
+             ELSE excluded.oauth2_user_info_map END"
+        }
+    }
+}
+
+/// An account row as the generated `account` type reads it.
+pub fn account_json(model: &account::Model) -> Map<String, Json> {
+    let time = |t: &DateTime<Utc>| json!(t.to_rfc3339_opts(SecondsFormat::Micros, false));
+    let mut row = Map::new();
+    row.insert("id".into(), json!(model.id));
+    row.insert("created_at".into(), time(&model.created_at));
+    row.insert("updated_at".into(), time(&model.updated_at));
+    row.insert("username".into(), json!(model.username));
+    row.insert("nickname".into(), json!(model.nickname));
+    row.insert("user_status".into(), json!(model.user_status));
+    row.insert("mp_openid".into(), json!(model.mp_openid));
+    row.insert("unionid".into(), json!(model.unionid));
+    row.insert("oaopenid".into(), json!(model.oaopenid));
+    row.insert("oauth2_user_info_map".into(), model.oauth2_user_info_map.clone().unwrap_or(Json::Null));
+    row
+}
+
+/// `oaOpenidByUnionid`: the service-account openid of a current follower.
+pub async fn oa_openid_by_unionid(services: &Services, unionid: &str) -> Result<Option<String>, LinkError> {
+    if unionid.is_empty() || unionid.len() > 128 {
+        return Err(LinkError::Invalid("unionid must be 1 to 128 characters".into()));
+    }
+    Ok(store::follower_openid(&services.db, unionid).await?)
+}

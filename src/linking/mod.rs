@@ -1,0 +1,83 @@
+//! Linking users: everything that makes `account.oaopenid` true (contract
+//! §5), so a mini-program user can be reached through the service account.
+//!
+//! - [`login`]: `loginWithWechatMiniApp` upserts the account by mp_openid and
+//!   links it at once when its unionid already follows.
+//! - [`sync`]: `syncFollowers` / `wxnotify sync`: the whole follower list,
+//!   staged while WeChat pages through it and applied in one transaction of
+//!   set-based statements only once the listing is complete; [`lease`] keeps
+//!   two syncs from interleaving, across processes too.
+//! - [`callback`]: `/wechat/callback`, the live follow, unfollow, scan and
+//!   send-finished events (signatures, safe mode, retries deduplicated in the
+//!   database), parsed by the DTD-free reader in [`xml`].
+//! - [`bind`]: scan-to-bind QR codes whose scene is a random, single-use
+//!   token naming the account.
+//! - [`store`]: the link SQL shared by all of the above, for both databases.
+//! - [`graphql`]: the operations' fields; [`cli`]: `wxnotify sync`.
+
+pub mod bind;
+pub mod callback;
+pub mod cli;
+mod graphql;
+pub mod lease;
+pub mod login;
+mod store;
+pub mod sync;
+pub mod xml;
+
+pub use graphql::operations;
+
+use async_graphql::ErrorExtensions;
+
+use crate::wechat::{Reaction, WechatError};
+
+/// What can go wrong while linking; each variant says what to do and maps
+/// to a GraphQL `extensions.code`.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// WeChat refused or failed; the message says what to do.
+    #[error(transparent)]
+    Wechat(#[from] WechatError),
+    /// The database failed; details go to the log, not to the caller.
+    #[error("the database failed: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// Another sync holds the lease (in this process or another).
+    #[error("a follower sync is already running; wait for it to finish and look at its report, or try again later")]
+    SyncRunning,
+    /// This sync lost its lease (it stalled past its renewal); it changed no link.
+    #[error("the follower sync lost its lock while listing (it stalled for over a minute); no link was changed, run it again")]
+    LeaseLost,
+    /// No account has that id.
+    #[error("no account has id {0}")]
+    NoAccount(i64),
+    /// The request itself is wrong.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl LinkError {
+    /// The error as GraphQL shows it. Database details stay in the log.
+    pub fn to_graphql(&self) -> async_graphql::Error {
+        let code = match self {
+            LinkError::Wechat(e) => match e.reaction() {
+                Reaction::InvalidCode => "invalid-code",
+                Reaction::ConfigError => "wechat-config",
+                Reaction::Quota | Reaction::RateLimited => "wechat-quota",
+                _ => "wechat-error",
+            },
+            LinkError::Database(_) => "unexpected",
+            LinkError::SyncRunning => "sync-running",
+            LinkError::LeaseLost => "sync-interrupted",
+            LinkError::NoAccount(_) => "not-found",
+            LinkError::Invalid(_) => "validation-failed",
+        };
+        let message = match self {
+            LinkError::Database(e) => {
+                tracing::error!(error = %e, "linking: database error");
+                "the database failed; see the server log".to_string()
+            }
+            other => other.to_string(),
+        };
+        async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
+    }
+}

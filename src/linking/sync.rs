@@ -1,0 +1,331 @@
+//! `syncFollowers`: the whole follower list, made into links.
+//!
+//! 1. Take the `follower_sync` lease (a second sync is refused with
+//!    [`LinkError::SyncRunning`]).
+//! 2. List: pages of `user/get` one after another, each page's openids to
+//!    `batchget` in chunks of 100, `WXNOTIFY_WECHAT_CONCURRENCY` calls at
+//!    once, the next page fetched while the chunks of the last are in flight.
+//!    Users arrive on a channel and are written to `follower_sync_stage` in
+//!    multi-row inserts while WeChat is still answering.
+//! 3. Only after the last page, in one transaction of set-based statements:
+//!    upsert `oa_follower` from the stage, link accounts by the `unionid`
+//!    column and by the login map, clear links of followers no longer
+//!    listed, mark those followers unsubscribed, count, empty the stage.
+//!
+//! A failure anywhere before step 3 leaves every link and follower as it was
+//! (the stage is emptied). Events the callback handles while a sync runs win
+//! over the listing: a follower who (un)followed after the listing began is
+//! neither cleared nor re-linked by it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use tokio::sync::mpsc;
+
+use super::LinkError;
+use super::lease::Lease;
+use super::store::{execute, map_unionid, query_one};
+use crate::services::Services;
+use crate::settings::DatabaseKind;
+use crate::wechat::{UserInfo, WechatClient, WechatError, count_calls_into};
+
+/// The lease key in `wxnotify_meta`.
+pub const SYNC_LEASE: &str = "follower_sync";
+/// How long the lease lasts without renewal (renewed every third of it).
+const LEASE_TTL: Duration = Duration::from_secs(60);
+/// Users per insert into the stage.
+const STAGE_CHUNK: usize = 2000;
+/// Most openids one `batchget` takes.
+const BATCH: usize = crate::wechat::followers::BATCHGET_LIMIT;
+
+/// What one sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Followers listed (who follow now).
+    pub followers: u64,
+    /// Accounts linked to a listed follower after the sync.
+    pub matched: u64,
+    /// Accounts whose link this sync set or changed.
+    pub updated: u64,
+    /// Accounts whose link this sync cleared (their follower left).
+    pub cleared: u64,
+    /// Listed followers no account is linked to.
+    pub unmatched: u64,
+    /// HTTP requests sent to WeChat (token fetches and retries included).
+    pub api_calls: u64,
+    pub duration_ms: u64,
+}
+
+/// Where a running sync is, for progress bars.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncPhase {
+    Listing,
+    Applying,
+}
+
+/// A progress report; `total` is WeChat's follower count (a hint: it moves).
+#[derive(Clone, Debug)]
+pub struct SyncProgress {
+    pub phase: SyncPhase,
+    pub listed: u64,
+    pub fetched: u64,
+    pub total: u64,
+}
+
+/// Receives progress reports (called from the sync's tasks).
+pub type ProgressFn = Arc<dyn Fn(&SyncProgress) + Send + Sync>;
+
+/// Runs one follower sync. See the module docs for the steps.
+pub async fn sync_followers(services: &Services, progress: Option<ProgressFn>) -> Result<SyncReport, LinkError> {
+    let started = Instant::now();
+    let kind = services.settings.database_kind;
+    let lease = Lease::try_take(&services.db, kind, SYNC_LEASE, LEASE_TTL).await?.ok_or(LinkError::SyncRunning)?;
+    tracing::info!("follower sync: started");
+    let result = run(services, &lease, progress).await;
+    if result.is_err() {
+        // The stage holds nothing anyone else reads; empty it for the next sync.
+        if let Err(e) = execute(&services.db, "DELETE FROM follower_sync_stage", vec![]).await {
+            tracing::warn!(error = %e, "follower sync: could not empty the stage; the next sync will");
+        }
+    }
+    lease.release().await;
+    let mut report = result?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(?report, "follower sync: done");
+    Ok(report)
+}
+
+async fn run(services: &Services, lease: &Lease, progress: Option<ProgressFn>) -> Result<SyncReport, LinkError> {
+    let db = &services.db;
+    let listing_started = Utc::now();
+    // Left over only by a sync that crashed; we hold the lease, so it is ours to clear.
+    execute(db, "DELETE FROM follower_sync_stage", vec![]).await?;
+    let calls = Arc::new(AtomicU64::new(0));
+    let reporter = Reporter { progress, listed: AtomicU64::new(0), fetched: AtomicU64::new(0), total: AtomicU64::new(0) };
+    let reporter = Arc::new(reporter);
+    stage_listing(services, calls.clone(), reporter.clone()).await?;
+    if lease.is_lost() {
+        return Err(LinkError::LeaseLost);
+    }
+    reporter.report(SyncPhase::Applying);
+    tracing::info!(listed = reporter.listed.load(Ordering::Relaxed), "follower sync: listing complete; applying");
+    let mut report = apply(db, services.settings.database_kind, lease, listing_started).await?;
+    report.api_calls = calls.load(Ordering::Relaxed);
+    Ok(report)
+}
+
+/// Counts and forwards progress.
+struct Reporter {
+    progress: Option<ProgressFn>,
+    listed: AtomicU64,
+    fetched: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Reporter {
+    fn report(&self, phase: SyncPhase) {
+        if let Some(progress) = &self.progress {
+            let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+            progress(&SyncProgress { phase, listed: load(&self.listed), fetched: load(&self.fetched), total: load(&self.total) });
+        }
+    }
+}
+
+/// Lists every follower into the stage: the WeChat calls and the database
+/// writes run side by side, joined by a bounded channel; the first failure
+/// of either stops both.
+async fn stage_listing(services: &Services, calls: Arc<AtomicU64>, reporter: Arc<Reporter>) -> Result<(), LinkError> {
+    let (tx, mut rx) = mpsc::channel::<Vec<UserInfo>>(64);
+    let kind = services.settings.database_kind;
+    let listing = list(services.wechat.clone(), services.settings.wechat_concurrency.max(1), tx, reporter);
+    let listing = async { count_calls_into(calls, listing).await.map_err(LinkError::from) };
+    let writing = async {
+        let mut pending: Vec<UserInfo> = Vec::with_capacity(STAGE_CHUNK * 2);
+        while let Some(users) = rx.recv().await {
+            // Someone who left between user/get and batchget is not a follower.
+            pending.extend(users.into_iter().filter(|u| u.subscribe));
+            while pending.len() >= STAGE_CHUNK {
+                let rest = pending.split_off(STAGE_CHUNK);
+                write_stage(&services.db, kind, &pending).await?;
+                pending = rest;
+            }
+        }
+        write_stage(&services.db, kind, &pending).await.map_err(LinkError::from)
+    };
+    futures::try_join!(listing, writing).map(|_| ())
+}
+
+/// Pages through the follower list and sends each `batchget` answer on
+/// `tx`; the first WeChat failure ends the listing with that error.
+async fn list(wechat: WechatClient, concurrency: usize, tx: mpsc::Sender<Vec<UserInfo>>, reporter: Arc<Reporter>) -> Result<(), WechatError> {
+    // State: `Some(cursor)` while pages remain (`None` cursor: the first page).
+    let pages = futures::stream::try_unfold(Some(None::<String>), |cursor| {
+        let wechat = wechat.clone();
+        let reporter = reporter.clone();
+        async move {
+            let Some(cursor) = cursor else { return Ok(None) };
+            let page = wechat.follower_page(cursor.as_deref()).await?;
+            reporter.total.store(page.total, Ordering::Relaxed);
+            let listed = reporter.listed.fetch_add(page.openids.len() as u64, Ordering::Relaxed) + page.openids.len() as u64;
+            tracing::info!(listed, total = page.total, "follower sync: listed a page");
+            reporter.report(SyncPhase::Listing);
+            let next = page.next().map(|next| Some(next.to_string()));
+            Ok::<_, WechatError>(Some((page.openids, next)))
+        }
+    });
+    let chunks = pages
+        .map_ok(|openids| {
+            let chunks: Vec<Result<Vec<String>, WechatError>> = openids.chunks(BATCH).map(|c| Ok(c.to_vec())).collect();
+            futures::stream::iter(chunks)
+        })
+        .try_flatten();
+    let mut users = std::pin::pin!(chunks
+        .map_ok(|chunk| {
+            let wechat = wechat.clone();
+            async move { wechat.user_info_batch(&chunk).await }
+        })
+        .try_buffered(concurrency));
+    while let Some(batch) = users.try_next().await? {
+        reporter.fetched.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        reporter.report(SyncPhase::Listing);
+        if tx.send(batch).await.is_err() {
+            // The writer stopped (it failed); its error is the one to report.
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One insert of `users` into the stage, passed as a single JSON array
+/// parameter and unpacked by the database (far cheaper for PostgreSQL to
+/// parse and plan than thousands of bound values).
+async fn write_stage(db: &DatabaseConnection, kind: DatabaseKind, users: &[UserInfo]) -> Result<(), DbErr> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> =
+        users.iter().map(|u| {
+            // The driver's own text form, so SQLite compares like with like.
+            let t = u.subscribe_time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false));
+            serde_json::json!({ "o": u.openid, "u": u.unionid, "t": t })
+        }).collect();
+    let select = match kind {
+        DatabaseKind::Postgres => "SELECT x.o, x.u, x.t FROM jsonb_to_recordset($1) AS x(o text, u text, t timestamptz)",
+        // Timestamps go through the same text form the driver writes elsewhere.
+        DatabaseKind::Sqlite => "SELECT json_extract(value, '$.o'), json_extract(value, '$.u'), json_extract(value, '$.t') FROM json_each($1) WHERE TRUE",
+    };
+    // The list can shift while it is paged, repeating an openid.
+    let sql = format!("INSERT INTO follower_sync_stage (openid, unionid, subscribe_time) {select} ON CONFLICT (openid) DO NOTHING");
+    execute(db, &sql, vec![serde_json::Value::Array(rows).into()]).await.map(|_| ())
+}
+
+/// Applies the complete listing in one transaction.
+async fn apply(db: &DatabaseConnection, kind: DatabaseKind, lease: &Lease, listing_started: DateTime<Utc>) -> Result<SyncReport, LinkError> {
+    let txn = db.begin().await?;
+    // A write first: SQLite takes its write lock now rather than failing to
+    // upgrade a read later, and PostgreSQL locks the lease row until commit.
+    let held = execute(&txn, "UPDATE wxnotify_meta SET value = value WHERE key = $1 AND value = $2", vec![lease.key().into(), lease.value().into()]).await?;
+    if held == 0 {
+        return Err(LinkError::LeaseLost);
+    }
+    let now = Utc::now();
+    let clock = Instant::now();
+    let mut steps_ms = Vec::with_capacity(7);
+    let mut step = |started: Instant| steps_ms.push(started.elapsed().as_millis() as u64);
+    if kind == DatabaseKind::Postgres {
+        // The stage was empty at the last autovacuum; without fresh
+        // statistics the planner joins 100,000 rows as if they were a few.
+        execute(&txn, "ANALYZE follower_sync_stage", vec![]).await?;
+    }
+    let t = Instant::now();
+    execute(&txn, DROP_LEFT_DURING_LISTING, vec![listing_started.into()]).await?;
+    step(t);
+    let t = Instant::now();
+    let followers_upserted = execute(&txn, UPSERT_FOLLOWERS, vec![now.into()]).await?;
+    step(t);
+    let t = Instant::now();
+    let by_column = execute(&txn, LINK_BY_COLUMN, vec![now.into()]).await?;
+    step(t);
+    let t = Instant::now();
+    let by_map = execute(&txn, &link_by_map(kind), vec![now.into()]).await?;
+    step(t);
+    let t = Instant::now();
+    let cleared = execute(&txn, CLEAR_GONE_LINKS, vec![now.into(), listing_started.into()]).await?;
+    step(t);
+    let t = Instant::now();
+    let gone = execute(&txn, MARK_GONE_FOLLOWERS, vec![now.into(), listing_started.into()]).await?;
+    step(t);
+    let counts = query_one(&txn, COUNTS, vec![]).await?.ok_or_else(|| DbErr::RecordNotFound("the sync's counts".into()))?;
+    let count = |column: &str| counts.try_get::<i64>("", column).map(|n| n.max(0) as u64);
+    let report = SyncReport {
+        followers: count("followers")?,
+        matched: count("matched")?,
+        updated: by_column + by_map,
+        cleared,
+        unmatched: count("unmatched")?,
+        ..SyncReport::default()
+    };
+    execute(&txn, empty_stage(kind), vec![]).await?;
+    txn.commit().await?;
+    let apply_ms = clock.elapsed().as_millis() as u64;
+    tracing::info!(followers_upserted, followers_gone = gone, linked = report.updated, cleared, apply_ms, ?steps_ms, "follower sync: applied");
+    Ok(report)
+}
+
+/// Followers whose unsubscribe arrived after the listing began are not
+/// followers, whatever the listing saw: out of the stage with them.
+const DROP_LEFT_DURING_LISTING: &str = "DELETE FROM follower_sync_stage WHERE openid IN \
+    (SELECT openid FROM oa_follower WHERE NOT subscribed AND updated_at >= $1)";
+
+/// New and changed followers from the stage; unchanged ones are left out
+/// before the upsert (PostgreSQL would lock and rewrite every conflicting
+/// row otherwise).
+const UPSERT_FOLLOWERS: &str = "INSERT INTO oa_follower (created_at, updated_at, openid, unionid, subscribed, subscribe_time) \
+    SELECT $1, $1, s.openid, s.unionid, TRUE, s.subscribe_time \
+    FROM follower_sync_stage s LEFT JOIN oa_follower f ON f.openid = s.openid \
+    WHERE f.openid IS NULL OR f.unionid IS DISTINCT FROM s.unionid OR NOT f.subscribed \
+       OR f.subscribe_time IS DISTINCT FROM s.subscribe_time \
+    ON CONFLICT (openid) DO UPDATE SET unionid = excluded.unionid, subscribed = TRUE, \
+    subscribe_time = excluded.subscribe_time, updated_at = excluded.updated_at";
+
+/// Accounts whose `unionid` column names a listed follower.
+const LINK_BY_COLUMN: &str = "UPDATE account SET oaopenid = s.openid, updated_at = $1 FROM follower_sync_stage s \
+    WHERE s.unionid = account.unionid AND account.oaopenid IS DISTINCT FROM s.openid";
+
+/// Accounts known only by their login map's unionId; fills the column too.
+fn link_by_map(kind: DatabaseKind) -> String {
+    format!(
+        "UPDATE account SET unionid = s.unionid, oaopenid = s.openid, updated_at = $1 FROM follower_sync_stage s \
+         WHERE account.unionid IS NULL AND s.unionid = {map}",
+        map = map_unionid(kind, "account.oauth2_user_info_map")
+    )
+}
+
+/// Empties the stage (TRUNCATE where it is cheaper and transactional).
+fn empty_stage(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Postgres => "TRUNCATE follower_sync_stage",
+        DatabaseKind::Sqlite => "DELETE FROM follower_sync_stage",
+    }
+}
+
+/// Links to followers the listing no longer has, unless the follower was
+/// confirmed by a callback after the listing began.
+const CLEAR_GONE_LINKS: &str = "UPDATE account SET oaopenid = NULL, updated_at = $1 \
+    WHERE oaopenid IS NOT NULL \
+      AND NOT EXISTS (SELECT 1 FROM follower_sync_stage s WHERE s.openid = account.oaopenid) \
+      AND NOT EXISTS (SELECT 1 FROM oa_follower f WHERE f.openid = account.oaopenid AND f.subscribed AND f.updated_at >= $2)";
+
+/// Followers the listing no longer has, untouched since it began.
+const MARK_GONE_FOLLOWERS: &str = "UPDATE oa_follower SET subscribed = FALSE, updated_at = $1 \
+    WHERE subscribed AND updated_at < $2 \
+      AND NOT EXISTS (SELECT 1 FROM follower_sync_stage s WHERE s.openid = oa_follower.openid)";
+
+const COUNTS: &str = "SELECT \
+    (SELECT count(*) FROM follower_sync_stage) AS followers, \
+    (SELECT count(*) FROM account a WHERE a.oaopenid IN (SELECT openid FROM follower_sync_stage)) AS matched, \
+    (SELECT count(*) FROM follower_sync_stage s WHERE NOT EXISTS (SELECT 1 FROM account a WHERE a.oaopenid = s.openid)) AS unmatched";
