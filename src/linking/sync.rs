@@ -43,7 +43,7 @@ const STAGE_CHUNK: usize = 2000;
 const BATCH: usize = crate::wechat::followers::BATCHGET_LIMIT;
 
 /// What one sync did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SyncReport {
     /// Followers listed (who follow now).
     pub followers: u64,

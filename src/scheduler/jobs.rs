@@ -19,7 +19,11 @@ pub async fn execute(services: &Arc<Services>, job: &scheduled_job::Model, occur
     match job.job_type.as_str() {
         "ACTION_FLOW" => action_flow(services, &job.data_map).await,
         "NOTIFY_DIGEST" => digest(services, job, occurrence).await,
-        other => Err(format!("job type {other} cannot run in this build")),
+        "SYNC_FOLLOWERS" => {
+            let report = crate::linking::sync::sync_followers(services, None).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(report).map_err(|e| e.to_string())
+        }
+        other => Err(format!("unknown job type {other}: use one of {}", JOB_TYPES.join(", "))),
     }
 }
 
