@@ -44,7 +44,7 @@ async fn main() {
 }
 
 async fn run(test_db: &TestDb, accounts: i64) {
-    let (state, address, stop, server) = common::start_server(test_db.url.clone(), &[]).await;
+    let (state, address, stop, server) = common::start_server(test_db.url.clone(), &[("SCHEDULER", "false")]).await;
     seed(&state.db, accounts).await;
     let token = wxnotify::auth::Jwt::new(&wxnotify::settings::Secret::new(common::JWT_SECRET)).mint(
         wxnotify::auth::Role::Admin,

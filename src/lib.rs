@@ -103,11 +103,13 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
         let (stop_background, stopped) = tokio::sync::watch::channel(false);
-        let scheduler = scheduler::spawn(self.state.services.clone(), stopped);
+        let scheduler = self.state.settings.scheduler.then(|| scheduler::spawn(self.state.services.clone(), stopped));
         tracing::info!(%addr, "wxnotify listening; GraphiQL at http://{addr}/");
         let served = axum::serve(self.listener, http::router(self.state.clone())).with_graceful_shutdown(shutdown).await;
         let _ = stop_background.send(true);
-        let _ = scheduler.await;
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
+        }
         served?;
         self.state.db.clone().close().await.ok();
         tracing::info!("wxnotify stopped");

@@ -76,6 +76,9 @@ pub struct Settings {
     /// Time zone cron expressions and `{{now}}` are evaluated in.
     pub timezone: chrono_tz::Tz,
     pub log_format: LogFormat,
+    /// Whether this process fires scheduled jobs (each occurrence fires
+    /// once however many processes do).
+    pub scheduler: bool,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Largest `limit` a list query may ask for (and the default when absent).
@@ -120,6 +123,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting("WECHAT_CONCURRENCY", Some("16"), "WeChat calls one batch runs at once"),
     setting("TIMEZONE", Some("Asia/Shanghai"), "IANA time zone for cron schedules and {{now}}"),
     setting("LOG_FORMAT", Some("text"), "text or json"),
+    setting("SCHEDULER", Some("true"), "fire scheduled jobs in this process (false for API-only processes)"),
     setting("MAX_BODY_BYTES", Some("1048576"), "largest accepted request body"),
     setting("MAX_LIMIT", Some("10000"), "largest `limit` of a list query"),
     setting("MAX_QUERY_DEPTH", Some("16"), "deepest GraphQL selection accepted"),
@@ -234,6 +238,7 @@ impl Settings {
                 "json" => Ok(LogFormat::Json),
                 _ => Err("is not `text` or `json`".into()),
             })?,
+            scheduler: raw.parse("SCHEDULER", parse_bool)?,
             max_body_bytes: raw.parse("MAX_BODY_BYTES", parse_positive)?,
             max_limit: raw.parse("MAX_LIMIT", parse_positive)?,
             max_query_depth: raw.parse("MAX_QUERY_DEPTH", parse_positive)?,

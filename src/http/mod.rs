@@ -169,17 +169,17 @@ fn nesting(document: &str) -> usize {
 /// The name of the document's first operation (`query notice { ... }`), for
 /// metrics when the request does not say which operation it runs.
 fn named_operation(document: &str) -> Option<&str> {
-    let code = document.lines().map(|line| line.split('#').next().unwrap_or_default()).find(|l| !l.trim().is_empty())?;
-    let mut words = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty());
-    match words.next()? {
-        "query" | "mutation" | "subscription" => {
-            let name = words.next()?;
-            let start = code.find(name)?;
-            // Only a name written right after the keyword, not a root field.
-            code[..start].trim_end().ends_with(|c: char| c.is_ascii_alphanumeric()).then_some(name)
-        }
-        _ => None,
+    let start = document.lines().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    let code = &document[document.find(start)?..];
+    let rest = code.trim_start();
+    let after = ["query", "mutation", "subscription"].iter().find_map(|k| rest.strip_prefix(k))?;
+    if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        return None; // `queryX { ... }` is not the keyword
     }
+    let after = after.trim_start();
+    let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+    let name = &after[..end];
+    (!name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit())).then_some(name)
 }
 
 /// Whether any field was refused for the caller's role.

@@ -36,8 +36,9 @@ use crate::services::Services;
 /// when a server starts; several servers doing so at once is safe, since
 /// every row is claimed atomically.
 pub fn recover_in_background(services: Arc<Services>) {
+    let started = chrono::Utc::now();
     tokio::spawn(async move {
-        match outbox::recover(&services).await {
+        match outbox::recover(&services, started).await {
             Ok(tally) if tally.is_empty() => {}
             Ok(tally) => tracing::info!(?tally, "outbox recovery finished"),
             Err(e) => tracing::error!(error = %e, "outbox recovery failed; pending deliveries wait for the next start or run"),

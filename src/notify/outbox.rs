@@ -21,6 +21,8 @@
 //!   PENDING; template messages carry `client_msg_id` = `dedupe_key`, so
 //!   WeChat itself drops a resend of a message it already accepted.
 
+use entity::delivery;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -201,7 +203,7 @@ pub async fn deliver(services: &Services, scope: &Scope) -> Result<Tally, DbErr>
 
 /// Settles rows a dead process left SENDING (see the module doc), then
 /// sends every PENDING row. Runs when a server starts.
-pub async fn recover(services: &Services) -> Result<Tally, DbErr> {
+pub async fn recover(services: &Services, started: DateTime<Utc>) -> Result<Tally, DbErr> {
     // A live sender finishes a row within its retries and timeouts; a row
     // SENDING for much longer belongs to a process that is gone.
     let lease = services.settings.wechat_timeout * 12 + Duration::from_secs(60);
@@ -210,7 +212,18 @@ pub async fn recover(services: &Services) -> Result<Tally, DbErr> {
     if settled > 0 {
         tracing::warn!(rows = settled, "deliveries left SENDING by a stopped process were marked FAILED (outcome unknown; not resent)");
     }
-    deliver(services, &Scope::Pending).await
+    // Only what earlier processes left: work queued since this process
+    // started belongs to whoever queued it.
+    let leftovers: Vec<i64> = delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::Id)
+        .filter(delivery::Column::Status.eq("PENDING"))
+        .filter(delivery::Column::CreatedAt.lt(started))
+        .order_by_asc(delivery::Column::Id)
+        .into_tuple()
+        .all(&services.db)
+        .await?;
+    deliver(services, &Scope::Ids(leftovers)).await
 }
 
 /// Marks rows SENDING since before `cutoff` FAILED, outcome unknown.

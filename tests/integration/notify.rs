@@ -229,7 +229,7 @@ with_simulator! {
 
         // Recovery settles the row a dead process left in flight without resending it.
         outbox::settle_stale(&services.db, Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
-        outbox::recover(&services).await.unwrap();
+        outbox::recover(&services, chrono::Utc::now()).await.unwrap();
         let row = app.data("query($k: String!) { delivery(where: {dedupe_key: {_eq: $k}}) { status errmsg } }",
             json!({ "k": format!("digest:crash-run:{}", ids[2]) })).await;
         assert_eq!(row["delivery"][0]["status"], "FAILED");
