@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestDb};
+use common::{Backend, TestDb, median, ms};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::json;
 
@@ -126,13 +126,4 @@ async fn seed(db: &DatabaseConnection, accounts: i64) {
         .into())
     .await;
     db.execute_unprepared("ANALYZE").await.unwrap();
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

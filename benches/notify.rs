@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestDb};
+use common::{Backend, TestDb, median, ms};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use wxnotify::notify::digest::{self, DigestRequest};
@@ -191,13 +191,4 @@ async fn seed(db: &DatabaseConnection) {
     .await
     .expect("the templates");
     db.execute_unprepared("ANALYZE").await.unwrap();
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -30,7 +30,11 @@ async fn main() {
     // The listing ends on an empty page when the last one is full.
     let pages = FOLLOWERS / page + 1;
     let minimum = pages + FOLLOWERS.div_ceil(100) + 1;
-    println!("syncFollowers: {FOLLOWERS} followers, {} ms WeChat latency, 50000 matching accounts", LATENCY.as_millis());
+    println!(
+        "syncFollowers: {FOLLOWERS} followers, {} ms WeChat latency, 50000 matching accounts, WXNOTIFY_WECHAT_CONCURRENCY={}",
+        LATENCY.as_millis(),
+        concurrency()
+    );
     println!("minimum WeChat calls: {pages} pages + {} batchgets + 1 token = {minimum}", FOLLOWERS.div_ceil(100));
     println!(
         "{:<9} {:>14} {:>15} {:>10} {:>9} {:>8} {:>9} {:>22} {:>14}",
@@ -55,6 +59,8 @@ async fn run(backend: Backend, test_db: &TestDb, minimum: usize) {
         ("OA_SECRET", "sim-oa-secret"),
         ("MP_APPID", mp.as_str()),
         ("MP_SECRET", "sim-mp-secret"),
+        ("SCHEDULER", "false"),
+        ("WECHAT_CONCURRENCY", concurrency().leak()),
     ];
     let (state, _address, _stop, _server) = common::start_server(test_db.url.clone(), &settings).await;
     seed_accounts(&state.db).await;
@@ -126,4 +132,10 @@ async fn seed_algorithm(db: &DatabaseConnection, sim: &SimHandle, wechat: &wxnot
         }
     }
     started.elapsed()
+}
+
+/// The batch concurrency to run with: `WXNOTIFY_WECHAT_CONCURRENCY`, or the
+/// server's default.
+fn concurrency() -> String {
+    std::env::var("WXNOTIFY_WECHAT_CONCURRENCY").unwrap_or_else(|_| "16".into())
 }

@@ -384,14 +384,7 @@ with_simulator! {
         app.data(r#"mutation { addScheduledJob(input: {name: "nightly", group: "sync", jobType: SYNC_FOLLOWERS,
             triggerConfigs: [{triggerType: "cron", cron: "0 0 3 * * ?"}]}) { name } }"#, json!({})).await;
         app.data(r#"mutation { triggerScheduledJob(group: "sync", name: "nightly") }"#, json!({})).await;
-        let mut run = Value::Null;
-        for _ in 0..100 {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            run = app.data("{ job_run { status result error } }", json!({})).await["job_run"][0].clone();
-            if run["status"] != "RUNNING" {
-                break;
-            }
-        }
+        let run = crate::common::finished_job_run(&app).await;
         assert_eq!(run["status"], "SUCCEEDED", "{run}");
         assert_eq!((run["result"]["followers"].as_i64(), run["result"]["matched"].as_i64()), (Some(120), Some(2)), "{run}");
         assert_eq!(account(&app, ids[0]).await["oaopenid"], json!(openid(0)));

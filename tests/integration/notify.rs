@@ -543,14 +543,7 @@ with_simulator! {
             dataMap: {where: {user_status: {_eq: "经纪人"}}, template: "digest"}}) { name } }"#, json!({})).await;
         let triggered = app.data(r#"mutation { triggerScheduledJob(group: "digest", name: "daily") }"#, json!({})).await;
         assert_eq!(triggered, json!({ "triggerScheduledJob": true }));
-        let mut run = Value::Null;
-        for _ in 0..50 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            run = app.data("{ job_run { status result error } }", json!({})).await["job_run"][0].clone();
-            if run["status"] != "RUNNING" {
-                break;
-            }
-        }
+        let run = crate::common::finished_job_run(&app).await;
         assert_eq!(run["status"], "SUCCEEDED", "{run}");
         assert_eq!((run["result"]["candidates"].as_i64(), run["result"]["sent"].as_i64()), (Some(1), Some(1)), "{run}");
         assert_eq!(sent_to(&sim).keys().cloned().collect::<Vec<_>>(), ["oaAlice"]);

@@ -246,6 +246,30 @@ impl Drop for TestApp {
     }
 }
 
+/// The newest `job_run`, once it has left RUNNING (or after 10 s).
+pub async fn finished_job_run(app: &TestApp) -> Value {
+    let mut run = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        run = app.data("{ job_run(order_by: {id: desc}, limit: 1) { status result error } }", json!({})).await["job_run"][0].clone();
+        if run["status"] != "RUNNING" {
+            break;
+        }
+    }
+    run
+}
+
+/// The median of benchmark samples.
+pub fn median(samples: &mut [std::time::Duration]) -> std::time::Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Milliseconds, for printing.
+pub fn ms(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
 /// Declares each test twice, `name::sqlite` and `name::postgres`, each with a
 /// fresh server: `both_databases! { async fn name(app) { ... } }`.
 #[macro_export]
