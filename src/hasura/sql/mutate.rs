@@ -212,7 +212,7 @@ impl Writer<'_> {
             MutationOutput::Row(fields) => {
                 let alias = self.alias();
                 self.push("(SELECT ");
-                self.row_json(table, &alias, fields)?;
+                self.row_json(&alias, fields)?;
                 self.push(&format!(" FROM {source} AS {alias} WHERE "));
                 self.conditions(table, &alias, None, &visible)?;
                 self.push(" LIMIT 1)");
@@ -234,7 +234,7 @@ impl Writer<'_> {
                             w.push("SELECT ");
                             w.json_array_agg("s.wx_j0", "s.wx_rn");
                             w.push(" FROM (SELECT ");
-                            w.row_json(table, &alias, fields)?;
+                            w.row_json(&alias, fields)?;
                             w.push(&format!(
                                 " AS wx_j0, row_number() OVER (ORDER BY {alias}.\"id\") AS wx_rn FROM {source} AS {alias} WHERE "
                             ));

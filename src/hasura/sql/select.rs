@@ -23,7 +23,7 @@ pub fn compile_select(mut w: Writer<'_>, table: &Table, root: RootOutput<'_>) ->
         RootOutput::ByPk { id, fields } => {
             let alias = w.alias();
             w.push("SELECT ");
-            w.row_json(table, &alias, fields)?;
+            w.row_json(&alias, fields)?;
             w.push(" FROM ");
             w.table_name(&table.name);
             w.push(&format!(" AS {alias} WHERE "));
@@ -51,8 +51,7 @@ struct RowsShape {
 
 impl Writer<'_> {
     /// A row of `table` (aliased `alias`) as a JSON object of `fields`.
-    pub(super) fn row_json(&mut self, table: &Table, alias: &str, fields: &[FieldSel]) -> Result<(), EngineError> {
-        let _ = table;
+    pub(super) fn row_json(&mut self, alias: &str, fields: &[FieldSel]) -> Result<(), EngineError> {
         self.object(fields, |w, field| match field {
             FieldSel::Typename { key, name } => {
                 w.typename(key, name);
@@ -92,7 +91,7 @@ impl Writer<'_> {
         let permission = self.permission(&target.name, Operation::Select)?;
         self.open_embedded();
         self.push("SELECT ");
-        self.row_json(target, &alias, fields)?;
+        self.row_json(&alias, fields)?;
         self.push(" FROM ");
         self.table_name(&target.name);
         self.push(&format!(" AS {alias} WHERE "));
@@ -139,10 +138,7 @@ impl Writer<'_> {
             match part {
                 AggregatePart::Aggregate { key, fields } => {
                     w.key(key);
-                    w.object(fields, |w, field| {
-                        w.aggregate_field(field);
-                        Ok(())
-                    })?;
+                    w.object(fields, |w, field| w.aggregate_field(field))?;
                 }
                 AggregatePart::Nodes { key, .. } => {
                     w.key(key);
@@ -160,7 +156,7 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn aggregate_field(&mut self, field: &AggregateField) {
+    fn aggregate_field(&mut self, field: &AggregateField) -> Result<(), EngineError> {
         match field {
             AggregateField::Typename { key, name } => self.typename(key, name),
             AggregateField::Count { key, columns, distinct } => {
@@ -183,7 +179,7 @@ impl Writer<'_> {
             }
             AggregateField::Function { key, function, leaves } => {
                 self.key(key);
-                let _ = self.object(leaves, |w, leaf| {
+                self.object(leaves, |w, leaf| {
                     match leaf {
                         Leaf::Typename { key, name } => w.typename(key, name),
                         Leaf::Column { key, column, scalar } => {
@@ -193,9 +189,10 @@ impl Writer<'_> {
                         }
                     }
                     Ok(())
-                });
+                })?;
             }
         }
+        Ok(())
     }
 
     /// The rows of `table` a list argument set selects, each with its JSON
@@ -221,7 +218,7 @@ impl Writer<'_> {
             if items > 0 {
                 self.push(", ");
             }
-            self.row_json(table, &alias, fields)?;
+            self.row_json(&alias, fields)?;
             self.push(&format!(" AS wx_j{i}"));
             items += 1;
         }
@@ -231,7 +228,7 @@ impl Writer<'_> {
         let ordered = shape.ranked || args.limit.is_some() || args.offset.is_some();
         if shape.ranked {
             self.push(", row_number() OVER (ORDER BY ");
-            self.order_list(table, &alias, &args.order_by)?;
+            self.order_list(&alias, &args.order_by)?;
             self.push(") AS wx_rn");
         }
         self.push(" FROM ");
@@ -245,7 +242,7 @@ impl Writer<'_> {
         }
         if ordered {
             self.push(" ORDER BY ");
-            self.order_list(table, &alias, &args.order_by)?;
+            self.order_list(&alias, &args.order_by)?;
         }
         match (args.limit, args.offset, self.dialect) {
             (Some(limit), _, _) => self.push(&format!(" LIMIT {limit}")),
@@ -276,7 +273,7 @@ impl Writer<'_> {
             self.column(&alias, column);
         }
         self.push(" ORDER BY ");
-        self.order_list(table, &alias, &args.order_by)?;
+        self.order_list(&alias, &args.order_by)?;
         self.push(") AS wx_dn FROM ");
         self.table_name(&table.name);
         self.push(&format!(" AS {alias} WHERE "));
@@ -287,7 +284,7 @@ impl Writer<'_> {
 
     /// `ORDER BY` items; the primary key when none are given, so results are
     /// stable from one call to the next.
-    fn order_list(&mut self, table: &Table, alias: &str, order_by: &[OrderBy]) -> Result<(), EngineError> {
+    fn order_list(&mut self, alias: &str, order_by: &[OrderBy]) -> Result<(), EngineError> {
         if order_by.is_empty() {
             self.column(alias, "id");
             self.push(" ASC");
@@ -297,15 +294,14 @@ impl Writer<'_> {
             if i > 0 {
                 self.push(", ");
             }
-            self.order_target(table, alias, &order.target)?;
+            self.order_target(alias, &order.target)?;
             self.push(if order.descending { " DESC" } else { " ASC" });
             self.push(if order.nulls_first { " NULLS FIRST" } else { " NULLS LAST" });
         }
         Ok(())
     }
 
-    fn order_target(&mut self, table: &Table, alias: &str, target: &OrderTarget) -> Result<(), EngineError> {
-        let _ = table;
+    fn order_target(&mut self, alias: &str, target: &OrderTarget) -> Result<(), EngineError> {
         match target {
             OrderTarget::Column(column) => {
                 self.column(alias, column);
@@ -315,7 +311,7 @@ impl Writer<'_> {
                 let target = self.table(&relation.target)?;
                 let inner_alias = self.alias();
                 self.push("(SELECT ");
-                self.order_target(target, &inner_alias, inner)?;
+                self.order_target(&inner_alias, inner)?;
                 self.related_from(target, &inner_alias, alias, relation)?;
                 self.push(" LIMIT 1)");
                 Ok(())
