@@ -57,20 +57,16 @@ async fn simulator() -> SimHandle {
 }
 
 fn overrides(sim: &SimHandle, concurrency: &str) -> Vec<(String, String)> {
-    vec![
-        ("WECHAT_API_BASE".into(), sim.base_url()),
-        ("OA_APPID".into(), sim.oa_appid()),
-        ("OA_SECRET".into(), "sim-oa-secret".into()),
-        ("WECHAT_CONCURRENCY".into(), concurrency.into()),
-    ]
+    let mut settings = common::sim_settings(sim);
+    settings.push(("WECHAT_CONCURRENCY".into(), concurrency.into()));
+    settings
 }
 
 async fn run(test_db: &TestDb) {
     let name = format!("{:?}", test_db.backend).to_lowercase();
     let sim = simulator().await;
     let settings = overrides(&sim, "16");
-    let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (state, address, stop, server) = common::start_server(test_db.url.clone(), &borrowed).await;
+    let (state, address, stop, server) = common::start_server(test_db.url.clone(), &common::borrowed(&settings)).await;
     let seeded = Instant::now();
     seed(&state.db).await;
     println!("\n[{name}] seeded in {:.1} s", seeded.elapsed().as_secs_f64());
@@ -89,8 +85,7 @@ async fn run(test_db: &TestDb) {
     let mut first_id = 1;
     for concurrency in [16usize, 64] {
         let settings = overrides(&sim, &concurrency.to_string());
-        let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let (one, _, stop_one, server_one) = common::start_server(test_db.url.clone(), &borrowed).await;
+        let (one, _, stop_one, server_one) = common::start_server(test_db.url.clone(), &common::borrowed(&settings)).await;
         let before = sim.sent_messages().len();
         let filter = async_graphql::Value::from_json(json!({"id": {"_gte": first_id, "_lt": first_id + DIGEST_SENDS}})).unwrap();
         let request = DigestRequest { filter: Some(filter), ..DigestRequest::default() };

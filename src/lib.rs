@@ -14,10 +14,9 @@
 //! - [`http`]: the axum router, a thin shell over the schema.
 //! - [`linking`]: login, follower sync, callback events and scan-to-bind:
 //!   everything that keeps `account.oaopenid` true.
-//! - [`scheduler`]: durable Quartz-cron jobs; [`flows`] the action flows
-//!   they (and `runActionFlow`) run.
-//! - [`wechat`]: the typed WeChat client and the shared access-token cache.
-//! - [`sim`]: the WeChat simulator tests, benchmarks and `serve --demo` run against.
+//! - [`notify`]: sending: the outbox, digests, throttled notices, credits.
+//! - [`ratelimit`]: limits per client address (logins).
+//! - [`metrics`], [`telemetry`], [`doctor`]: operating it.
 //! - [`Application`]: binds a listener and serves until told to stop; `main`
 //!   and the integration tests both start the server through it.
 
@@ -31,6 +30,7 @@ pub mod http;
 pub mod linking;
 pub mod metrics;
 pub mod notify;
+pub mod ratelimit;
 pub mod scheduler;
 pub mod services;
 pub mod settings;
@@ -38,8 +38,8 @@ pub mod sim;
 pub mod telemetry;
 pub mod wechat;
 
-use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -80,7 +80,7 @@ impl Application {
         let settings = Arc::new(settings);
         let wechat = wechat::WechatClient::new(&settings, db.clone())
             .map_err(|e| anyhow::anyhow!("setting up the WeChat client failed: {e}"))?;
-        let services = Arc::new(services::Services { db: db.clone(), settings: settings.clone(), wechat, jwt: Jwt::new(&secret), schema: OnceLock::new() });
+        let services = Arc::new(services::Services::new(db.clone(), settings.clone(), wechat, Jwt::new(&secret)));
         let schema = graphql::build_schema(services.clone())?;
         let _ = services.schema.set(schema.clone());
         notify::recover_in_background(services.clone());
@@ -99,18 +99,48 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves until `shutdown` completes, then stops gracefully: no new
+    /// connections, occurrences or sends are taken, and in-flight requests,
+    /// job runs and sends get `WXNOTIFY_SHUTDOWN_GRACE` to finish. Messages
+    /// not yet sent stay PENDING for the next start (see [`notify::outbox`]).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
-        let (stop_background, stopped) = tokio::sync::watch::channel(false);
-        let scheduler = self.state.settings.scheduler.then(|| scheduler::spawn(self.state.services.clone(), stopped));
+        let services = self.state.services.clone();
+        let scheduler = self.state.settings.scheduler.then(|| scheduler::spawn(services.clone()));
         tracing::info!(%addr, "wxnotify listening; GraphiQL at http://{addr}/");
-        let served = axum::serve(self.listener, http::router(self.state.clone())).with_graceful_shutdown(shutdown).await;
-        let _ = stop_background.send(true);
+        let app = http::router(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let stopping = services.stopping.clone();
+        let mut server = tokio::spawn(axum::serve(self.listener, app).with_graceful_shutdown(stopping.cancelled_owned()).into_future());
+        let served = tokio::select! {
+            served = &mut server => served,
+            _ = shutdown => {
+                services.stopping.cancel();
+                let grace = self.state.settings.shutdown_grace;
+                let drained = tokio::time::timeout(grace, async {
+                    let served = (&mut server).await;
+                    services.background.close();
+                    services.background.wait().await;
+                    served
+                });
+                match drained.await {
+                    Ok(served) => served,
+                    Err(_) => {
+                        tracing::warn!(
+                            grace_s = grace.as_secs(),
+                            "requests or jobs still running after WXNOTIFY_SHUTDOWN_GRACE; stopping anyway \
+                             (unsent messages stay PENDING for the next start)"
+                        );
+                        server.abort();
+                        Ok(Ok(()))
+                    }
+                }
+            }
+        };
+        services.stopping.cancel();
         if let Some(scheduler) = scheduler {
             let _ = scheduler.await;
         }
-        served?;
+        served.map_err(|e| anyhow::anyhow!("the HTTP server task failed: {e}"))??;
         self.state.db.clone().close().await.ok();
         tracing::info!("wxnotify stopped");
         Ok(())

@@ -6,7 +6,10 @@
 //! - `wechat_calls_total{api, errcode}` (errcode `0` for success, `transport`
 //!   for timeouts and lost connections) and `wechat_token_fetches_total{app}`;
 //! - `job_runs_total{job_type, status}` and `job_duration_seconds{job_type}`;
-//! - capabilities add their own (sends by status, sync durations).
+//! - `deliveries_total{channel, status}`: sends by outcome (SENT, FAILED,
+//!   SKIPPED, PENDING when handed back for a later run);
+//! - `follower_syncs_total{outcome}`, `follower_sync_duration_seconds` and
+//!   `followers` (the count the last complete sync listed).
 
 use std::sync::OnceLock;
 

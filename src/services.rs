@@ -5,8 +5,11 @@
 use std::sync::{Arc, OnceLock};
 
 use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Jwt;
+use crate::ratelimit::RateLimit;
 use crate::settings::Settings;
 use crate::wechat::WechatClient;
 
@@ -18,4 +21,33 @@ pub struct Services {
     /// The server's own schema, set once it is built: action flows run
     /// their stored documents against it.
     pub schema: OnceLock<async_graphql::dynamic::Schema>,
+    /// Logins per client address.
+    pub login_limit: RateLimit,
+    /// Cancelled when the server is asked to stop: long work (sending,
+    /// syncing) stops taking new items and leaves the rest for the next run.
+    pub stopping: CancellationToken,
+    /// Work that outlives the request that started it (job runs, outbox
+    /// recovery, callback events): a stopping server waits for it.
+    pub background: TaskTracker,
+}
+
+impl Services {
+    pub fn new(db: DatabaseConnection, settings: Arc<Settings>, wechat: WechatClient, jwt: Jwt) -> Services {
+        let login_limit = RateLimit::new(settings.login_rate_limit);
+        Services {
+            db,
+            settings, wechat, jwt, schema: OnceLock::new(), login_limit, stopping: CancellationToken::new(), background: TaskTracker::new() }
+    }
+}
+
+impl Services {
+    /// Runs `task` in the background; a stopping server waits for it (up to
+    /// `WXNOTIFY_SHUTDOWN_GRACE`).
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.background.spawn(task)
+    }
 }

@@ -85,9 +85,25 @@ pub struct Settings {
     pub max_limit: u64,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
+    /// Most aliased fields one document may select.
+    pub max_query_aliases: usize,
     /// Most operations one batched request may carry.
     pub max_batch: usize,
     pub request_timeout: Duration,
+    /// Logins one client address may make; `None` when switched off.
+    pub login_rate_limit: Option<Rate>,
+    /// The header a reverse proxy puts the client's address in; `None`
+    /// means the peer address of the connection is the client's.
+    pub client_ip_header: Option<axum::http::HeaderName>,
+    /// How long a stopping server waits for in-flight requests and jobs.
+    pub shutdown_grace: Duration,
+}
+
+/// `count` events per `per`, e.g. `30/min`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub count: std::num::NonZeroU32,
+    pub per: Duration,
 }
 
 /// One declared setting: its name (without prefix), default and meaning.
@@ -128,8 +144,12 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting("MAX_LIMIT", Some("10000"), "largest `limit` of a list query"),
     setting("MAX_QUERY_DEPTH", Some("16"), "deepest GraphQL selection accepted"),
     setting("MAX_QUERY_COMPLEXITY", Some("5000"), "most GraphQL fields one request may select"),
+    setting("MAX_QUERY_ALIASES", Some("64"), "most aliased fields one GraphQL document may select"),
     setting("MAX_BATCH", Some("20"), "most operations one batched request may carry"),
     setting("REQUEST_TIMEOUT", Some("30s"), "longest a GraphQL request may run"),
+    setting("LOGIN_RATE_LIMIT", Some("30/min"), "logins per client address, like 30/min, 5/s or 500/h; `off` switches it off"),
+    setting("CLIENT_IP_HEADER", None, "header your reverse proxy puts the client address in (X-Real-IP, X-Forwarded-For); unset: the connection's peer"),
+    setting("SHUTDOWN_GRACE", Some("30s"), "how long a stopping server lets in-flight requests, jobs and sends finish"),
 ];
 
 /// A setting that could not be used; `Display` is one line naming it.
@@ -243,8 +263,14 @@ impl Settings {
             max_limit: raw.parse("MAX_LIMIT", parse_positive)?,
             max_query_depth: raw.parse("MAX_QUERY_DEPTH", parse_positive)?,
             max_query_complexity: raw.parse("MAX_QUERY_COMPLEXITY", parse_positive)?,
+            max_query_aliases: raw.parse("MAX_QUERY_ALIASES", parse_positive)?,
             max_batch: raw.parse("MAX_BATCH", parse_positive)?,
             request_timeout: raw.parse("REQUEST_TIMEOUT", parse_duration)?,
+            login_rate_limit: raw.parse("LOGIN_RATE_LIMIT", parse_rate)?,
+            client_ip_header: raw.optional("CLIENT_IP_HEADER", |v| {
+                axum::http::HeaderName::try_from(v).map_err(|_| "is not an HTTP header name like X-Real-IP".into())
+            })?,
+            shutdown_grace: raw.parse("SHUTDOWN_GRACE", parse_duration)?,
         })
     }
 
@@ -334,6 +360,23 @@ fn parse_positive<T: std::str::FromStr + PartialOrd + Default>(v: &str) -> Resul
     }
 }
 
+/// `30/min`, `5/s`, `500/h`, or `off`.
+fn parse_rate(v: &str) -> Result<Option<Rate>, String> {
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let err = || "is not a rate like 30/min, 5/s or 500/h (or off)".to_string();
+    let (count, unit) = v.split_once('/').ok_or_else(err)?;
+    let count = count.trim().parse().map_err(|_| err())?;
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        _ => return Err(err()),
+    };
+    Ok(Some(Rate { count, per }))
+}
+
 /// `500ms`, `10s`, `5m`, `1h`, `7d`, or a bare number of seconds.
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let err = || "is not a duration like 500ms, 10s, 5m, 1h or 7d".to_string();
@@ -405,6 +448,16 @@ mod tests {
         std::fs::write(&file, "listn = \"x\"\n").unwrap();
         let err = Settings::from_sources(Some(&file), Vec::new()).unwrap_err().to_string();
         assert!(err.contains("unknown setting `listn`"), "{err}");
+    }
+
+    #[test]
+    fn rates_read_like_people_write_them() {
+        let rate = parse_rate("30/min").unwrap().unwrap();
+        assert_eq!((rate.count.get(), rate.per), (30, Duration::from_secs(60)));
+        assert_eq!(parse_rate("off").unwrap(), None);
+        for bad in ["30", "0/min", "x/min", "30/day", "-1/s"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

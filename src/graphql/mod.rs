@@ -2,6 +2,7 @@
 //! operations of contract §5. Built once at start-up; `wxnotify schema`
 //! prints it and `schema.graphql` must match (a test checks).
 
+mod limits;
 pub mod ops;
 
 use std::sync::Arc;
@@ -64,7 +65,10 @@ fn build(
     let engine = Engine::new(catalog.clone(), db, dialect);
     let mut builder = Schema::build("query_root", Some("mutation_root"), None);
     if let Some(settings) = settings {
-        builder = builder.limit_depth(settings.max_query_depth).limit_complexity(settings.max_query_complexity);
+        builder = builder
+            .limit_depth(settings.max_query_depth)
+            .limit_complexity(settings.max_query_complexity)
+            .extension(limits::AliasLimit { max: settings.max_query_aliases });
     }
     if let Some(services) = services {
         builder = builder.data(services);

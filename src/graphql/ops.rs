@@ -40,6 +40,11 @@ pub fn require(ctx: &ResolverContext<'_>, roles: &[Role]) -> async_graphql::Resu
         .extend_with(|_, e| e.set("code", "access-denied")))
 }
 
+/// The client's address, when the request came over HTTP.
+pub fn client_address(ctx: &ResolverContext<'_>) -> Option<std::net::IpAddr> {
+    ctx.ctx.data_opt::<crate::http::ClientAddress>().and_then(|a| a.0)
+}
+
 /// An error with a Hasura-style `extensions.code`.
 pub fn error(code: &'static str, message: impl Into<String>) -> async_graphql::Error {
     async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", code))

@@ -5,12 +5,13 @@
 //! The transport is a thin shell: it works out who is calling and hands the
 //! request to the schema, which owns everything else.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_graphql::BatchRequest;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -29,16 +30,53 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/wechat/callback", get(crate::linking::callback::verify).post(crate::linking::callback::receive))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(state.settings.max_body_bytes))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.settings.request_timeout))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Cuts a request off after `WXNOTIFY_REQUEST_TIMEOUT` with 408 and an
+/// error saying so. Dropping the handler stops its work where it is: each
+/// root field is one transaction, so a field either finished or left no trace.
+async fn time_limit(State(state): State<Arc<AppState>>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let limit = state.settings.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let message = format!(
+                "the request ran longer than {} ms (WXNOTIFY_REQUEST_TIMEOUT) and was stopped; fields it had finished stay done, the rest did not run",
+                limit.as_millis()
+            );
+            let body = json!({ "errors": [{ "message": message, "extensions": { "code": "timeout" } }] });
+            (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response()
+        }
+    }
 }
 
 async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/api/graphql").title("wxnotify").finish())
 }
 
-async fn graphql(State(state): State<Arc<AppState>>, headers: HeaderMap, request: GraphQLBatchRequest) -> Response {
+/// The address the request came from, as the schema's resolvers see it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+/// The client's address: from `WXNOTIFY_CLIENT_IP_HEADER` when a reverse
+/// proxy sets it (the last entry of a list, the one the proxy added), else
+/// the connection's peer.
+fn client_address(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> ClientAddress {
+    let Some(name) = &state.settings.client_ip_header else { return ClientAddress(Some(peer.ip())) };
+    let forwarded = headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next());
+    ClientAddress(forwarded.and_then(|v| v.trim().parse().ok()))
+}
+
+async fn graphql(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: GraphQLBatchRequest,
+) -> Response {
+    let address = client_address(&state, &headers, peer);
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let caller = match state.services.jwt.caller(authorization) {
         Ok(caller) => caller,
@@ -49,7 +87,7 @@ async fn graphql(State(state): State<Arc<AppState>>, headers: HeaderMap, request
         }
     };
     match request.into_inner() {
-        BatchRequest::Single(request) => match execute(&state, request, caller).await {
+        BatchRequest::Single(request) => match execute(&state, request, caller, address).await {
             Answer::Spliced(body) => json_body(body),
             Answer::Plain(response) => GraphQLResponse::from(response).into_response(),
         },
@@ -64,7 +102,7 @@ async fn graphql(State(state): State<Arc<AppState>>, headers: HeaderMap, request
         BatchRequest::Batch(requests) => {
             let mut bodies = Vec::with_capacity(requests.len());
             for request in requests {
-                bodies.push(match execute(&state, request, caller.clone()).await {
+                bodies.push(match execute(&state, request, caller.clone(), address).await {
                     Answer::Spliced(body) => body,
                     Answer::Plain(response) => to_json(&response),
                 });
@@ -83,10 +121,10 @@ enum Answer {
 /// Runs one request. Query root fields over tables are spliced (see
 /// [`Splice`]) unless the document uses `@skip`/`@include`, whose effect on
 /// nested fields only async-graphql's own walk applies.
-async fn execute(state: &AppState, request: async_graphql::Request, caller: Caller) -> Answer {
+async fn execute(state: &AppState, request: async_graphql::Request, caller: Caller, address: ClientAddress) -> Answer {
     let operation = crate::metrics::label(request.operation_name.as_deref().or_else(|| named_operation(&request.query)).unwrap_or("anonymous"));
     let started = std::time::Instant::now();
-    let answer = execute_once(state, request, caller).await;
+    let answer = execute_once(state, request, caller, address).await;
     let outcome = match &answer {
         Answer::Plain(response) if response.is_err() => "error",
         _ => "ok",
@@ -100,7 +138,7 @@ async fn execute(state: &AppState, request: async_graphql::Request, caller: Call
 /// recurses on nesting, so deeper input is refused before it is parsed.
 const MAX_NESTING: usize = 128;
 
-async fn execute_once(state: &AppState, request: async_graphql::Request, caller: Caller) -> Answer {
+async fn execute_once(state: &AppState, request: async_graphql::Request, caller: Caller, address: ClientAddress) -> Answer {
     if nesting(&request.query) > MAX_NESTING {
         let error = async_graphql::ServerError::new(
             format!("the document nests deeper than {MAX_NESTING} levels of brackets"),
@@ -110,12 +148,12 @@ async fn execute_once(state: &AppState, request: async_graphql::Request, caller:
     }
     let directives = request.query.contains("@skip") || request.query.contains("@include");
     if directives {
-        return Answer::Plain(without_data_if_refused(state.schema.execute(request.data(caller)).await));
+        return Answer::Plain(without_data_if_refused(state.schema.execute(request.data(caller).data(address)).await));
     }
     let splice = Arc::new(Splice::default());
     let mut retry = async_graphql::Request::new(request.query.clone()).variables(request.variables.clone());
     retry.operation_name = request.operation_name.clone();
-    let response = state.schema.execute(request.data(caller.clone()).data(splice.clone())).await;
+    let response = state.schema.execute(request.data(caller.clone()).data(address).data(splice.clone())).await;
     let entries = splice.take();
     if entries.is_empty() || refused(&response) {
         return Answer::Plain(without_data_if_refused(response));
@@ -126,7 +164,7 @@ async fn execute_once(state: &AppState, request: async_graphql::Request, caller:
     if keys.len() != entries.len() {
         // One response key resolved twice (a repeated root field): queries
         // have no side effects, so answer it the plain way.
-        return Answer::Plain(without_data_if_refused(state.schema.execute(retry.data(caller)).await));
+        return Answer::Plain(without_data_if_refused(state.schema.execute(retry.data(caller).data(address)).await));
     }
     Answer::Spliced(spliced_body(response, &entries))
 }

@@ -224,7 +224,7 @@ async fn dispatch(services: Arc<Services>, event: Event) -> Response {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "try again");
         }
     }
-    let work = tokio::spawn(async move {
+    let work = services.clone().spawn(async move {
         let result = apply(&services, &event).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, key, "applying a WeChat callback failed; releasing it for WeChat's retry");

@@ -21,7 +21,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // A sync mints no token; a throwaway key keeps PostgreSQL setups from
     // needing WXNOTIFY_JWT_SECRET just for this.
     let jwt = Jwt::new(&Secret::new(hex::encode(rand::random::<[u8; 32]>())));
-    let services = Services { db: db.clone(), settings, wechat, jwt, schema: Default::default() };
+    let services = Services::new(db.clone(), settings, wechat, jwt);
 
     let bar = ProgressBar::new(0);
     bar.set_style(

@@ -101,6 +101,9 @@ fn login() -> Field {
         FieldFuture::new(async move {
             let services = ops::services(&ctx)?;
             let code = ctx.args.try_get("code")?.string()?;
+            if let Err(refused) = services.login_limit.check(ops::client_address(&ctx)) {
+                return Err(ops::error("rate-limited", refused.message("logins", "WXNOTIFY_LOGIN_RATE_LIMIT")));
+            }
             let outcome = super::login::login(services, code).await.map_err(|e| e.to_graphql())?;
             let answer = json!({
                 "account": outcome.account,

@@ -37,7 +37,7 @@ use crate::services::Services;
 /// every row is claimed atomically.
 pub fn recover_in_background(services: Arc<Services>) {
     let started = chrono::Utc::now();
-    tokio::spawn(async move {
+    services.clone().spawn(async move {
         match outbox::recover(&services, started).await {
             Ok(tally) if tally.is_empty() => {}
             Ok(tally) => tracing::info!(?tally, "outbox recovery finished"),

@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use super::sql::{Sql, skip_locked};
 use crate::services::Services;
@@ -180,6 +181,13 @@ pub async fn deliver(services: &Services, scope: &Scope) -> Result<Tally, DbErr>
         Scope::Pending => None,
     };
     loop {
+        if services.stopping.is_cancelled() {
+            tally.stopped = Some(SERVER_STOPPING.to_string());
+            if let Some(rest) = ids.as_mut() {
+                tally.pending += rest.map(|c| c.len() as u64).sum::<u64>();
+            }
+            break;
+        }
         let claimed = match ids.as_mut() {
             Some(chunks) => match chunks.next() {
                 Some(chunk) => claim(&services.db, Claim::Ids(chunk)).await?,
@@ -233,6 +241,8 @@ pub async fn settle_stale(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> R
     sql.push(" WHERE status = 'SENDING' AND updated_at < ").bind(cutoff);
     sql.execute(db).await
 }
+
+const SERVER_STOPPING: &str = "the server is stopping: messages not yet sent stay PENDING and are sent when a server starts again";
 
 const UNKNOWN_AFTER_CRASH: &str = "outcome unknown: the sending process stopped while WeChat had the message; \
     not resent so it cannot arrive twice (set status to PENDING to resend; WeChat drops a repeat of the same client_msg_id)";
@@ -307,16 +317,15 @@ async fn run_chunk(services: &Services, rows: Vec<Claimed>, tally: &mut Tally) -
         return Ok(());
     }
     let unlinked = Arc::new(unlinked_rows(&services.db, &rows).await?);
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_reason = Arc::new(std::sync::Mutex::new(None::<String>));
+    let halt = Arc::new(Halt { stop: AtomicBool::new(false), reason: std::sync::Mutex::new(None), stopping: services.stopping.clone() });
     // Owned futures: a stream of closures over borrowed rows trips the
     // compiler's Send check for the resolvers that await this.
     let sends: Vec<_> = rows
         .iter()
         .cloned()
         .map(|row| {
-            let (client, stop, stop_reason, unlinked) = (services.wechat.clone(), stop.clone(), stop_reason.clone(), unlinked.clone());
-            async move { (row.id, send_unless_stopped(&client, &row, &stop, &stop_reason, &unlinked).await) }
+            let (client, halt, unlinked) = (services.wechat.clone(), halt.clone(), unlinked.clone());
+            async move { (row.id, send_unless_stopped(&client, &row, &halt, &unlinked).await) }
         })
         .collect();
     let outcomes: Vec<(i64, Outcome)> =
@@ -326,7 +335,8 @@ async fn run_chunk(services: &Services, rows: Vec<Claimed>, tally: &mut Tally) -
     apply_unlinks(&services.db, &outcomes, &by_id).await?;
     let before = tally.sent + tally.failed + tally.skipped;
     count(tally, &outcomes);
-    if let Ok(mut reason) = stop_reason.lock()
+    observe(&outcomes, &by_id);
+    if let Ok(mut reason) = halt.reason.lock()
         && let Some(reason) = reason.take()
     {
         tracing::warn!(%reason, "delivery run stopped; the rest stays PENDING for a later run");
@@ -339,24 +349,33 @@ async fn run_chunk(services: &Services, rows: Vec<Claimed>, tally: &mut Tally) -
     Ok(())
 }
 
-async fn send_unless_stopped(
-    client: &WechatClient,
-    row: &Claimed,
-    stop: &AtomicBool,
-    stop_reason: &std::sync::Mutex<Option<String>>,
-    unlinked: &HashMap<i64, String>,
-) -> Outcome {
+/// Why the sends of a chunk that have not started yet should not start.
+struct Halt {
+    /// Set by the first send WeChat told to stop (quota, rate limit, busy).
+    stop: AtomicBool,
+    reason: std::sync::Mutex<Option<String>>,
+    /// The server is stopping.
+    stopping: CancellationToken,
+}
+
+async fn send_unless_stopped(client: &WechatClient, row: &Claimed, halt: &Halt, unlinked: &HashMap<i64, String>) -> Outcome {
     if let Some(reason) = unlinked.get(&row.id) {
         return Outcome::Skipped(reason.clone());
     }
-    if stop.load(Ordering::SeqCst) {
+    if halt.stopping.is_cancelled() {
+        if let Ok(mut reason) = halt.reason.lock() {
+            reason.get_or_insert_with(|| SERVER_STOPPING.to_string());
+        }
+        return Outcome::Unsent { errcode: None, errmsg: SERVER_STOPPING.to_string(), tried: false };
+    }
+    if halt.stop.load(Ordering::SeqCst) {
         let errmsg = "not sent: the run stopped before this message (see the run's result)".to_string();
         return Outcome::Unsent { errcode: None, errmsg, tried: false };
     }
-    let (outcome, halt) = send(client, row).await;
-    if halt
-        && !stop.swap(true, Ordering::SeqCst)
-        && let (Ok(mut reason), Outcome::Unsent { errmsg, .. } | Outcome::Failed { errmsg, .. }) = (stop_reason.lock(), &outcome)
+    let (outcome, stop) = send(client, row).await;
+    if stop
+        && !halt.stop.swap(true, Ordering::SeqCst)
+        && let (Ok(mut reason), Outcome::Unsent { errmsg, .. } | Outcome::Failed { errmsg, .. }) = (halt.reason.lock(), &outcome)
     {
         *reason = Some(errmsg.clone());
     }
@@ -517,6 +536,21 @@ fn count(tally: &mut Tally, outcomes: &[(i64, Outcome)]) {
             Outcome::Unsent { .. } => tally.pending += 1,
             Outcome::Skipped(_) => tally.skipped += 1,
         }
+    }
+}
+
+/// `wxnotify_deliveries_total{channel, status}`: what became of each
+/// claimed row (PENDING: handed back for a later run).
+fn observe(outcomes: &[(i64, Outcome)], rows: &HashMap<i64, &Claimed>) {
+    for (id, outcome) in outcomes {
+        let channel = rows.get(id).and_then(|r| r.channel).map_or("unknown", Channel::as_str);
+        let status = match outcome {
+            Outcome::Sent(_) => "SENT",
+            Outcome::Failed { .. } => "FAILED",
+            Outcome::Unsent { .. } => "PENDING",
+            Outcome::Skipped(_) => "SKIPPED",
+        };
+        ::metrics::counter!("wxnotify_deliveries_total", "channel" => channel, "status" => status).increment(1);
     }
 }
 

@@ -20,7 +20,6 @@ use chrono::{DateTime, Utc};
 use entity::{job_run, scheduled_job};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
-use tokio::sync::watch;
 
 use crate::services::Services;
 pub use cron::{CronError, Schedule};
@@ -36,8 +35,9 @@ pub const RUNNING: &str = "RUNNING";
 pub const SUCCEEDED: &str = "SUCCEEDED";
 pub const FAILED: &str = "FAILED";
 
-/// Starts the scheduler loop; it stops when `shutdown` turns true.
-pub fn spawn(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+/// Starts the scheduler loop; it stops taking occurrences when the server
+/// starts stopping (runs already started finish: see [`Services::spawn`]).
+pub fn spawn(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tracing::info!("scheduler started");
         loop {
@@ -46,7 +46,7 @@ pub fn spawn(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) -> to
             }
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
-                _ = shutdown.changed() => break,
+                _ = services.stopping.cancelled() => break,
             }
         }
         tracing::info!("scheduler stopped");
@@ -153,9 +153,10 @@ async fn start_run(services: &Arc<Services>, job: &scheduled_job::Model, occurre
         Err(DbErr::RecordNotInserted) => return Ok(false),
         Err(e) => return Err(e),
     };
-    let services = services.clone();
     let job = job.clone();
-    tokio::spawn(async move {
+    let runner = services.clone();
+    services.spawn(async move {
+        let services = runner;
         tracing::info!(group = %job.group, name = %job.name, job_type = %job.job_type, "job started");
         let started = std::time::Instant::now();
         let outcome = jobs::execute(&services, &job, occurrence).await;

@@ -5,7 +5,11 @@ use serde_json::{Value, json};
 use wxnotify::auth::Role;
 
 use crate::both_databases;
-use crate::common::{Backend, TestApp, spawn_app_with};
+use std::time::Duration;
+
+use wxnotify::sim::{SimMpUser, Simulator};
+
+use crate::common::{Backend, TestApp, borrowed, sim_settings, spawn_app_with};
 
 async fn still_up(app: &TestApp) {
     assert_eq!(app.get("/healthz").await.status(), 200, "the server stays up");
@@ -32,6 +36,12 @@ both_databases! {
         assert!(message(&body).contains("too deep") || message(&body).to_lowercase().contains("depth"), "{body}");
         let body = app.graphql("{ account(limit: 10001) { id } }", json!({})).await;
         assert!(message(&body).contains("WXNOTIFY_MAX_LIMIT"), "{body}");
+        let aliases = |n: usize| format!("{{ {} }}", (0..n).map(|i| format!("a{i}: __typename")).collect::<Vec<_>>().join(" "));
+        let body = app.graphql(&aliases(65), json!({})).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "too-many-aliases", "{body}");
+        assert!(message(&body).contains("WXNOTIFY_MAX_QUERY_ALIASES") && body["data"].is_null(), "{body}");
+        let body = app.graphql(&aliases(64), json!({})).await;
+        assert_eq!(body["data"]["a63"], "query_root", "{body}");
         still_up(&app).await;
     }
 
@@ -62,12 +72,15 @@ both_databases! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_limit_is_a_setting() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let overrides = [("MAX_LIMIT", "5"), ("MAX_QUERY_COMPLEXITY", "3"), ("MAX_BATCH", "1"), ("MAX_BODY_BYTES", "200")];
+        let overrides =
+            [("MAX_LIMIT", "5"), ("MAX_QUERY_COMPLEXITY", "3"), ("MAX_BATCH", "1"), ("MAX_BODY_BYTES", "200"), ("MAX_QUERY_ALIASES", "1")];
         let Some(app) = spawn_app_with(backend, &overrides).await else { continue };
         let body = app.graphql("{ account(limit: 6) { id } }", json!({})).await;
         assert!(message(&body).contains("WXNOTIFY_MAX_LIMIT") || message(&body).contains("complex"), "{body}");
         let body = app.graphql("{ account { id nickname unionid oaopenid } }", json!({})).await;
         assert!(message(&body).to_lowercase().contains("complex"), "{body}");
+        let body = app.graphql("{ a: __typename b: __typename }", json!({})).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "too-many-aliases", "{body}");
         let batch: Vec<Value> = (0..2).map(|_| json!({ "query": "{ __typename }" })).collect();
         let response = app.client.post(format!("{}/api/graphql", app.address)).json(&batch).send().await.unwrap();
         let body: Value = response.json().await.unwrap();
@@ -80,6 +93,58 @@ async fn every_limit_is_a_setting() {
             .await
             .unwrap();
         assert_eq!(response.status(), 413);
+        still_up(&app).await;
+    }
+}
+
+const LOGIN: &str = "mutation($c: String!) { loginWithWechatMiniApp(code: $c) { account { id } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_limited_per_client_address() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let sim = Simulator::start(Default::default()).await.expect("the simulator starts");
+        let codes: Vec<String> = (0..6).map(|i| format!("code-{i}")).collect();
+        sim.add_mp_users([SimMpUser::new("oMpOne", None, &codes.iter().map(String::as_str).collect::<Vec<_>>())]);
+        let mut settings = sim_settings(&sim);
+        settings.extend([("LOGIN_RATE_LIMIT".into(), "3/min".into()), ("CLIENT_IP_HEADER".into(), "X-Forwarded-For".into())]);
+        let Some(app) = spawn_app_with(backend, &borrowed(&settings)).await else { continue };
+        let login = |forwarded: &'static str, code: &str| {
+            let request = app.client.post(format!("{}/api/graphql", app.address)).header("X-Forwarded-For", forwarded);
+            let request = request.json(&json!({ "query": LOGIN, "variables": { "c": code } }));
+            async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        // The proxy appends the client's address: the last entry counts.
+        for code in &codes[..3] {
+            let body = login("6.6.6.6, 10.0.0.1", code).await;
+            assert!(body["data"]["loginWithWechatMiniApp"]["account"]["id"].is_i64(), "{body}");
+        }
+        let refused = login("7.7.7.7, 10.0.0.1", &codes[3]).await;
+        assert_eq!(refused["errors"][0]["extensions"]["code"], "rate-limited", "{refused}");
+        assert!(message(&refused).contains("WXNOTIFY_LOGIN_RATE_LIMIT") && refused["data"].is_null(), "{refused}");
+        assert_eq!(sim.count_calls("/sns/jscode2session"), 3, "a refused login never reaches WeChat");
+        let other = login("10.0.0.2", &codes[4]).await;
+        assert!(other["data"]["loginWithWechatMiniApp"]["account"]["id"].is_i64(), "another address has its own allowance: {other}");
+        assert_eq!(app.count("account").await, 1);
+        still_up(&app).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_running_past_the_timeout_is_cut_off_and_changes_nothing() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let sim = Simulator::start(Default::default()).await.expect("the simulator starts");
+        sim.add_mp_users([SimMpUser::new("oMpSlow", Some("uSlow"), &["slow-code"])]);
+        sim.set_latency(Duration::from_secs(3));
+        let mut settings = sim_settings(&sim);
+        settings.push(("REQUEST_TIMEOUT".into(), "500ms".into()));
+        let Some(app) = spawn_app_with(backend, &borrowed(&settings)).await else { continue };
+        let response = app.client.post(format!("{}/api/graphql", app.address)).json(&json!({ "query": LOGIN, "variables": { "c": "slow-code" } }));
+        let response = response.send().await.unwrap();
+        assert_eq!(response.status(), 408, "WXNOTIFY_REQUEST_TIMEOUT answers 408 Request Timeout");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "timeout", "{body}");
+        assert!(message(&body).contains("WXNOTIFY_REQUEST_TIMEOUT"), "{body}");
+        assert_eq!(app.count("account").await, 0, "the cut-off login wrote nothing");
         still_up(&app).await;
     }
 }

@@ -19,24 +19,9 @@ use wxnotify::notify::digest::{self, DigestRequest};
 use wxnotify::notify::outbox::{self, Scope};
 use wxnotify::sim::{SimFollower, SimHandle, SimMpUser, Simulator};
 
-use crate::common::{Backend, TestApp, spawn_app_with, start_server};
+use crate::common::{Backend, TestApp, borrowed, sim_settings, spawn_app_with, start_server};
 
 const SEND: &str = "/cgi-bin/message/template/send";
-
-/// Overrides pointing a server at the simulator.
-fn sim_settings(sim: &SimHandle) -> Vec<(String, String)> {
-    vec![
-        ("WECHAT_API_BASE".into(), sim.base_url()),
-        ("OA_APPID".into(), sim.oa_appid()),
-        ("OA_SECRET".into(), "sim-oa-secret".into()),
-        ("MP_APPID".into(), sim.mp_appid()),
-        ("MP_SECRET".into(), "sim-mp-secret".into()),
-    ]
-}
-
-fn borrowed(settings: &[(String, String)]) -> Vec<(&str, &str)> {
-    settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
 
 async fn spawn(backend: Backend, sim: &SimHandle) -> Option<TestApp> {
     let settings = sim_settings(sim);
@@ -547,5 +532,67 @@ with_simulator! {
         assert_eq!(run["status"], "SUCCEEDED", "{run}");
         assert_eq!((run["result"]["candidates"].as_i64(), run["result"]["sent"].as_i64()), (Some(1), Some(1)), "{run}");
         assert_eq!(sent_to(&sim).keys().cloned().collect::<Vec<_>>(), ["oaAlice"]);
+    }
+}
+
+with_simulator! {
+    async fn a_stopping_server_finishes_the_sends_it_started_and_leaves_the_rest_pending(app, sim) {
+        digest_template(&app).await;
+        let rows: Vec<Value> = (0..40).map(|i| json!({ "nickname": format!("u{i}"), "oaopenid": format!("oaU{i}") })).collect();
+        for id in accounts(&app, &sim, Value::Array(rows)).await {
+            unread(&app, id, "聊天", 1).await;
+        }
+        app.data(r#"mutation { addScheduledJob(input: {name: "daily", group: "digest", jobType: NOTIFY_DIGEST,
+            triggerConfigs: [{triggerType: "cron", cron: "0 0 20 * * ?"}], dataMap: {template: "digest"}}) { name } }"#, json!({})).await;
+        // A second server process runs the job, slowly, and is stopped mid-run.
+        sim.set_latency(Duration::from_millis(150));
+        let mut settings = sim_settings(&sim);
+        settings.push(("WECHAT_CONCURRENCY".into(), "4".into()));
+        let (_state, first, stop_first, first_server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
+        let trigger = json!({ "query": r#"mutation { triggerScheduledJob(group: "digest", name: "daily") }"# });
+        let response = app.client.post(format!("{first}/api/graphql")).bearer_auth(app.admin_token()).json(&trigger).send().await.unwrap();
+        assert_eq!(response.json::<Value>().await.unwrap()["data"]["triggerScheduledJob"], true);
+        for _ in 0..200 {
+            if !sim.sent_messages().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop_first.send(()).unwrap();
+        first_server.await.unwrap();
+
+        // The run ended before the server did, and said why; every message
+        // WeChat has is SENT, nothing is left in flight, the rest waits.
+        let run = app.data("{ job_run { status result } }", json!({})).await["job_run"][0].clone();
+        assert_eq!(run["status"], "SUCCEEDED", "{run}");
+        assert!(run["result"]["stopped"].as_str().unwrap_or_default().contains("stopping"), "{run}");
+        let status = |s: &'static str| {
+            let app = &app;
+            async move { app.data("query($s: String!) { delivery_aggregate(where: {status: {_eq: $s}}) { aggregate { count } } }", json!({ "s": s })).await["delivery_aggregate"]["aggregate"]["count"].as_i64().unwrap() }
+        };
+        let sent = sim.sent_messages().len() as i64;
+        assert_eq!(status("SENT").await, sent);
+        assert_eq!(status("SENDING").await, 0);
+        assert_eq!(status("PENDING").await, 40 - sent);
+        assert!(sent < 40, "the stop came before the run's end ({sent} sent)");
+
+        // The next server to start sends the rest, each message once.
+        sim.set_latency(Duration::ZERO);
+        let (_state, _second, stop_second, _server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
+        for _ in 0..200 {
+            if status("PENDING").await == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = stop_second.send(());
+        assert_eq!(status("SENT").await, 40);
+        let tousers = sent_to(&sim);
+        assert_eq!((sim.sent_messages().len(), tousers.len()), (40, 40), "every follower once: {tousers:?}");
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        for status in ["SENT", "PENDING"] {
+            let line = format!(r#"wxnotify_deliveries_total{{channel="OA_TEMPLATE",status="{status}"}}"#);
+            assert!(metrics.contains(&line), "{line} in {metrics}");
+        }
     }
 }

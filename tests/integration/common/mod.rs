@@ -246,6 +246,22 @@ impl Drop for TestApp {
     }
 }
 
+/// Overrides pointing a server at the simulator, both apps configured.
+pub fn sim_settings(sim: &wxnotify::sim::SimHandle) -> Vec<(String, String)> {
+    vec![
+        ("WECHAT_API_BASE".into(), sim.base_url()),
+        ("OA_APPID".into(), sim.oa_appid()),
+        ("OA_SECRET".into(), "sim-oa-secret".into()),
+        ("MP_APPID".into(), sim.mp_appid()),
+        ("MP_SECRET".into(), "sim-mp-secret".into()),
+    ]
+}
+
+/// Owned settings as the `(name, value)` pairs the server helpers take.
+pub fn borrowed(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// The newest `job_run`, once it has left RUNNING (or after 10 s).
 pub async fn finished_job_run(app: &TestApp) -> Value {
     let mut run = Value::Null;
