@@ -110,7 +110,8 @@ impl Application {
         tracing::info!(%addr, "wxnotify listening; GraphiQL at http://{addr}/");
         let app = http::router(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let stopping = services.stopping.clone();
-        let mut server = tokio::spawn(axum::serve(self.listener, app).with_graceful_shutdown(stopping.cancelled_owned()).into_future());
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(stopping.cancelled_owned()).into_future();
+        tokio::pin!(server);
         let served = tokio::select! {
             served = &mut server => served,
             _ = shutdown => {
@@ -122,25 +123,21 @@ impl Application {
                     services.background.wait().await;
                     served
                 });
-                match drained.await {
-                    Ok(served) => served,
-                    Err(_) => {
-                        tracing::warn!(
-                            grace_s = grace.as_secs(),
-                            "requests or jobs still running after WXNOTIFY_SHUTDOWN_GRACE; stopping anyway \
-                             (unsent messages stay PENDING for the next start)"
-                        );
-                        server.abort();
-                        Ok(Ok(()))
-                    }
-                }
+                drained.await.unwrap_or_else(|_| {
+                    tracing::warn!(
+                        grace_s = grace.as_secs(),
+                        "requests or jobs still running after WXNOTIFY_SHUTDOWN_GRACE; stopping anyway \
+                         (unsent messages stay PENDING for the next start)"
+                    );
+                    Ok(())
+                })
             }
         };
         services.stopping.cancel();
         if let Some(scheduler) = scheduler {
             let _ = scheduler.await;
         }
-        served.map_err(|e| anyhow::anyhow!("the HTTP server task failed: {e}"))??;
+        served?;
         self.state.db.clone().close().await.ok();
         tracing::info!("wxnotify stopped");
         Ok(())

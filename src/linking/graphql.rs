@@ -136,14 +136,14 @@ fn sync_followers() -> Field {
 fn oa_openid_by_unionid() -> Field {
     Field::new("oaOpenidByUnionid", TypeRef::named(TypeRef::STRING), |ctx| {
         FieldFuture::new(async move {
-            ops::require(&ctx, &[Role::Admin, Role::User])?;
+            let caller = ops::require(&ctx, &[Role::Admin, Role::User])?;
             let services = ops::services(&ctx)?;
             let unionid = ctx.args.try_get("unionid")?.string()?;
-            let openid = super::login::oa_openid_by_unionid(services, unionid).await.map_err(|e| e.to_graphql())?;
+            let openid = super::login::oa_openid_by_unionid(services, &caller, unionid).await.map_err(|e| e.to_graphql())?;
             Ok(openid.map(|o| FieldValue::value(Value::String(o))))
         })
     })
-    .description("The service-account openid of the current follower with this unionid, or null (the seed's interface machine). Admin and user.")
+    .description("The service-account openid of the current follower with this unionid, or null (the seed's interface machine). Admin, or a user for its own unionid.")
     .argument(InputValue::new("unionid", TypeRef::named_nn(TypeRef::STRING)).description("The user's unionid."))
 }
 

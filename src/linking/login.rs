@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::LinkError;
 use super::store::{self, execute, query_one};
-use crate::auth::Role;
+use crate::auth::{Caller, Role};
 use crate::services::Services;
 use crate::settings::DatabaseKind;
 
@@ -104,9 +104,20 @@ pub fn account_json(model: &account::Model) -> Map<String, Json> {
 }
 
 /// `oaOpenidByUnionid`: the service-account openid of a current follower.
-pub async fn oa_openid_by_unionid(services: &Services, unionid: &str) -> Result<Option<String>, LinkError> {
+/// A user may ask only about its own unionid (the `unionid` column or the
+/// login map's), so it cannot probe who else follows.
+pub async fn oa_openid_by_unionid(services: &Services, caller: &Caller, unionid: &str) -> Result<Option<String>, LinkError> {
     if unionid.is_empty() || unionid.len() > 128 {
         return Err(LinkError::Invalid("unionid must be 1 to 128 characters".into()));
+    }
+    if caller.role == Role::User {
+        let own = match caller.account_id() {
+            Some(id) => store::account_unionids(&services.db, services.settings.database_kind, id).await?,
+            None => Vec::new(),
+        };
+        if !own.iter().any(|u| u == unionid) {
+            return Err(LinkError::NotYours("a user may look up only its own unionid".into()));
+        }
     }
     Ok(store::follower_openid(&services.db, unionid).await?)
 }

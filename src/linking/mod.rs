@@ -53,6 +53,9 @@ pub enum LinkError {
     /// The request itself is wrong.
     #[error("{0}")]
     Invalid(String),
+    /// The caller may not touch what it named.
+    #[error("{0}")]
+    NotYours(String),
 }
 
 impl LinkError {
@@ -70,6 +73,7 @@ impl LinkError {
             LinkError::LeaseLost => "sync-interrupted",
             LinkError::NoAccount(_) => "not-found",
             LinkError::Invalid(_) => "validation-failed",
+            LinkError::NotYours(_) => "access-denied",
         };
         let message = match self {
             LinkError::Database(e) => {

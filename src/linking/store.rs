@@ -81,3 +81,13 @@ pub(crate) async fn follower_openid(db: &impl ConnectionTrait, unionid: &str) ->
         None => Ok(None),
     }
 }
+
+/// The unionids an account is known by: its `unionid` column and its login
+/// map's `WECHAT.unionId` (either may be missing).
+pub(crate) async fn account_unionids(db: &impl ConnectionTrait, kind: DatabaseKind, account_id: i64) -> Result<Vec<String>, DbErr> {
+    let sql = format!("SELECT unionid, {} AS mapped FROM account WHERE id = $1", map_unionid(kind, "oauth2_user_info_map"));
+    let Some(row) = query_one(db, &sql, vec![account_id.into()]).await? else { return Ok(Vec::new()) };
+    let column: Option<String> = row.try_get("", "unionid")?;
+    let mapped: Option<String> = row.try_get("", "mapped")?;
+    Ok(column.into_iter().chain(mapped).collect())
+}
