@@ -451,6 +451,14 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_setting() {
+        let readme = include_str!("../README.md");
+        for setting in SETTINGS {
+            assert!(readme.contains(&format!("| `{}`", setting.name)) || readme.contains(&format!("/ `{}`", setting.name)), "README lacks {}", setting.name);
+        }
+    }
+
+    #[test]
     fn rates_read_like_people_write_them() {
         let rate = parse_rate("30/min").unwrap().unwrap();
         assert_eq!((rate.count.get(), rate.per), (30, Duration::from_secs(60)));
