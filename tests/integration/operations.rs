@@ -58,3 +58,112 @@ async fn doctor_says_when_the_database_cannot_be_opened() {
     assert_eq!(checks.len(), 1);
     assert!(matches!(&checks[0].verdict, Verdict::Fail(t) if t.contains("WXNOTIFY_DATABASE_URL")), "{checks:?}");
 }
+
+/// The real binary, as operators run it: JSON logs at `debug` carry no
+/// secret or token through a login, a send and a SIGTERM, every line is
+/// JSON, and SIGTERM stops the server cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_never_carry_secrets_and_sigterm_stops_cleanly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+
+    use crate::common::{Backend, TestDb, sim_settings};
+    use wxnotify::sim::{SimFollower, SimMpUser};
+
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(test_db) = TestDb::new(backend).await else { continue };
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        sim.add_followers([SimFollower::new("oaFan")]);
+        sim.add_mp_users([SimMpUser::new("oMpFan", Some("uFan"), &["login-code"])]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut server = KillOnDrop(Command::new(env!("CARGO_BIN_EXE_wxnotify"))
+            .arg("serve")
+            .envs(sim_settings(&sim).into_iter().map(|(k, v)| (format!("WXNOTIFY_{k}"), v)))
+            .env("WXNOTIFY_DATABASE_URL", &test_db.url)
+            .env("WXNOTIFY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("WXNOTIFY_JWT_SECRET", JWT_SECRET)
+            .env("WXNOTIFY_LOG_FORMAT", "json")
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the wxnotify binary starts"));
+        let mut stderr = server.0.stderr.take().unwrap();
+        let logs = std::thread::spawn(move || {
+            let mut text = String::new();
+            stderr.read_to_string(&mut text).unwrap();
+            text
+        });
+
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut up = false;
+        for _ in 0..100 {
+            up = client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success());
+            if up {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(up, "the server answers /healthz");
+        let graphql = |token: Option<String>, query: &'static str| {
+            let mut request = client.post(format!("{base}/api/graphql")).json(&json!({ "query": query }));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+        };
+        let login = graphql(None, r#"mutation { loginWithWechatMiniApp(code: "login-code") { jwt { token } } }"#).await;
+        let user_jwt = login["data"]["loginWithWechatMiniApp"]["jwt"]["token"].as_str().expect("a token").to_string();
+        let admin_jwt = wxnotify::auth::Jwt::new(&wxnotify::settings::Secret::new(JWT_SECRET)).mint(
+            wxnotify::auth::Role::Admin,
+            None,
+            std::time::Duration::from_secs(60),
+        );
+        let send = r#"mutation { sendTemplateMessage(input: {touser: "oaFan", template_id: "t", data: {thing1: {value: "hi"}}}) { status } }"#;
+        let sent = graphql(Some(admin_jwt.clone()), send).await;
+        assert_eq!(sent["data"]["sendTemplateMessage"]["status"], "SENT", "{sent}");
+        let db = test_db.connect().await;
+        let access_token = sea_orm::ConnectionTrait::query_one_raw(
+            &db,
+            sea_orm::Statement::from_string(db.get_database_backend(), "SELECT tok FROM actok"),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "tok")
+        .unwrap();
+        db.close().await.unwrap();
+
+        let terminated = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
+        assert!(terminated.success());
+        let mut status = None;
+        for _ in 0..100 {
+            status = server.0.try_wait().unwrap();
+            if status.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let status = status.expect("the server stops within 10 s of SIGTERM");
+        let logs = logs.join().unwrap();
+        assert!(status.success(), "SIGTERM is a clean stop: {status}\n{logs}");
+        assert!(logs.contains("wxnotify stopped"), "{logs}");
+        for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "not a JSON line: {line}");
+        }
+        for secret in ["sim-oa-secret", "sim-mp-secret", JWT_SECRET, &user_jwt, &admin_jwt, &access_token, "login-code"] {
+            assert!(!logs.contains(secret), "the logs carry {secret:?}");
+        }
+    }
+}
+
+/// A child process that does not outlive a failed test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
