@@ -30,6 +30,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/wechat/callback", get(crate::linking::callback::verify).post(crate::linking::callback::receive))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(state.settings.max_body_bytes))
+        .layer(axum::middleware::map_response_with_state(state.clone(), explain_too_large))
         .layer(axum::middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -51,6 +52,19 @@ async fn time_limit(State(state): State<Arc<AppState>>, request: axum::extract::
             (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response()
         }
     }
+}
+
+/// A 413 says which limit refused the body.
+async fn explain_too_large(State(state): State<Arc<AppState>>, response: Response) -> Response {
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    let message = format!(
+        "the request body is larger than the {} bytes allowed (WXNOTIFY_MAX_BODY_BYTES): send less at once",
+        state.settings.max_body_bytes
+    );
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": "body-too-large" } }] });
+    (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response()
 }
 
 async fn graphiql() -> Html<String> {

@@ -56,6 +56,9 @@ both_databases! {
             .await
             .unwrap();
         assert_eq!(response.status(), 413);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "body-too-large", "{body}");
+        assert!(message(&body).contains("WXNOTIFY_MAX_BODY_BYTES"), "{body}");
         let batch: Vec<Value> = (0..21).map(|_| json!({ "query": "{ __typename }" })).collect();
         let response = app.client.post(format!("{}/api/graphql", app.address)).json(&batch).send().await.unwrap();
         let body: Value = response.json().await.unwrap();
