@@ -1,5 +1,7 @@
-//! Request limits async-graphql does not have built in: the number of
-//! aliased fields one document may select (`WXNOTIFY_MAX_QUERY_ALIASES`).
+//! Request limits: the number of aliased fields one document may select
+//! (`WXNOTIFY_MAX_QUERY_ALIASES`), which async-graphql does not count, and
+//! clear errors for the depth and complexity limits it does enforce (its
+//! own messages do not say which setting to change).
 //!
 //! Aliases let one small document ask for the same expensive field many
 //! times over (`a1: account_aggregate {…} a2: account_aggregate {…} …`);
@@ -8,27 +10,26 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{ServerError, ServerResult, ValidationResult, Variables};
 
-/// Refuses documents with more than `max` aliased fields.
-pub struct AliasLimit {
-    pub max: usize,
+/// The limits of one schema, from the settings.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    pub max_aliases: usize,
+    pub max_depth: usize,
+    pub max_complexity: usize,
 }
 
-impl ExtensionFactory for AliasLimit {
+impl ExtensionFactory for Limits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimitExtension { max: self.max })
+        Arc::new(*self)
     }
 }
 
-struct AliasLimitExtension {
-    max: usize,
-}
-
 #[async_graphql::async_trait::async_trait]
-impl Extension for AliasLimitExtension {
+impl Extension for Limits {
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -38,23 +39,41 @@ impl Extension for AliasLimitExtension {
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
         let aliases = count_aliases(&document);
-        if aliases > self.max {
+        if aliases > self.max_aliases {
             let message = format!(
                 "the document uses {aliases} aliases, more than the {} allowed (WXNOTIFY_MAX_QUERY_ALIASES): split it into several requests",
-                self.max
+                self.max_aliases
             );
-            let mut error = ServerError::new(message, None);
-            error.extensions = Some(code_extension("too-many-aliases"));
-            return Err(error);
+            return Err(coded(ServerError::new(message, None), "too-many-aliases"));
         }
         Ok(document)
     }
+
+    async fn validation(&self, ctx: &ExtensionContext<'_>, next: NextValidation<'_>) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| errors.into_iter().map(|e| self.explain(e)).collect())
+    }
 }
 
-fn code_extension(code: &str) -> async_graphql::ErrorExtensionValues {
+impl Limits {
+    /// async-graphql's depth and complexity refusals, with the limit and the
+    /// setting that raises it.
+    fn explain(&self, mut error: ServerError) -> ServerError {
+        let (limit, setting, code) = match error.message.as_str() {
+            "Query is nested too deep." => (self.max_depth, "WXNOTIFY_MAX_QUERY_DEPTH", "too-deep"),
+            "Query is too complex." => (self.max_complexity, "WXNOTIFY_MAX_QUERY_COMPLEXITY", "too-complex"),
+            _ => return error,
+        };
+        let what = if code == "too-deep" { "levels of selection" } else { "selected fields" };
+        error.message = format!("{} The limit is {limit} {what} ({setting}): ask for less, or in several requests.", error.message);
+        coded(error, code)
+    }
+}
+
+fn coded(mut error: ServerError, code: &str) -> ServerError {
     let mut extensions = async_graphql::ErrorExtensionValues::default();
     extensions.set("code", code);
-    extensions
+    error.extensions = Some(extensions);
+    error
 }
 
 /// Aliased fields in every operation and fragment of the document, each

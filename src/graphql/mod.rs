@@ -68,7 +68,11 @@ fn build(
         builder = builder
             .limit_depth(settings.max_query_depth)
             .limit_complexity(settings.max_query_complexity)
-            .extension(limits::AliasLimit { max: settings.max_query_aliases });
+            .extension(limits::Limits {
+                max_aliases: settings.max_query_aliases,
+                max_depth: settings.max_query_depth,
+                max_complexity: settings.max_query_complexity,
+            });
     }
     if let Some(services) = services {
         builder = builder.data(services);
