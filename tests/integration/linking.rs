@@ -1,8 +1,9 @@
 //! Linking users against the simulator, on SQLite and PostgreSQL: the
 //! follower sync (paging, unionids by column and by login map, missing
 //! unionids, unfollows cleared, a failed listing changing nothing, two syncs
-//! at once), login linking at once, callback events in plain and safe mode
-//! with retries, scan-to-bind, and hostile callback bodies.
+//! at once), login linking at once and its account selection (relations and
+//! aggregates, as that user), callback events in plain and safe mode with
+//! retries, scan-to-bind, and hostile callback bodies.
 
 use serde_json::{Value, json};
 use wxnotify::sim::{CallbackTarget, SimConfig, SimEvent, SimFollower, SimHandle, SimMpUser, Simulator};
@@ -234,6 +235,46 @@ with_simulator! {
         assert_eq!(as_user["data"]["oaOpenidByUnionid"], openid(6));
         let anonymous = app.graphql_with(None, query, json!({ "u": unionid(6) })).await;
         assert_eq!(anonymous["errors"][0]["extensions"]["code"], "access-denied");
+    }
+
+    async fn login_returns_the_account_with_relations_and_aggregates_as_that_user(app, sim, followers = 0) {
+        sim.add_mp_users([SimMpUser::new("oMpRich", Some("uRich"), &["first", "second", "third"])]);
+        let first = app.graphql_with(None, "mutation { loginWithWechatMiniApp(code: \"first\") { account { id } } }", json!({})).await;
+        let id = first["data"]["loginWithWechatMiniApp"]["account"]["id"].as_i64().unwrap();
+        let other = insert_accounts(&app, json!([{ "mp_openid": "mOther" }])).await[0];
+        app.data("mutation($o: [point_count_insert_input!]!) { insert_point_count(objects: $o) { affected_rows } }", json!({ "o": [
+            { "account_account": id, "type": "聊天", "sender": "a", "content": "hi" },
+            { "account_account": id, "type": "聊天", "sender": "b", "content": "hello" },
+            { "account_account": id, "type": "投递邀约", "sender": "c", "content": "an invitation" },
+            { "account_account": other, "type": "聊天", "sender": "d", "content": "someone else's" },
+        ] })).await;
+        app.data("mutation($o: [push_code_insert_input!]!) { insert_push_code(objects: $o) { affected_rows } }", json!({ "o": [
+            { "account_account": id, "kind": "FORM_ID", "code": "f1" },
+            { "account_account": other, "kind": "FORM_ID", "code": "f2" },
+        ] })).await;
+
+        let login = r#"mutation($c: String!) { loginWithWechatMiniApp(code: $c) { account {
+            id me: mp_openid unionid
+            point_count(order_by: {id: asc}) { sender }
+            chats: point_count_aggregate(where: {type: {_eq: "聊天"}}) { aggregate { count } }
+            point_count_aggregate { aggregate { count } }
+            codes: push_code { kind code }
+            push_code_aggregate { aggregate { count } }
+        } jwt { token } } }"#;
+        let body = app.graphql_with(None, login, json!({ "c": "second" })).await;
+        assert_eq!(body["data"]["loginWithWechatMiniApp"]["account"], json!({
+            "id": id, "me": "oMpRich", "unionid": "uRich",
+            "point_count": [{ "sender": "a" }, { "sender": "b" }, { "sender": "c" }],
+            "chats": { "aggregate": { "count": 2 } },
+            "point_count_aggregate": { "aggregate": { "count": 3 } },
+            "codes": [{ "kind": "FORM_ID", "code": "f1" }],
+            "push_code_aggregate": { "aggregate": { "count": 1 } },
+        }), "{body}");
+        assert!(body["data"]["loginWithWechatMiniApp"]["jwt"]["token"].is_string(), "{body}");
+
+        // Read as the account itself, not as an admin: users may not read deliveries.
+        let refused = app.graphql_with(None, "mutation { loginWithWechatMiniApp(code: \"third\") { account { id delivery { id } } } }", json!({})).await;
+        assert_eq!(refused["errors"][0]["extensions"]["code"], "access-denied", "{refused}");
     }
 
     async fn callback_events_in_plain_and_safe_mode_link_unlink_and_ignore_retries(app, sim, followers = 0) {
