@@ -3,8 +3,10 @@
 //! unionids, unfollows cleared, a failed listing changing nothing, two syncs
 //! at once), login linking at once and its account selection (relations and
 //! aggregates, as that user), callback events in plain and safe mode with
-//! retries, scan-to-bind, and hostile callback bodies.
+//! retries and the pruning of old dedupe records, scan-to-bind, and hostile
+//! callback bodies.
 
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use wxnotify::sim::{CallbackTarget, SimConfig, SimEvent, SimFollower, SimHandle, SimMpUser, Simulator};
 use wxnotify::wechat::crypto;
@@ -84,6 +86,13 @@ async fn account(app: &TestApp, id: i64) -> Value {
 async fn follower(app: &TestApp, openid: &str) -> Value {
     let data = app.data("query($o: String!) { oa_follower(where: {openid: {_eq: $o}}) { unionid subscribed } }", json!({ "o": openid })).await;
     data["oa_follower"][0].clone()
+}
+
+/// Every `dedupe_key` in `callback_event`.
+async fn callback_keys(app: &TestApp) -> Vec<String> {
+    let select = Statement::from_string(app.db.get_database_backend(), "SELECT dedupe_key FROM callback_event ORDER BY dedupe_key");
+    let rows = app.db.query_all_raw(select).await.unwrap();
+    rows.iter().map(|row| row.try_get::<String>("", "dedupe_key").unwrap()).collect()
 }
 
 async fn sync(app: &TestApp) -> Value {
@@ -329,6 +338,23 @@ with_simulator! {
         assert_eq!((good.status().as_u16(), good.text().await.unwrap()), (200, "hello".to_string()));
         let bad = app.get(&format!("/wechat/callback?signature=0000&timestamp={timestamp}&nonce={nonce}&echostr=hello")).await;
         assert_eq!(bad.status(), 401);
+    }
+
+    async fn callback_records_older_than_a_day_are_forgotten_when_an_event_arrives(app, sim, followers = 2) {
+        let now = chrono::Utc::now();
+        let kept = [("oLate:1:subscribe", now - chrono::TimeDelta::minutes(1)), ("oDay:2:subscribe", now - chrono::TimeDelta::hours(23))];
+        let stale = [("oOld:3:subscribe", now - chrono::TimeDelta::hours(25)), ("oAncient:4:subscribe", now - chrono::TimeDelta::days(90))];
+        for (key, received_at) in kept.iter().chain(&stale) {
+            let insert = "INSERT INTO callback_event (dedupe_key, event, received_at) VALUES ($1, 'subscribe', $2)";
+            app.db.execute_raw(Statement::from_sql_and_values(app.db.get_database_backend(), insert, [(*key).into(), (*received_at).into()])).await.unwrap();
+        }
+
+        sim.push(&target(&app, false), SimEvent::Subscribe { openid: openid(0), ticket: None }).await.unwrap();
+        let keys = callback_keys(&app).await;
+        assert_eq!(keys.len(), 3, "the two recent records and the new event's: {keys:?}");
+        assert!(kept.iter().all(|(key, _)| keys.contains(&key.to_string())), "{keys:?}");
+        assert!(keys.iter().any(|key| key.starts_with(&format!("{}:", openid(0)))), "{keys:?}");
+        assert_eq!(follower(&app, &openid(0)).await["subscribed"], true, "the event itself was applied");
     }
 
     async fn scanning_a_bind_code_binds_that_account_once(app, sim, followers = 4) {
