@@ -1,7 +1,7 @@
 //! Linking users against the simulator, on SQLite and PostgreSQL: the
 //! follower sync (paging, unionids by column and by login map, missing
-//! unionids, unfollows cleared, a failed listing changing nothing, two syncs
-//! at once), login linking at once and its account selection (relations and
+//! unionids, unfollows cleared, a failed listing changing nothing, a listing
+//! staged in several inserts, two syncs at once), login linking at once and its account selection (relations and
 //! aggregates, as that user), callback events in plain and safe mode with
 //! retries and the pruning of old dedupe records, scan-to-bind, and hostile
 //! callback bodies.
@@ -181,6 +181,19 @@ with_simulator! {
         assert_eq!(report["cleared"], 1, "{report}");
         assert_eq!(account(&app, ids[0]).await["oaopenid"], Value::Null);
         assert_eq!(follower(&app, &openid(8)).await["unionid"], "uSomeoneElse");
+    }
+
+    async fn a_listing_larger_than_one_stage_insert_is_staged_whole(app, sim, followers = 12_345) {
+        // More followers than one insert into the stage takes (several full ones and a partial last one).
+        let ids = insert_accounts(&app, json!([{ "unionid": unionid(0) }, { "unionid": unionid(6_000) }, { "unionid": unionid(12_344) }])).await;
+        let report = sync(&app).await;
+        assert_eq!((report["followers"].clone(), report["matched"].clone(), report["unmatched"].clone()), (json!(12_345), json!(3), json!(12_342)), "{report}");
+        assert_eq!(report["api_calls"].as_u64().unwrap() as usize, sim.calls().len(), "{report}");
+        for (id, n) in ids.iter().zip([0, 6_000, 12_344]) {
+            assert_eq!(account(&app, *id).await["oaopenid"], openid(n), "follower {n}");
+        }
+        assert_eq!(app.count("oa_follower").await, 12_345);
+        assert_eq!(app.count("follower_sync_stage").await, 0);
     }
 
     async fn two_syncs_at_once_do_not_interleave_across_processes(app, sim, followers = 230) {
