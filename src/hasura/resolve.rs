@@ -53,8 +53,13 @@ impl Splice {
     }
 }
 
+/// Who sent the request (anonymous without a token).
+fn request_caller(ctx: &ResolverContext<'_>) -> Caller {
+    ctx.ctx.data_opt::<Caller>().cloned().unwrap_or(Caller::ANONYMOUS)
+}
+
 fn permissions(ctx: &ResolverContext<'_>) -> Permissions {
-    Permissions::new(ctx.ctx.data_opt::<Caller>().cloned().unwrap_or(Caller::ANONYMOUS))
+    Permissions::new(request_caller(ctx))
 }
 
 fn parse_json(text: &str) -> Result<Value, EngineError> {
@@ -104,10 +109,25 @@ impl Engine {
     }
 
     /// One row of `table` shaped by the current field's selection (aliases,
-    /// relations, aggregates), for operations that return a table type.
+    /// relations, aggregates), for operations that return a table type; read
+    /// with the request's permissions, as `T_by_pk` would.
     pub async fn select_by_pk(&self, ctx: &ResolverContext<'_>, table: &str, id: i64) -> Result<Option<Value>, EngineError> {
+        self.select_by_pk_as(ctx, table, id, request_caller(ctx)).await
+    }
+
+    /// [`select_by_pk`](Self::select_by_pk) with `caller`'s permissions in
+    /// place of the request's: for an operation that answers on behalf of
+    /// someone its token does not name (a login shows the account it has
+    /// just signed in as that account, though the request was anonymous).
+    pub async fn select_by_pk_as(
+        &self,
+        ctx: &ResolverContext<'_>,
+        table: &str,
+        id: i64,
+        caller: Caller,
+    ) -> Result<Option<Value>, EngineError> {
         let table = input::target_table(&self.inner.catalog, table)?;
-        let perms = permissions(ctx);
+        let perms = Permissions::new(caller);
         let compiled = {
             let field = ctx.ctx.field();
             let fields = input::selection(&self.inner.catalog, table, &field)?;

@@ -8,7 +8,8 @@
 //!   a 400;
 //! - claims the event in `callback_event` (FromUserName, CreateTime, Event,
 //!   and MsgID for send reports), so WeChat's retries, to any server
-//!   process, are answered `success` and do nothing;
+//!   process, are answered `success` and do nothing; each new claim also
+//!   forgets the claims older than [`DEDUPE_RETENTION`];
 //! - applies it: subscribe (user/info for the unionid, follower upserted,
 //!   accounts linked, a bind scene honoured), unsubscribe (unlinked), SCAN
 //!   with a bind scene, TEMPLATESENDJOBFINISH (the delivery by msgid);
@@ -25,7 +26,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::LinkError;
@@ -40,6 +41,9 @@ use crate::wechat::crypto::{self, AesKey, CryptoError};
 pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 /// WeChat gives up after 5 s; answer before that, finishing in the background.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(3);
+/// How long a claimed event is remembered. WeChat retries an event at most
+/// three times within about 15 seconds, so a day is ample.
+pub const DEDUPE_RETENTION: TimeDelta = TimeDelta::days(1);
 
 /// The query WeChat signs its calls with.
 #[derive(Debug, Default, Deserialize)]
@@ -246,8 +250,24 @@ async fn dispatch(services: Arc<Services>, event: Event) -> Response {
 
 /// Records the event; false when it was recorded before (a retry).
 async fn claim(services: &Services, key: &str, event: &str) -> Result<bool, sea_orm::DbErr> {
+    let now = Utc::now();
     let sql = "INSERT INTO callback_event (dedupe_key, event, received_at) VALUES ($1, $2, $3) ON CONFLICT (dedupe_key) DO NOTHING";
-    Ok(execute(&services.db, sql, vec![key.into(), event.into(), Utc::now().into()]).await? > 0)
+    let claimed = execute(&services.db, sql, vec![key.into(), event.into(), now.into()]).await? > 0;
+    if claimed {
+        forget_old_claims(services, now - DEDUPE_RETENTION).await;
+    }
+    Ok(claimed)
+}
+
+/// Deletes the claims received before `cutoff`: one indexed range, nearly
+/// always a few rows or none, so the table holds about a day of events.
+/// A failure only leaves them for the next event to delete.
+async fn forget_old_claims(services: &Services, cutoff: DateTime<Utc>) {
+    match execute(&services.db, "DELETE FROM callback_event WHERE received_at < $1", vec![cutoff.into()]).await {
+        Ok(0) => {}
+        Ok(forgotten) => tracing::debug!(forgotten, "forgot WeChat callback events past their retention"),
+        Err(e) => tracing::warn!(error = %e, "could not delete old WeChat callback records; the next event tries again"),
+    }
 }
 
 /// Does what the event means. Every step is idempotent.

@@ -8,13 +8,16 @@ use chrono::SecondsFormat;
 use serde_json::json;
 
 use super::LinkError;
-use crate::auth::Role;
+use crate::auth::{Caller, Role};
 use crate::graphql::ops::{self, Operations};
+use crate::hasura::{Engine, EngineError};
 
 const LOGIN_RESULT: &str = "LoginWithWechatMiniAppResult";
 const JWT: &str = "JwtToken";
 const SYNC_RESULT: &str = "SyncFollowersResult";
 const QR_CODE: &str = "BindQrCode";
+/// Where the login result carries its account's id for [`account_field`].
+const LOGIN_ACCOUNT_ID: &str = "account_id";
 
 /// The linking capability's types and root fields.
 pub fn operations() -> Operations {
@@ -48,23 +51,29 @@ fn login_result() -> Object {
         .field(value_field("jwt", TypeRef::named_nn(JWT), "The bearer token (role user, sub = the account id)."))
 }
 
-/// The generated `account` type reads its columns under their response
-/// keys (aliases included), so the row is re-keyed by this selection.
-/// Relations of the account are not loaded here: query `account_by_pk`.
+/// The account, read like `account_by_pk` with the selection the caller
+/// wrote (aliases, relations, aggregates), as the account itself: the login
+/// request is anonymous, but what it returns is the new user's own to see.
 fn account_field() -> Field {
     Field::new("account", TypeRef::named_nn("account"), |ctx| {
-        FieldFuture::Value((|| {
-            let Some(Value::Object(parent)) = ctx.parent_value.as_value() else { return None };
-            let Some(Value::Object(row)) = parent.get("account") else { return None };
-            let mut keyed = async_graphql::indexmap::IndexMap::new();
-            for selected in ctx.field().selection_set() {
-                let key = selected.alias().unwrap_or(selected.name());
-                keyed.insert(async_graphql::Name::new(key), row.get(selected.name()).cloned().unwrap_or(Value::Null));
-            }
-            Some(FieldValue::value(Value::Object(keyed)))
-        })())
+        FieldFuture::new(async move {
+            let id = login_account_id(&ctx).ok_or_else(|| ops::error("unexpected", "the login result lost its account id"))?;
+            let engine = ctx.ctx.data::<Engine>()?;
+            let as_account = Caller { role: Role::User, sub: Some(id.to_string()) };
+            let row = engine.select_by_pk_as(&ctx, "account", id, as_account).await.map_err(EngineError::into_graphql)?;
+            let row = row.ok_or_else(|| LinkError::NoAccount(id).to_graphql())?;
+            Ok(Some(FieldValue::value(row)))
+        })
     })
-    .description("The account, created on first login and linked to its service-account follower when known.")
+    .description("The account, created on first login and linked to its service-account follower when known; relations and aggregates are read with the account's own (role user) permissions.")
+}
+
+fn login_account_id(ctx: &ResolverContext<'_>) -> Option<i64> {
+    let Some(Value::Object(parent)) = ctx.parent_value.as_value() else { return None };
+    match parent.get(LOGIN_ACCOUNT_ID)? {
+        Value::Number(id) => id.as_i64(),
+        _ => None,
+    }
 }
 
 fn jwt_type() -> Object {
@@ -106,7 +115,7 @@ fn login() -> Field {
             }
             let outcome = super::login::login(services, code).await.map_err(|e| e.to_graphql())?;
             let answer = json!({
-                "account": outcome.account,
+                LOGIN_ACCOUNT_ID: outcome.account_id,
                 "jwt": { "token": outcome.token, "expires_at": outcome.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true) },
             });
             Ok(Some(FieldValue::value(to_value(answer)?)))

@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use entity::account;
-use sea_orm::{DbErr, EntityTrait};
-use serde_json::{Map, Value as Json, json};
+use chrono::{DateTime, Utc};
+use sea_orm::DbErr;
+use serde_json::json;
 
 use super::LinkError;
 use super::store::{self, execute, query_one};
@@ -23,8 +22,6 @@ pub const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// A logged-in account and its token.
 #[derive(Clone, Debug)]
 pub struct LoginOutcome {
-    /// The account row, column name → value, as the `account` type shows it.
-    pub account: Map<String, Json>,
     pub account_id: i64,
     pub token: String,
     pub expires_at: DateTime<Utc>,
@@ -48,21 +45,20 @@ pub async fn login(services: &Services, code: &str) -> Result<LoginOutcome, Link
     let values = vec![Utc::now().into(), session.openid.clone().into(), session.unionid.clone().into(), json!({ "WECHAT": wechat }).into()];
     let row = query_one(db, &sql, values).await?.ok_or_else(|| DbErr::RecordNotFound("the upserted account".into()))?;
     let id: i64 = row.try_get("", "id")?;
-    link_if_following(services, id).await?;
-    let model = account::Entity::find_by_id(id).one(db).await?.ok_or(LinkError::NoAccount(id))?;
+    let linked_now = link_if_following(services, id).await?;
     let expires_at = Utc::now() + chrono::Duration::from_std(LOGIN_TOKEN_TTL).unwrap_or_default();
     let token = services.jwt.mint(Role::User, Some(&id.to_string()), LOGIN_TOKEN_TTL);
-    tracing::info!(account = id, linked = model.oaopenid.is_some(), "mini-program login");
-    Ok(LoginOutcome { account: account_json(&model), account_id: id, token, expires_at })
+    tracing::info!(account = id, linked_now, "mini-program login");
+    Ok(LoginOutcome { account_id: id, token, expires_at })
 }
 
 /// Links the account when its unionid (column, just filled from the login
-/// map) belongs to a current follower.
-async fn link_if_following(services: &Services, id: i64) -> Result<(), DbErr> {
+/// map) belongs to a current follower; true when this login linked it.
+async fn link_if_following(services: &Services, id: i64) -> Result<bool, DbErr> {
     let sql = "UPDATE account SET oaopenid = f.openid, updated_at = $2 FROM oa_follower f \
                WHERE account.id = $1 AND f.unionid = account.unionid AND f.subscribed \
                AND account.oaopenid IS DISTINCT FROM f.openid";
-    execute(&services.db, sql, vec![id.into(), Utc::now().into()]).await.map(|_| ())
+    Ok(execute(&services.db, sql, vec![id.into(), Utc::now().into()]).await? > 0)
 }
 
 /// The stored login map with the new `WECHAT` keys merged in: other keys,
@@ -84,23 +80,6 @@ fn merged_map(kind: DatabaseKind) -> &'static str {
              ELSE excluded.oauth2_user_info_map END"
         }
     }
-}
-
-/// An account row as the generated `account` type reads it.
-pub fn account_json(model: &account::Model) -> Map<String, Json> {
-    let time = |t: &DateTime<Utc>| json!(t.to_rfc3339_opts(SecondsFormat::Micros, false));
-    let mut row = Map::new();
-    row.insert("id".into(), json!(model.id));
-    row.insert("created_at".into(), time(&model.created_at));
-    row.insert("updated_at".into(), time(&model.updated_at));
-    row.insert("username".into(), json!(model.username));
-    row.insert("nickname".into(), json!(model.nickname));
-    row.insert("user_status".into(), json!(model.user_status));
-    row.insert("mp_openid".into(), json!(model.mp_openid));
-    row.insert("unionid".into(), json!(model.unionid));
-    row.insert("oaopenid".into(), json!(model.oaopenid));
-    row.insert("oauth2_user_info_map".into(), model.oauth2_user_info_map.clone().unwrap_or(Json::Null));
-    row
 }
 
 /// `oaOpenidByUnionid`: the service-account openid of a current follower.

@@ -1,9 +1,12 @@
 //! Linking users against the simulator, on SQLite and PostgreSQL: the
 //! follower sync (paging, unionids by column and by login map, missing
-//! unionids, unfollows cleared, a failed listing changing nothing, two syncs
-//! at once), login linking at once, callback events in plain and safe mode
-//! with retries, scan-to-bind, and hostile callback bodies.
+//! unionids, unfollows cleared, a failed listing changing nothing, a listing
+//! staged in several inserts, two syncs at once), login linking at once and its account selection (relations and
+//! aggregates, as that user), callback events in plain and safe mode with
+//! retries and the pruning of old dedupe records, scan-to-bind, and hostile
+//! callback bodies.
 
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use wxnotify::sim::{CallbackTarget, SimConfig, SimEvent, SimFollower, SimHandle, SimMpUser, Simulator};
 use wxnotify::wechat::crypto;
@@ -83,6 +86,13 @@ async fn account(app: &TestApp, id: i64) -> Value {
 async fn follower(app: &TestApp, openid: &str) -> Value {
     let data = app.data("query($o: String!) { oa_follower(where: {openid: {_eq: $o}}) { unionid subscribed } }", json!({ "o": openid })).await;
     data["oa_follower"][0].clone()
+}
+
+/// Every `dedupe_key` in `callback_event`.
+async fn callback_keys(app: &TestApp) -> Vec<String> {
+    let select = Statement::from_string(app.db.get_database_backend(), "SELECT dedupe_key FROM callback_event ORDER BY dedupe_key");
+    let rows = app.db.query_all_raw(select).await.unwrap();
+    rows.iter().map(|row| row.try_get::<String>("", "dedupe_key").unwrap()).collect()
 }
 
 async fn sync(app: &TestApp) -> Value {
@@ -173,6 +183,19 @@ with_simulator! {
         assert_eq!(follower(&app, &openid(8)).await["unionid"], "uSomeoneElse");
     }
 
+    async fn a_listing_larger_than_one_stage_insert_is_staged_whole(app, sim, followers = 12_345) {
+        // More followers than one insert into the stage takes (several full ones and a partial last one).
+        let ids = insert_accounts(&app, json!([{ "unionid": unionid(0) }, { "unionid": unionid(6_000) }, { "unionid": unionid(12_344) }])).await;
+        let report = sync(&app).await;
+        assert_eq!((report["followers"].clone(), report["matched"].clone(), report["unmatched"].clone()), (json!(12_345), json!(3), json!(12_342)), "{report}");
+        assert_eq!(report["api_calls"].as_u64().unwrap() as usize, sim.calls().len(), "{report}");
+        for (id, n) in ids.iter().zip([0, 6_000, 12_344]) {
+            assert_eq!(account(&app, *id).await["oaopenid"], openid(n), "follower {n}");
+        }
+        assert_eq!(app.count("oa_follower").await, 12_345);
+        assert_eq!(app.count("follower_sync_stage").await, 0);
+    }
+
     async fn two_syncs_at_once_do_not_interleave_across_processes(app, sim, followers = 230) {
         insert_accounts(&app, json!([{ "mp_openid": "m0", "unionid": unionid(0) }])).await;
         sim.set_latency(std::time::Duration::from_millis(150));
@@ -236,6 +259,46 @@ with_simulator! {
         assert_eq!(anonymous["errors"][0]["extensions"]["code"], "access-denied");
     }
 
+    async fn login_returns_the_account_with_relations_and_aggregates_as_that_user(app, sim, followers = 0) {
+        sim.add_mp_users([SimMpUser::new("oMpRich", Some("uRich"), &["first", "second", "third"])]);
+        let first = app.graphql_with(None, "mutation { loginWithWechatMiniApp(code: \"first\") { account { id } } }", json!({})).await;
+        let id = first["data"]["loginWithWechatMiniApp"]["account"]["id"].as_i64().unwrap();
+        let other = insert_accounts(&app, json!([{ "mp_openid": "mOther" }])).await[0];
+        app.data("mutation($o: [point_count_insert_input!]!) { insert_point_count(objects: $o) { affected_rows } }", json!({ "o": [
+            { "account_account": id, "type": "聊天", "sender": "a", "content": "hi" },
+            { "account_account": id, "type": "聊天", "sender": "b", "content": "hello" },
+            { "account_account": id, "type": "投递邀约", "sender": "c", "content": "an invitation" },
+            { "account_account": other, "type": "聊天", "sender": "d", "content": "someone else's" },
+        ] })).await;
+        app.data("mutation($o: [push_code_insert_input!]!) { insert_push_code(objects: $o) { affected_rows } }", json!({ "o": [
+            { "account_account": id, "kind": "FORM_ID", "code": "f1" },
+            { "account_account": other, "kind": "FORM_ID", "code": "f2" },
+        ] })).await;
+
+        let login = r#"mutation($c: String!) { loginWithWechatMiniApp(code: $c) { account {
+            id me: mp_openid unionid
+            point_count(order_by: {id: asc}) { sender }
+            chats: point_count_aggregate(where: {type: {_eq: "聊天"}}) { aggregate { count } }
+            point_count_aggregate { aggregate { count } }
+            codes: push_code { kind code }
+            push_code_aggregate { aggregate { count } }
+        } jwt { token } } }"#;
+        let body = app.graphql_with(None, login, json!({ "c": "second" })).await;
+        assert_eq!(body["data"]["loginWithWechatMiniApp"]["account"], json!({
+            "id": id, "me": "oMpRich", "unionid": "uRich",
+            "point_count": [{ "sender": "a" }, { "sender": "b" }, { "sender": "c" }],
+            "chats": { "aggregate": { "count": 2 } },
+            "point_count_aggregate": { "aggregate": { "count": 3 } },
+            "codes": [{ "kind": "FORM_ID", "code": "f1" }],
+            "push_code_aggregate": { "aggregate": { "count": 1 } },
+        }), "{body}");
+        assert!(body["data"]["loginWithWechatMiniApp"]["jwt"]["token"].is_string(), "{body}");
+
+        // Read as the account itself, not as an admin: users may not read deliveries.
+        let refused = app.graphql_with(None, "mutation { loginWithWechatMiniApp(code: \"third\") { account { id delivery { id } } } }", json!({})).await;
+        assert_eq!(refused["errors"][0]["extensions"]["code"], "access-denied", "{refused}");
+    }
+
     async fn callback_events_in_plain_and_safe_mode_link_unlink_and_ignore_retries(app, sim, followers = 0) {
         sim.add_followers([SimFollower::new("oNewFan").with_unionid("uNewFan").unsubscribed()]);
         sim.add_mp_users([SimMpUser::new("oMpNewFan", Some("uNewFan"), &["c1"])]);
@@ -288,6 +351,23 @@ with_simulator! {
         assert_eq!((good.status().as_u16(), good.text().await.unwrap()), (200, "hello".to_string()));
         let bad = app.get(&format!("/wechat/callback?signature=0000&timestamp={timestamp}&nonce={nonce}&echostr=hello")).await;
         assert_eq!(bad.status(), 401);
+    }
+
+    async fn callback_records_older_than_a_day_are_forgotten_when_an_event_arrives(app, sim, followers = 2) {
+        let now = chrono::Utc::now();
+        let kept = [("oLate:1:subscribe", now - chrono::TimeDelta::minutes(1)), ("oDay:2:subscribe", now - chrono::TimeDelta::hours(23))];
+        let stale = [("oOld:3:subscribe", now - chrono::TimeDelta::hours(25)), ("oAncient:4:subscribe", now - chrono::TimeDelta::days(90))];
+        for (key, received_at) in kept.iter().chain(&stale) {
+            let insert = "INSERT INTO callback_event (dedupe_key, event, received_at) VALUES ($1, 'subscribe', $2)";
+            app.db.execute_raw(Statement::from_sql_and_values(app.db.get_database_backend(), insert, [(*key).into(), (*received_at).into()])).await.unwrap();
+        }
+
+        sim.push(&target(&app, false), SimEvent::Subscribe { openid: openid(0), ticket: None }).await.unwrap();
+        let keys = callback_keys(&app).await;
+        assert_eq!(keys.len(), 3, "the two recent records and the new event's: {keys:?}");
+        assert!(kept.iter().all(|(key, _)| keys.contains(&key.to_string())), "{keys:?}");
+        assert!(keys.iter().any(|key| key.starts_with(&format!("{}:", openid(0)))), "{keys:?}");
+        assert_eq!(follower(&app, &openid(0)).await["subscribed"], true, "the event itself was applied");
     }
 
     async fn scanning_a_bind_code_binds_that_account_once(app, sim, followers = 4) {
