@@ -47,6 +47,9 @@ pub enum LinkError {
     /// This sync lost its lease (it stalled past its renewal); it changed no link.
     #[error("the follower sync lost its lock while listing (it stalled for over a minute); no link was changed, run it again")]
     LeaseLost,
+    /// The server began stopping while the sync was listing; it changed no link.
+    #[error("the server is stopping: the follower sync stopped while listing and changed no link; run it again once a server is up")]
+    Stopping,
     /// No account has that id.
     #[error("no account has id {0}")]
     NoAccount(i64),
@@ -70,7 +73,7 @@ impl LinkError {
             },
             LinkError::Database(_) => "unexpected",
             LinkError::SyncRunning => "sync-running",
-            LinkError::LeaseLost => "sync-interrupted",
+            LinkError::LeaseLost | LinkError::Stopping => "sync-interrupted",
             LinkError::NoAccount(_) => "not-found",
             LinkError::Invalid(_) => "validation-failed",
             LinkError::NotYours(_) => "access-denied",

@@ -97,8 +97,16 @@ pub async fn sync_followers(services: &Services, progress: Option<ProgressFn>) -
         }
     }
     lease.release().await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(LinkError::Stopping) => "interrupted",
+        Err(_) => "failed",
+    };
+    ::metrics::counter!("wxnotify_follower_syncs_total", "outcome" => outcome).increment(1);
+    ::metrics::histogram!("wxnotify_follower_sync_duration_seconds").record(started.elapsed().as_secs_f64());
     let mut report = result?;
     report.duration_ms = started.elapsed().as_millis() as u64;
+    ::metrics::gauge!("wxnotify_followers").set(report.followers as f64);
     tracing::info!(?report, "follower sync: done");
     Ok(report)
 }
@@ -111,7 +119,11 @@ async fn run(services: &Services, lease: &Lease, progress: Option<ProgressFn>) -
     let calls = Arc::new(AtomicU64::new(0));
     let reporter = Reporter { progress, listed: AtomicU64::new(0), fetched: AtomicU64::new(0), total: AtomicU64::new(0) };
     let reporter = Arc::new(reporter);
-    stage_listing(services, calls.clone(), reporter.clone()).await?;
+    // A stopping server abandons the listing: nothing has changed yet.
+    tokio::select! {
+        listed = stage_listing(services, calls.clone(), reporter.clone()) => listed?,
+        _ = services.stopping.cancelled() => return Err(LinkError::Stopping),
+    }
     if lease.is_lost() {
         return Err(LinkError::LeaseLost);
     }

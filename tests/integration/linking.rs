@@ -221,6 +221,33 @@ with_simulator! {
         assert_eq!(sync(&app).await["matched"], 1, "the lease is released after the first sync");
     }
 
+    async fn a_sync_cut_short_by_a_stopping_server_changes_nothing_and_frees_the_lease(app, sim, followers = 230) {
+        let ids = insert_accounts(&app, json!([{ "mp_openid": "m0", "unionid": unionid(0) }])).await;
+        sim.set_latency(std::time::Duration::from_millis(150));
+        // Another server process runs the sync and is stopped while it lists.
+        let (_state, second, stop, server) = start_server(app.test_db.url.clone(), &settings(&sim)).await;
+        let running = {
+            let request = app.client.post(format!("{second}/api/graphql")).bearer_auth(app.admin_token()).json(&json!({ "query": SYNC }));
+            tokio::spawn(async move { request.send().await.unwrap().json::<Value>().await.unwrap() })
+        };
+        while sim.count_calls("/cgi-bin/user/get") == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap();
+        let interrupted = running.await.unwrap();
+        assert_eq!(interrupted["errors"][0]["extensions"]["code"], "sync-interrupted", "{interrupted}");
+        assert_eq!(account(&app, ids[0]).await["oaopenid"], Value::Null, "no link was set");
+        assert_eq!((app.count("oa_follower").await, app.count("follower_sync_stage").await), (0, 0));
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains(r#"wxnotify_follower_syncs_total{outcome="interrupted"}"#), "{metrics}");
+
+        sim.set_latency(std::time::Duration::ZERO);
+        assert_eq!(sync(&app).await["matched"], 1, "the lease was freed");
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("wxnotify_follower_sync_duration_seconds") && metrics.contains("wxnotify_followers "), "{metrics}");
+    }
+
     async fn login_links_at_once_when_the_unionid_already_follows(app, sim, followers = 20) {
         sim.add_mp_users([
             SimMpUser::new("oMpFan", Some(&unionid(6)), &["code-fan"]),
