@@ -31,7 +31,10 @@ const ROUNDS: usize = 25;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     println!("seed `notice` query: GraphQL over HTTP vs hand-written SQL ({ROUNDS} rounds, medians)");
-    println!("{:<9} {:>9} {:>7} {:>13} {:>10} {:>7} {:>19}", "database", "accounts", "rows", "graphql (ms)", "sql (ms)", "ratio", "statements/request");
+    println!(
+        "{:<9} {:>9} {:>7} {:>13} {:>10} {:>7} {:>19}",
+        "database", "accounts", "rows", "graphql (ms)", "sql (ms)", "ratio", "statements/request"
+    );
     for backend in [Backend::Sqlite, Backend::Postgres] {
         for accounts in [1_000, 10_000] {
             let Some(db) = TestDb::new(backend).await else {

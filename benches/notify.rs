@@ -81,7 +81,10 @@ async fn run(test_db: &TestDb) {
     }
     println!("[{name}] candidate query: {found} candidates, median {:.0} ms", ms(median(&mut samples)));
 
-    println!("[{name}] {:>11} {:>7} {:>10} {:>9} {:>13} {:>10}", "concurrency", "sends", "elapsed s", "sends/s", "bound sends/s", "of bound");
+    println!(
+        "[{name}] {:>11} {:>7} {:>10} {:>9} {:>13} {:>10}",
+        "concurrency", "sends", "elapsed s", "sends/s", "bound sends/s", "of bound"
+    );
     let mut first_id = 1;
     for concurrency in [16usize, 64] {
         let settings = overrides(&sim, &concurrency.to_string());
@@ -135,7 +138,8 @@ async fn burst(name: &str, address: &str, sim: &SimHandle) {
                 }
                 // Accounts BURST_ACCOUNTS+1.. were not in the digest above.
                 let account = ACCOUNTS - (n as i64 % BURST_ACCOUNTS);
-                let body = json!({ "query": "mutation($a: bigint!) { notifyAccount(account_id: $a) { status } }", "variables": { "a": account } });
+                let body =
+                    json!({ "query": "mutation($a: bigint!) { notifyAccount(account_id: $a) { status } }", "variables": { "a": account } });
                 let answer: Value = client.post(&url).bearer_auth(&token).json(&body).send().await.unwrap().json().await.unwrap();
                 statuses.push(answer["data"]["notifyAccount"]["status"].as_str().unwrap_or("ERROR").to_string());
             }

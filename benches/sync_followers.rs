@@ -38,7 +38,15 @@ async fn main() {
     println!("minimum WeChat calls: {pages} pages + {} batchgets + 1 token = {minimum}", FOLLOWERS.div_ceil(100));
     println!(
         "{:<9} {:>14} {:>15} {:>10} {:>9} {:>8} {:>9} {:>22} {:>14}",
-        "database", "first sync (s)", "repeat sync (s)", "api calls", "vs min", "matched", "cleared", "seed sample 2000 (s)", "seed 100k (s)"
+        "database",
+        "first sync (s)",
+        "repeat sync (s)",
+        "api calls",
+        "vs min",
+        "matched",
+        "cleared",
+        "seed sample 2000 (s)",
+        "seed 100k (s)"
     );
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let Some(db) = TestDb::new(backend).await else {

@@ -39,16 +39,24 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
             return checks;
         }
     };
-    push("migrations", match Migrator::get_pending_migrations(&db).await {
-        Ok(pending) if pending.is_empty() => Verdict::Ok("up to date".into()),
-        Ok(pending) => Verdict::Warn(format!("{} pending: `wxnotify migrate` or `serve` applies them", pending.len())),
-        Err(e) => Verdict::Fail(format!("cannot read the migration table: {e}")),
-    });
-    push("jwt secret", match (&settings.jwt_secret, settings.database_kind) {
-        (Some(_), _) => Verdict::Ok("set".into()),
-        (None, DatabaseKind::Sqlite) => Verdict::Warn("not set: a development secret kept in the database is used; set WXNOTIFY_JWT_SECRET in production".into()),
-        (None, DatabaseKind::Postgres) => Verdict::Fail("WXNOTIFY_JWT_SECRET is required with PostgreSQL".into()),
-    });
+    push(
+        "migrations",
+        match Migrator::get_pending_migrations(&db).await {
+            Ok(pending) if pending.is_empty() => Verdict::Ok("up to date".into()),
+            Ok(pending) => Verdict::Warn(format!("{} pending: `wxnotify migrate` or `serve` applies them", pending.len())),
+            Err(e) => Verdict::Fail(format!("cannot read the migration table: {e}")),
+        },
+    );
+    push(
+        "jwt secret",
+        match (&settings.jwt_secret, settings.database_kind) {
+            (Some(_), _) => Verdict::Ok("set".into()),
+            (None, DatabaseKind::Sqlite) => {
+                Verdict::Warn("not set: a development secret kept in the database is used; set WXNOTIFY_JWT_SECRET in production".into())
+            }
+            (None, DatabaseKind::Postgres) => Verdict::Fail("WXNOTIFY_JWT_SECRET is required with PostgreSQL".into()),
+        },
+    );
     match WechatClient::new(settings, db.clone()) {
         Ok(wechat) => {
             push("service account", service_account(&wechat).await);

@@ -78,8 +78,8 @@ impl Application {
             );
         }
         let settings = Arc::new(settings);
-        let wechat = wechat::WechatClient::new(&settings, db.clone())
-            .map_err(|e| anyhow::anyhow!("setting up the WeChat client failed: {e}"))?;
+        let wechat =
+            wechat::WechatClient::new(&settings, db.clone()).map_err(|e| anyhow::anyhow!("setting up the WeChat client failed: {e}"))?;
         let services = Arc::new(services::Services::new(db.clone(), settings.clone(), wechat, Jwt::new(&secret)));
         let schema = graphql::build_schema(services.clone())?;
         let _ = services.schema.set(schema.clone());

@@ -36,9 +36,8 @@ impl RateLimit {
     /// A limit of `rate` per address; `None` allows everything.
     pub fn new(rate: Option<Rate>) -> RateLimit {
         let limiter = rate.map(|rate| {
-            let quota = Quota::with_period(rate.per / rate.count.get())
-                .unwrap_or_else(|| Quota::per_second(rate.count))
-                .allow_burst(rate.count);
+            let quota =
+                Quota::with_period(rate.per / rate.count.get()).unwrap_or_else(|| Quota::per_second(rate.count)).allow_burst(rate.count);
             DefaultKeyedRateLimiter::keyed(quota)
         });
         RateLimit { limiter, rate, checks: AtomicU64::new(0) }

@@ -36,7 +36,14 @@ impl Services {
         let login_limit = RateLimit::new(settings.login_rate_limit);
         Services {
             db,
-            settings, wechat, jwt, schema: OnceLock::new(), login_limit, stopping: CancellationToken::new(), background: TaskTracker::new() }
+            settings,
+            wechat,
+            jwt,
+            schema: OnceLock::new(),
+            login_limit,
+            stopping: CancellationToken::new(),
+            background: TaskTracker::new(),
+        }
     }
 }
 

@@ -148,7 +148,11 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting("MAX_BATCH", Some("20"), "most operations one batched request may carry"),
     setting("REQUEST_TIMEOUT", Some("30s"), "longest a GraphQL request may run"),
     setting("LOGIN_RATE_LIMIT", Some("30/min"), "logins per client address, like 30/min, 5/s or 500/h; `off` switches it off"),
-    setting("CLIENT_IP_HEADER", None, "header your reverse proxy puts the client address in (X-Real-IP, X-Forwarded-For); unset: the connection's peer"),
+    setting(
+        "CLIENT_IP_HEADER",
+        None,
+        "header your reverse proxy puts the client address in (X-Real-IP, X-Forwarded-For); unset: the connection's peer",
+    ),
     setting("SHUTDOWN_GRACE", Some("30s"), "how long a stopping server lets in-flight requests, jobs and sends finish"),
 ];
 
@@ -181,11 +185,7 @@ impl Raw {
         let info = SETTINGS.iter().find(|s| s.name == name).expect("every setting is declared in SETTINGS");
         let raw = self.get(name).or(info.default).ok_or_else(|| SettingsError::new(name, "is required"))?;
         parse(raw).map_err(|problem| {
-            if info.secret {
-                SettingsError::new(name, problem)
-            } else {
-                SettingsError::new(name, format!("{raw:?} {problem}"))
-            }
+            if info.secret { SettingsError::new(name, problem) } else { SettingsError::new(name, format!("{raw:?} {problem}")) }
         })
     }
 
@@ -204,10 +204,7 @@ impl Settings {
     }
 
     /// Loads settings from an explicit environment, for tests and tools.
-    pub fn from_sources(
-        config_file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Settings, SettingsError> {
+    pub fn from_sources(config_file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, SettingsError> {
         let env: BTreeMap<String, String> = env.into_iter().collect();
         let file = config_file
             .map(Path::to_path_buf)
@@ -218,10 +215,10 @@ impl Settings {
             None => BTreeMap::new(),
         };
         for (key, value) in env {
-            if let Some(name) = key.strip_prefix("WXNOTIFY_") {
-                if SETTINGS.iter().any(|s| s.name == name) {
-                    values.insert(name.to_string(), value);
-                }
+            if let Some(name) = key.strip_prefix("WXNOTIFY_")
+                && SETTINGS.iter().any(|s| s.name == name)
+            {
+                values.insert(name.to_string(), value);
             }
         }
         Settings::from_raw(&Raw { values })
@@ -454,7 +451,11 @@ mod tests {
     fn the_readme_lists_every_setting() {
         let readme = include_str!("../README.md");
         for setting in SETTINGS {
-            assert!(readme.contains(&format!("| `{}`", setting.name)) || readme.contains(&format!("/ `{}`", setting.name)), "README lacks {}", setting.name);
+            assert!(
+                readme.contains(&format!("| `{}`", setting.name)) || readme.contains(&format!("/ `{}`", setting.name)),
+                "README lacks {}",
+                setting.name
+            );
         }
     }
 

@@ -2,7 +2,10 @@
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "action_flow", comment = "A stored GraphQL operation, versioned; runActionFlow and ACTION_FLOW jobs run it as admin.")]
+#[sea_orm(
+    table_name = "action_flow",
+    comment = "A stored GraphQL operation, versioned; runActionFlow and ACTION_FLOW jobs run it as admin."
+)]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,

@@ -2,7 +2,10 @@
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "delivery", comment = "The outbox: one row per message, written before it is sent, so nothing is sent twice or lost.")]
+#[sea_orm(
+    table_name = "delivery",
+    comment = "The outbox: one row per message, written before it is sent, so nothing is sent twice or lost."
+)]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,

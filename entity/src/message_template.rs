@@ -2,7 +2,10 @@
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "message_template", comment = "A named message whose data values hold {{placeholders}}, rendered per account when sent.")]
+#[sea_orm(
+    table_name = "message_template",
+    comment = "A named message whose data values hold {{placeholders}}, rendered per account when sent."
+)]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,

@@ -7,13 +7,7 @@ pub fn table(name: &'static str) -> TableCreateStatement {
     Table::create()
         .table(Alias::new(name))
         .if_not_exists()
-        .col(
-            ColumnDef::new(Alias::new("id"))
-                .big_integer()
-                .not_null()
-                .auto_increment()
-                .primary_key(),
-        )
+        .col(ColumnDef::new(Alias::new("id")).big_integer().not_null().auto_increment().primary_key())
         .col(ColumnDef::new(Alias::new("created_at")).timestamp_with_time_zone().not_null())
         .col(ColumnDef::new(Alias::new("updated_at")).timestamp_with_time_zone().not_null())
         .to_owned()
@@ -36,11 +30,7 @@ pub fn foreign_key(table: &'static str, column: &'static str, target: &'static s
 /// A unique index named as PostgreSQL names a unique constraint.
 pub fn unique(table: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
     let mut index = Index::create();
-    index
-        .name(format!("{table}_{}_key", columns.join("_")))
-        .table(Alias::new(table))
-        .unique()
-        .if_not_exists();
+    index.name(format!("{table}_{}_key", columns.join("_"))).table(Alias::new(table)).unique().if_not_exists();
     for column in columns {
         index.col(Alias::new(*column));
     }
@@ -49,12 +39,7 @@ pub fn unique(table: &'static str, columns: &[&'static str]) -> IndexCreateState
 
 /// A plain index, `<table>_<column>_idx`.
 pub fn index(table: &'static str, column: &'static str) -> IndexCreateStatement {
-    Index::create()
-        .name(format!("{table}_{column}_idx"))
-        .table(Alias::new(table))
-        .col(Alias::new(column))
-        .if_not_exists()
-        .to_owned()
+    Index::create().name(format!("{table}_{column}_idx")).table(Alias::new(table)).col(Alias::new(column)).if_not_exists().to_owned()
 }
 
 pub async fn create_table(

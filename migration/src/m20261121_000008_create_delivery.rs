@@ -22,7 +22,12 @@ impl MigrationTrait for Migration {
             .col(col("msgid").big_integer())
             .col(col("sent_at").timestamp_with_time_zone())
             .foreign_key(&mut foreign_key("delivery", "account_account", "account"));
-        create_table(manager, t, vec![unique("delivery", &["dedupe_key"]), index("delivery", "msgid"), index("delivery", "account_account")]).await
+        create_table(
+            manager,
+            t,
+            vec![unique("delivery", &["dedupe_key"]), index("delivery", "msgid"), index("delivery", "account_account")],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

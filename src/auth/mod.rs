@@ -117,19 +117,13 @@ impl Jwt {
     /// The caller named by an `Authorization` header value, or anonymous.
     pub fn caller(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
         let Some(value) = authorization else { return Ok(Caller::ANONYMOUS) };
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or(AuthError::Malformed)?;
+        let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).ok_or(AuthError::Malformed)?;
         self.verify(token.trim())
     }
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 #[cfg(test)]

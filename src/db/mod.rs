@@ -41,14 +41,11 @@ pub async fn connect_counted(settings: &Settings) -> anyhow::Result<(DatabaseCon
 /// does not exist yet.
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(normalize_url(&settings.database_url, settings.database_kind));
-    options
-        .sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(10))
-        .max_connections(match settings.database_kind {
-            // One writer at a time anyway; a few readers in WAL mode.
-            DatabaseKind::Sqlite => 8,
-            DatabaseKind::Postgres => 32,
-        });
+    options.sqlx_logging(false).acquire_timeout(Duration::from_secs(10)).max_connections(match settings.database_kind {
+        // One writer at a time anyway; a few readers in WAL mode.
+        DatabaseKind::Sqlite => 8,
+        DatabaseKind::Postgres => 32,
+    });
     if settings.database_kind == DatabaseKind::Sqlite {
         options.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -58,19 +55,14 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
         });
     }
     let db = Database::connect(options).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the database named by WXNOTIFY_DATABASE_URL ({}): {e}",
-            redact_url(&settings.database_url)
-        )
+        anyhow::anyhow!("cannot open the database named by WXNOTIFY_DATABASE_URL ({}): {e}", redact_url(&settings.database_url))
     })?;
     Ok(db)
 }
 
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None)
-        .await
-        .map_err(|e| anyhow::anyhow!("migrating the database failed: {e}"))
+    Migrator::up(db, None).await.map_err(|e| anyhow::anyhow!("migrating the database failed: {e}"))
 }
 
 /// `SELECT 1`, for `/healthz`.
@@ -84,10 +76,7 @@ pub async fn jwt_secret(db: &DatabaseConnection, settings: &Settings) -> anyhow:
     if let Some(secret) = &settings.jwt_secret {
         return Ok((secret.clone(), false));
     }
-    anyhow::ensure!(
-        settings.database_kind == DatabaseKind::Sqlite,
-        "WXNOTIFY_JWT_SECRET: is required with PostgreSQL"
-    );
+    anyhow::ensure!(settings.database_kind == DatabaseKind::Sqlite, "WXNOTIFY_JWT_SECRET: is required with PostgreSQL");
     let fresh = hex::encode(rand::random::<[u8; 32]>());
     let backend = db.get_database_backend();
     // Insert-if-absent then read, so two processes starting together agree.

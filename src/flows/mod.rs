@@ -50,11 +50,7 @@ pub async fn save(db: &DatabaseConnection, uuid: Option<String>, name: &str, doc
 }
 
 async fn latest(db: &DatabaseConnection, uuid: &str) -> Result<Option<action_flow::Model>, sea_orm::DbErr> {
-    action_flow::Entity::find()
-        .filter(action_flow::Column::Uuid.eq(uuid))
-        .order_by_desc(action_flow::Column::VersionId)
-        .one(db)
-        .await
+    action_flow::Entity::find().filter(action_flow::Column::Uuid.eq(uuid)).order_by_desc(action_flow::Column::VersionId).one(db).await
 }
 
 /// The given version of a flow, or its latest.
@@ -79,9 +75,8 @@ pub async fn run(schema: &Schema, flow: &action_flow::Model, inputs: serde_json:
         object @ serde_json::Value::Object(_) => object,
         _ => return Err(FlowError::InvalidInputs),
     };
-    let request = async_graphql::Request::new(flow.document.clone())
-        .variables(async_graphql::Variables::from_json(variables))
-        .data(Caller::ADMIN);
+    let request =
+        async_graphql::Request::new(flow.document.clone()).variables(async_graphql::Variables::from_json(variables)).data(Caller::ADMIN);
     let response = schema.execute(request).await;
     if !response.errors.is_empty() {
         let messages: Vec<String> = response.errors.iter().map(|e| e.message.clone()).collect();

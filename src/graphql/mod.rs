@@ -65,14 +65,11 @@ fn build(
     let engine = Engine::new(catalog.clone(), db, dialect);
     let mut builder = Schema::build("query_root", Some("mutation_root"), None);
     if let Some(settings) = settings {
-        builder = builder
-            .limit_depth(settings.max_query_depth)
-            .limit_complexity(settings.max_query_complexity)
-            .extension(limits::Limits {
-                max_aliases: settings.max_query_aliases,
-                max_depth: settings.max_query_depth,
-                max_complexity: settings.max_query_complexity,
-            });
+        builder = builder.limit_depth(settings.max_query_depth).limit_complexity(settings.max_query_complexity).extension(limits::Limits {
+            max_aliases: settings.max_query_aliases,
+            max_depth: settings.max_query_depth,
+            max_complexity: settings.max_query_complexity,
+        });
     }
     if let Some(services) = services {
         builder = builder.data(services);
@@ -84,15 +81,16 @@ fn build(
         queries.extend(capability.queries);
         mutations.extend(capability.mutations);
     }
-    let query = queries.into_iter().fold(Object::new("query_root").description("The queries: every table, by list, key and aggregate, and the operations beyond tables."), Object::field);
-    let mutation = mutations
-        .into_iter()
-        .fold(Object::new("mutation_root").description("The mutations: insert, update and delete on every table, and the operations beyond tables."), Object::field);
-    builder
-        .register(query)
-        .register(mutation)
-        .finish()
-        .map_err(|e| anyhow::anyhow!("building the GraphQL schema failed: {e}"))
+    let query = queries.into_iter().fold(
+        Object::new("query_root").description("The queries: every table, by list, key and aggregate, and the operations beyond tables."),
+        Object::field,
+    );
+    let mutation = mutations.into_iter().fold(
+        Object::new("mutation_root")
+            .description("The mutations: insert, update and delete on every table, and the operations beyond tables."),
+        Object::field,
+    );
+    builder.register(query).register(mutation).finish().map_err(|e| anyhow::anyhow!("building the GraphQL schema failed: {e}"))
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use async_graphql::dynamic::{Field, ResolverContext, Type};
 use async_graphql::ErrorExtensions;
+use async_graphql::dynamic::{Field, ResolverContext, Type};
 
 use crate::auth::{Caller, Role};
 use crate::services::Services;

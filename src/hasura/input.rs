@@ -211,14 +211,11 @@ fn order_by_object(
         } else if let Some(relation) = table.relation(key).filter(|r| r.kind == RelationKind::Object) {
             let target = target_table(catalog, &relation.target)?;
             let relation = relation.clone();
-            let mut nested = |inner: OrderTarget, dir| {
-                lift(OrderTarget::Object { relation: relation.clone(), inner: Box::new(inner) }, dir)
-            };
+            let mut nested =
+                |inner: OrderTarget, dir| lift(OrderTarget::Object { relation: relation.clone(), inner: Box::new(inner) }, dir);
             order_by_object(catalog, target, value, &mut nested, out)?;
-        } else if let Some(relation) = key
-            .strip_suffix("_aggregate")
-            .and_then(|name| table.relation(name))
-            .filter(|r| r.kind == RelationKind::Array)
+        } else if let Some(relation) =
+            key.strip_suffix("_aggregate").and_then(|name| table.relation(name)).filter(|r| r.kind == RelationKind::Array)
         {
             let target = target_table(catalog, &relation.target)?;
             for (function, value) in as_object(value, &format!("`{key}` in order_by"))? {
@@ -238,10 +235,7 @@ fn order_by_object(
                         continue;
                     }
                     target.column(column.as_str()).ok_or_else(|| invalid(format!("unknown column `{column}`")))?;
-                    let target = OrderTarget::Aggregate {
-                        relation: relation.clone(),
-                        function: Some((function, column.to_string())),
-                    };
+                    let target = OrderTarget::Aggregate { relation: relation.clone(), function: Some((function, column.to_string())) };
                     out.push(lift(target, direction(value)?)?);
                 }
             }
@@ -305,13 +299,13 @@ pub fn list_args(catalog: &Catalog, table: &Table, args: &[(Name, Value)]) -> Re
             "distinct_on" => out.distinct_on = column_names(table, value, false)?,
             "limit" => {
                 out.limit = non_negative(value, "limit")?;
-                if let (Some(limit), Some(max)) = (out.limit, catalog.max_limit) {
-                    if limit > max {
-                        return Err(invalid(format!(
-                            "limit {limit} on `{}` is more than the {max} rows one list may return (WXNOTIFY_MAX_LIMIT)",
-                            table.name
-                        )));
-                    }
+                if let (Some(limit), Some(max)) = (out.limit, catalog.max_limit)
+                    && limit > max
+                {
+                    return Err(invalid(format!(
+                        "limit {limit} on `{}` is more than the {max} rows one list may return (WXNOTIFY_MAX_LIMIT)",
+                        table.name
+                    )));
                 }
             }
             "offset" => out.offset = non_negative(value, "offset")?,
@@ -361,11 +355,7 @@ pub fn selection(catalog: &Catalog, table: &Table, field: &SelectionField<'_>) -
 }
 
 /// The fields of a `T_aggregate` selection.
-pub fn aggregate_parts(
-    catalog: &Catalog,
-    table: &Table,
-    field: &SelectionField<'_>,
-) -> Result<Vec<AggregatePart>, EngineError> {
+pub fn aggregate_parts(catalog: &Catalog, table: &Table, field: &SelectionField<'_>) -> Result<Vec<AggregatePart>, EngineError> {
     let mut parts = Vec::new();
     for child in field.selection_set() {
         let key = child.alias().unwrap_or(child.name()).to_string();

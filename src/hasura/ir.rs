@@ -10,9 +10,16 @@ pub enum BoolExp {
     And(Vec<BoolExp>),
     Or(Vec<BoolExp>),
     Not(Box<BoolExp>),
-    Compare { column: String, scalar: Scalar, op: CompareOp },
+    Compare {
+        column: String,
+        scalar: Scalar,
+        op: CompareOp,
+    },
     /// Some related row matches.
-    Exists { relation: Relation, filter: Box<BoolExp> },
+    Exists {
+        relation: Relation,
+        filter: Box<BoolExp>,
+    },
 }
 
 impl BoolExp {
@@ -75,9 +82,7 @@ impl AggregateFn {
     pub fn applies_to(self, scalar: Scalar) -> bool {
         match self {
             AggregateFn::Sum | AggregateFn::Avg => scalar.is_numeric(),
-            AggregateFn::Max | AggregateFn::Min => {
-                scalar.is_numeric() || matches!(scalar, Scalar::String | Scalar::Timestamptz)
-            }
+            AggregateFn::Max | AggregateFn::Min => scalar.is_numeric() || matches!(scalar, Scalar::String | Scalar::Timestamptz),
         }
     }
 
@@ -96,9 +101,15 @@ impl AggregateFn {
 pub enum OrderTarget {
     Column(String),
     /// A column (or deeper) of an object relation.
-    Object { relation: Relation, inner: Box<OrderTarget> },
+    Object {
+        relation: Relation,
+        inner: Box<OrderTarget>,
+    },
     /// An aggregate of an array relation: `count` or `fn(column)`.
-    Aggregate { relation: Relation, function: Option<(AggregateFn, String)> },
+    Aggregate {
+        relation: Relation,
+        function: Option<(AggregateFn, String)>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -123,11 +134,32 @@ pub struct ListArgs {
 pub enum FieldSel {
     /// `__typename`: the object type's name, written by the database too so
     /// its JSON is the complete response.
-    Typename { key: String, name: String },
-    Column { key: String, column: String, scalar: Scalar },
-    Object { key: String, relation: Relation, fields: Vec<FieldSel> },
-    Array { key: String, relation: Relation, args: ListArgs, fields: Vec<FieldSel> },
-    Aggregate { key: String, relation: Relation, args: ListArgs, parts: Vec<AggregatePart> },
+    Typename {
+        key: String,
+        name: String,
+    },
+    Column {
+        key: String,
+        column: String,
+        scalar: Scalar,
+    },
+    Object {
+        key: String,
+        relation: Relation,
+        fields: Vec<FieldSel>,
+    },
+    Array {
+        key: String,
+        relation: Relation,
+        args: ListArgs,
+        fields: Vec<FieldSel>,
+    },
+    Aggregate {
+        key: String,
+        relation: Relation,
+        args: ListArgs,
+        parts: Vec<AggregatePart>,
+    },
 }
 
 /// A field of `T_aggregate`.
@@ -141,10 +173,21 @@ pub enum AggregatePart {
 /// A field of `T_aggregate_fields`.
 #[derive(Clone, Debug)]
 pub enum AggregateField {
-    Typename { key: String, name: String },
-    Count { key: String, columns: Vec<String>, distinct: bool },
+    Typename {
+        key: String,
+        name: String,
+    },
+    Count {
+        key: String,
+        columns: Vec<String>,
+        distinct: bool,
+    },
     /// `sum { a b }` etc.
-    Function { key: String, function: AggregateFn, leaves: Vec<Leaf> },
+    Function {
+        key: String,
+        function: AggregateFn,
+        leaves: Vec<Leaf>,
+    },
 }
 
 /// A field of `T_sum_fields` and its siblings.

@@ -51,13 +51,7 @@ impl Permissions {
 
     /// The row filter for `operation` on `table`: `None` means every row.
     pub fn filter(&self, table: &str, operation: Operation) -> Result<Option<BoolExp>, EngineError> {
-        let refuse = || {
-            EngineError::AccessDenied(format!(
-                "role {} may not {} `{table}`",
-                role_name(self.caller.role),
-                operation.verb()
-            ))
-        };
+        let refuse = || EngineError::AccessDenied(format!("role {} may not {} `{table}`", role_name(self.caller.role), operation.verb()));
         match self.caller.role {
             Role::Admin => Ok(None),
             Role::Anonymous => Err(refuse()),

@@ -63,8 +63,7 @@ fn permissions(ctx: &ResolverContext<'_>) -> Permissions {
 }
 
 fn parse_json(text: &str) -> Result<Value, EngineError> {
-    serde_json::from_str(text)
-        .map_err(|e| EngineError::Database(sea_orm::DbErr::Custom(format!("the database built invalid JSON: {e}"))))
+    serde_json::from_str(text).map_err(|e| EngineError::Database(sea_orm::DbErr::Custom(format!("the database built invalid JSON: {e}"))))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -458,7 +457,8 @@ pub fn mutation_fields(engine: &Engine, table: &Table) -> Vec<Field> {
     let has_inc = table.writable_columns().any(|c| c.scalar.is_numeric());
     let with_set_inc = |field: Field| {
         let field = field.argument(
-            InputValue::new("_set", TypeRef::named(format!("{t}_set_input"))).description("sets the columns of the filtered rows to the given values"),
+            InputValue::new("_set", TypeRef::named(format!("{t}_set_input")))
+                .description("sets the columns of the filtered rows to the given values"),
         );
         if has_inc {
             field.argument(
@@ -472,7 +472,9 @@ pub fn mutation_fields(engine: &Engine, table: &Table) -> Vec<Field> {
     vec![
         root_field(engine, format!("insert_{t}"), response(), t, Root::Insert)
             .description(format!("insert data into the table: \"{t}\""))
-            .argument(InputValue::new("objects", TypeRef::named_nn_list_nn(format!("{t}_insert_input"))).description("the rows to be inserted"))
+            .argument(
+                InputValue::new("objects", TypeRef::named_nn_list_nn(format!("{t}_insert_input"))).description("the rows to be inserted"),
+            )
             .argument(on_conflict()),
         root_field(engine, format!("insert_{t}_one"), TypeRef::named(t), t, Root::InsertOne)
             .description(format!("insert a single row into the table: \"{t}\""))
@@ -481,16 +483,24 @@ pub fn mutation_fields(engine: &Engine, table: &Table) -> Vec<Field> {
         with_set_inc(
             root_field(engine, format!("update_{t}"), response(), t, Root::Update)
                 .description(format!("update data of the table: \"{t}\""))
-                .argument(InputValue::new("where", TypeRef::named_nn(format!("{t}_bool_exp"))).description("filter the rows which have to be updated")),
+                .argument(
+                    InputValue::new("where", TypeRef::named_nn(format!("{t}_bool_exp")))
+                        .description("filter the rows which have to be updated"),
+                ),
         ),
         with_set_inc(
             root_field(engine, format!("update_{t}_by_pk"), TypeRef::named(t), t, Root::UpdateByPk)
                 .description(format!("update single row of the table: \"{t}\""))
-                .argument(InputValue::new("pk_columns", TypeRef::named_nn(format!("{t}_pk_columns_input"))).description("the row's primary key")),
+                .argument(
+                    InputValue::new("pk_columns", TypeRef::named_nn(format!("{t}_pk_columns_input"))).description("the row's primary key"),
+                ),
         ),
         root_field(engine, format!("delete_{t}"), response(), t, Root::Delete)
             .description(format!("delete data from the table: \"{t}\""))
-            .argument(InputValue::new("where", TypeRef::named_nn(format!("{t}_bool_exp"))).description("filter the rows which have to be deleted")),
+            .argument(
+                InputValue::new("where", TypeRef::named_nn(format!("{t}_bool_exp")))
+                    .description("filter the rows which have to be deleted"),
+            ),
         root_field(engine, format!("delete_{t}_by_pk"), TypeRef::named(t), t, Root::DeleteByPk)
             .description(format!("delete single row from the table: \"{t}\""))
             .argument(InputValue::new("id", TypeRef::named_nn("bigint")).description("the row's id")),

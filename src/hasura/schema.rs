@@ -4,9 +4,7 @@
 //! insert/set/inc inputs, `T_on_conflict`, `T_mutation_response`; once, the
 //! scalars, `order_by` and the `<scalar>_comparison_exp` inputs.
 
-use async_graphql::dynamic::{
-    Enum, EnumItem, Field, InputObject, InputValue, Object, Scalar as GqlScalar, SchemaBuilder, TypeRef,
-};
+use async_graphql::dynamic::{Enum, EnumItem, Field, InputObject, InputValue, Object, Scalar as GqlScalar, SchemaBuilder, TypeRef};
 
 use super::input::{parse_bigint, parse_timestamptz};
 use super::ir::AggregateFn;
@@ -36,7 +34,9 @@ fn register_shared(mut builder: SchemaBuilder) -> SchemaBuilder {
         )
         .register(
             GqlScalar::new("timestamptz")
-                .description("A point in time: RFC 3339 with an offset (`2026-11-21T08:00:00+08:00`). Unix milliseconds are accepted as input.")
+                .description(
+                    "A point in time: RFC 3339 with an offset (`2026-11-21T08:00:00+08:00`). Unix milliseconds are accepted as input.",
+                )
                 .validator(|v| parse_timestamptz(v).is_some()),
         )
         .register(GqlScalar::new("jsonb").description("Any JSON value, stored as jsonb."));
@@ -49,9 +49,7 @@ fn register_shared(mut builder: SchemaBuilder) -> SchemaBuilder {
         ("desc_nulls_last", "in descending order, nulls last"),
     ];
     builder = builder.register(
-        Enum::new("order_by")
-            .description("Column ordering options")
-            .items(order.map(|(name, text)| EnumItem::new(name).description(text))),
+        Enum::new("order_by").description("Column ordering options").items(order.map(|(name, text)| EnumItem::new(name).description(text))),
     );
     for scalar in Scalar::ALL {
         builder = builder.register(comparison_exp(scalar));
@@ -79,7 +77,10 @@ fn comparison_exp(scalar: Scalar) -> InputObject {
     }
     if scalar == Scalar::String {
         input = input
-            .field(InputValue::new("_like", one.clone()).description("matches the LIKE pattern (`%` any text, `_` one character), case-sensitive"))
+            .field(
+                InputValue::new("_like", one.clone())
+                    .description("matches the LIKE pattern (`%` any text, `_` one character), case-sensitive"),
+            )
             .field(InputValue::new("_nlike", one.clone()).description("does not match the LIKE pattern"))
             .field(InputValue::new("_ilike", one.clone()).description("matches the LIKE pattern, ignoring case"))
             .field(InputValue::new("_nilike", one).description("does not match the LIKE pattern, ignoring case"));
@@ -88,8 +89,13 @@ fn comparison_exp(scalar: Scalar) -> InputObject {
         let strings = TypeRef::named_nn_list(TypeRef::STRING);
         input = input
             .field(InputValue::new("_contains", TypeRef::named("jsonb")).description("the column contains this JSON value (`@>`)"))
-            .field(InputValue::new("_contained_in", TypeRef::named("jsonb")).description("the column is contained in this JSON value (`<@`)"))
-            .field(InputValue::new("_has_key", TypeRef::named(TypeRef::STRING)).description("the string is a top-level key of the column (`?`)"))
+            .field(
+                InputValue::new("_contained_in", TypeRef::named("jsonb")).description("the column is contained in this JSON value (`<@`)"),
+            )
+            .field(
+                InputValue::new("_has_key", TypeRef::named(TypeRef::STRING))
+                    .description("the string is a top-level key of the column (`?`)"),
+            )
             .field(InputValue::new("_has_keys_any", strings.clone()).description("any of these strings is a top-level key (`?|`)"))
             .field(InputValue::new("_has_keys_all", strings).description("all these strings are top-level keys (`?&`)"));
     }
@@ -102,7 +108,10 @@ fn register_table(mut builder: SchemaBuilder, table: &Table) -> SchemaBuilder {
     builder = builder.register(
         Object::new(format!("{t}_aggregate"))
             .description(format!("aggregated selection of \"{t}\""))
-            .field(resolve::object_field("aggregate", TypeRef::named(format!("{t}_aggregate_fields"))).description("aggregates over the selected rows"))
+            .field(
+                resolve::object_field("aggregate", TypeRef::named(format!("{t}_aggregate_fields")))
+                    .description("aggregates over the selected rows"),
+            )
             .field(resolve::object_field("nodes", TypeRef::named_nn_list_nn(t)).description("the selected rows")),
     );
     builder = builder.register(aggregate_fields(table));
@@ -128,16 +137,22 @@ fn register_table(mut builder: SchemaBuilder, table: &Table) -> SchemaBuilder {
     builder = builder.register(column_enum(format!("{t}_select_column"), table, false, "select columns of table"));
     builder = builder.register(column_enum(format!("{t}_update_column"), table, true, "update columns of table"));
     builder = builder.register(
-        Enum::new(format!("{t}_constraint"))
-            .description(format!("unique or primary key constraints on table \"{t}\""))
-            .items(table.uniques.iter().map(|u| {
-                EnumItem::new(u.name.as_str()).description(format!("unique or primary key constraint on columns {}", quoted_list(&u.columns)))
-            })),
+        Enum::new(format!("{t}_constraint")).description(format!("unique or primary key constraints on table \"{t}\"")).items(
+            table.uniques.iter().map(|u| {
+                EnumItem::new(u.name.as_str())
+                    .description(format!("unique or primary key constraint on columns {}", quoted_list(&u.columns)))
+            }),
+        ),
     );
     builder = builder.register(write_input(format!("{t}_insert_input"), table, |_| true, "input type for inserting data into table"));
     builder = builder.register(write_input(format!("{t}_set_input"), table, |_| true, "input type for updating data in table"));
     if table.writable_columns().any(|c| c.scalar.is_numeric()) {
-        builder = builder.register(write_input(format!("{t}_inc_input"), table, |s| s.is_numeric(), "input type for incrementing numeric columns in table"));
+        builder = builder.register(write_input(
+            format!("{t}_inc_input"),
+            table,
+            |s| s.is_numeric(),
+            "input type for incrementing numeric columns in table",
+        ));
     }
     builder = builder.register(
         InputObject::new(format!("{t}_pk_columns_input"))
@@ -146,8 +161,13 @@ fn register_table(mut builder: SchemaBuilder, table: &Table) -> SchemaBuilder {
     );
     builder = builder.register(
         InputObject::new(format!("{t}_on_conflict"))
-            .description(format!("on_conflict condition type for table \"{t}\": what an insert does when a row with the same unique key exists"))
-            .field(InputValue::new("constraint", TypeRef::named_nn(format!("{t}_constraint"))).description("the unique constraint that conflicts"))
+            .description(format!(
+                "on_conflict condition type for table \"{t}\": what an insert does when a row with the same unique key exists"
+            ))
+            .field(
+                InputValue::new("constraint", TypeRef::named_nn(format!("{t}_constraint")))
+                    .description("the unique constraint that conflicts"),
+            )
             .field(
                 InputValue::new("update_columns", TypeRef::named_nn_list_nn(format!("{t}_update_column")))
                     .default_value(async_graphql::Value::List(Vec::new()))
@@ -158,8 +178,13 @@ fn register_table(mut builder: SchemaBuilder, table: &Table) -> SchemaBuilder {
     builder.register(
         Object::new(format!("{t}_mutation_response"))
             .description(format!("response of any mutation on the table \"{t}\""))
-            .field(resolve::scalar_field("affected_rows", TypeRef::named_nn(TypeRef::INT)).description("number of rows affected by the mutation"))
-            .field(resolve::object_field("returning", TypeRef::named_nn_list_nn(t)).description("data from the rows affected by the mutation")),
+            .field(
+                resolve::scalar_field("affected_rows", TypeRef::named_nn(TypeRef::INT))
+                    .description("number of rows affected by the mutation"),
+            )
+            .field(
+                resolve::object_field("returning", TypeRef::named_nn_list_nn(t)).description("data from the rows affected by the mutation"),
+            ),
     )
 }
 
@@ -171,7 +196,8 @@ fn object_type(table: &Table) -> Object {
         table.description.clone()
     });
     for column in &table.columns {
-        let ty = if column.nullable { TypeRef::named(column.scalar.graphql_name()) } else { TypeRef::named_nn(column.scalar.graphql_name()) };
+        let ty =
+            if column.nullable { TypeRef::named(column.scalar.graphql_name()) } else { TypeRef::named_nn(column.scalar.graphql_name()) };
         object = object.field(resolve::scalar_field(&column.name, ty).description(column.description.as_str()));
     }
     for relation in &table.relations {
@@ -204,10 +230,16 @@ fn object_type(table: &Table) -> Object {
 /// `where`, `order_by`, `distinct_on`, `limit`, `offset`.
 pub fn list_arguments(field: Field, table: &str) -> Field {
     field
-        .argument(InputValue::new("distinct_on", TypeRef::named_nn_list(format!("{table}_select_column"))).description("distinct select on columns"))
+        .argument(
+            InputValue::new("distinct_on", TypeRef::named_nn_list(format!("{table}_select_column")))
+                .description("distinct select on columns"),
+        )
         .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)).description("limit the number of rows returned"))
         .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)).description("skip the first n rows. Use only with order_by"))
-        .argument(InputValue::new("order_by", TypeRef::named_nn_list(format!("{table}_order_by"))).description("sort the rows by one or more columns"))
+        .argument(
+            InputValue::new("order_by", TypeRef::named_nn_list(format!("{table}_order_by")))
+                .description("sort the rows by one or more columns"),
+        )
         .argument(InputValue::new("where", TypeRef::named(format!("{table}_bool_exp"))).description("filter the rows returned"))
 }
 
@@ -216,7 +248,10 @@ fn aggregate_fields(table: &Table) -> Object {
     let mut object = Object::new(format!("{t}_aggregate_fields")).description(format!("aggregate fields of \"{t}\"")).field(
         resolve::scalar_field("count", TypeRef::named_nn(TypeRef::INT))
             .description("the number of rows; with `columns`, of rows where those are not null; with `distinct`, of distinct values")
-            .argument(InputValue::new("columns", TypeRef::named_nn_list(format!("{t}_select_column"))).description("count only rows where these columns are not null"))
+            .argument(
+                InputValue::new("columns", TypeRef::named_nn_list(format!("{t}_select_column")))
+                    .description("count only rows where these columns are not null"),
+            )
             .argument(InputValue::new("distinct", TypeRef::named(TypeRef::BOOLEAN)).description("count distinct values of `columns`")),
     );
     for function in AggregateFn::ALL.into_iter().filter(|f| has_columns(table, *f)) {
@@ -254,11 +289,9 @@ fn function_order_by(table: &Table, function: AggregateFn) -> Option<InputObject
     let name = function.name();
     Some(with_fields(
         InputObject::new(format!("{t}_{name}_order_by")).description(format!("order by {name}() on columns of table \"{t}\"")),
-        table
-            .columns
-            .iter()
-            .filter(|c| function.applies_to(c.scalar))
-            .map(|c| InputValue::new(c.name.as_str(), TypeRef::named("order_by")).description(format!("order by the {name} of `{}`", c.name))),
+        table.columns.iter().filter(|c| function.applies_to(c.scalar)).map(|c| {
+            InputValue::new(c.name.as_str(), TypeRef::named("order_by")).description(format!("order by the {name} of `{}`", c.name))
+        }),
     ))
 }
 

@@ -136,7 +136,8 @@ enum Answer {
 /// [`Splice`]) unless the document uses `@skip`/`@include`, whose effect on
 /// nested fields only async-graphql's own walk applies.
 async fn execute(state: &AppState, request: async_graphql::Request, caller: Caller, address: ClientAddress) -> Answer {
-    let operation = crate::metrics::label(request.operation_name.as_deref().or_else(|| named_operation(&request.query)).unwrap_or("anonymous"));
+    let operation =
+        crate::metrics::label(request.operation_name.as_deref().or_else(|| named_operation(&request.query)).unwrap_or("anonymous"));
     let started = std::time::Instant::now();
     let answer = execute_once(state, request, caller, address).await;
     let outcome = match &answer {
@@ -154,10 +155,7 @@ const MAX_NESTING: usize = 128;
 
 async fn execute_once(state: &AppState, request: async_graphql::Request, caller: Caller, address: ClientAddress) -> Answer {
     if nesting(&request.query) > MAX_NESTING {
-        let error = async_graphql::ServerError::new(
-            format!("the document nests deeper than {MAX_NESTING} levels of brackets"),
-            None,
-        );
+        let error = async_graphql::ServerError::new(format!("the document nests deeper than {MAX_NESTING} levels of brackets"), None);
         return Answer::Plain(async_graphql::Response::from_errors(vec![error]));
     }
     let directives = request.query.contains("@skip") || request.query.contains("@include");
@@ -236,9 +234,10 @@ fn named_operation(document: &str) -> Option<&str> {
 
 /// Whether any field was refused for the caller's role.
 fn refused(response: &async_graphql::Response) -> bool {
-    response.errors.iter().any(|e| {
-        e.extensions.as_ref().and_then(|x| x.get("code")) == Some(&async_graphql::Value::String("access-denied".into()))
-    })
+    response
+        .errors
+        .iter()
+        .any(|e| e.extensions.as_ref().and_then(|x| x.get("code")) == Some(&async_graphql::Value::String("access-denied".into())))
 }
 
 /// A refused request answers with the refusal only: no partial data.
@@ -300,8 +299,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         Ok(()) => Json(json!({ "status": "ok", "database": "ok" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check: the database does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "unreachable" })))
-                .into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "unreachable" }))).into_response()
         }
     }
 }

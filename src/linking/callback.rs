@@ -162,12 +162,19 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventKind {
     /// Followed; `scene` when through a parametric QR code.
-    Subscribe { scene: Option<String> },
+    Subscribe {
+        scene: Option<String>,
+    },
     Unsubscribe,
     /// A follower scanned a parametric QR code.
-    Scan { scene: String },
+    Scan {
+        scene: String,
+    },
     /// WeChat finished delivering a template message.
-    SendFinished { msgid: i64, status: String },
+    SendFinished {
+        msgid: i64,
+        status: String,
+    },
 }
 
 impl Event {

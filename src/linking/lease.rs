@@ -75,7 +75,12 @@ impl Lease {
     /// Gives the lease up (only if it is still ours).
     pub async fn release(self) {
         self.heartbeat.abort();
-        let released = execute(&self.db, "DELETE FROM wxnotify_meta WHERE key = $1 AND value = $2", vec![self.key.clone().into(), self.value().into()]).await;
+        let released = execute(
+            &self.db,
+            "DELETE FROM wxnotify_meta WHERE key = $1 AND value = $2",
+            vec![self.key.clone().into(), self.value().into()],
+        )
+        .await;
         if let Err(e) = released {
             // Harmless beyond a delay: the lease runs out by itself.
             tracing::warn!(error = %e, key = self.key, "could not release a lease; it expires by itself");

@@ -182,7 +182,12 @@ async fn stage_listing(services: &Services, calls: Arc<AtomicU64>, reporter: Arc
 /// as the last one arrives, so the batchgets never wait for `user/get`.
 /// Batchgets finish in any order (the stage does not care), so one slow
 /// answer holds up none of the others.
-async fn list(wechat: WechatClient, concurrency: usize, users: mpsc::Sender<Vec<UserInfo>>, reporter: Arc<Reporter>) -> Result<(), WechatError> {
+async fn list(
+    wechat: WechatClient,
+    concurrency: usize,
+    users: mpsc::Sender<Vec<UserInfo>>,
+    reporter: Arc<Reporter>,
+) -> Result<(), WechatError> {
     let (pages_tx, pages_rx) = mpsc::channel::<Vec<String>>(1);
     let paging = page_through(wechat.clone(), pages_tx, reporter.clone());
     let fetching = fetch_users(wechat, concurrency, pages_rx, users, reporter);
@@ -218,12 +223,14 @@ async fn fetch_users(
 ) -> Result<(), WechatError> {
     let pages = futures::stream::unfold(pages, |mut pages| async move { pages.recv().await.map(|page| (page, pages)) });
     let chunks = pages.flat_map(|openids| futures::stream::iter(openids.chunks(BATCH).map(<[String]>::to_vec).collect::<Vec<_>>()));
-    let mut answers = std::pin::pin!(chunks
-        .map(|chunk| {
-            let wechat = wechat.clone();
-            async move { wechat.user_info_batch(&chunk).await }
-        })
-        .buffer_unordered(concurrency));
+    let mut answers = std::pin::pin!(
+        chunks
+            .map(|chunk| {
+                let wechat = wechat.clone();
+                async move { wechat.user_info_batch(&chunk).await }
+            })
+            .buffer_unordered(concurrency)
+    );
     while let Some(batch) = answers.try_next().await? {
         reporter.fetched.fetch_add(batch.len() as u64, Ordering::Relaxed);
         reporter.report(SyncPhase::Listing);
@@ -242,16 +249,20 @@ async fn write_stage(db: &DatabaseConnection, kind: DatabaseKind, users: &[UserI
     if users.is_empty() {
         return Ok(());
     }
-    let rows: Vec<serde_json::Value> =
-        users.iter().map(|u| {
+    let rows: Vec<serde_json::Value> = users
+        .iter()
+        .map(|u| {
             // The driver's own text form, so SQLite compares like with like.
             let t = u.subscribe_time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false));
             serde_json::json!({ "o": u.openid, "u": u.unionid, "t": t })
-        }).collect();
+        })
+        .collect();
     let select = match kind {
         DatabaseKind::Postgres => "SELECT x.o, x.u, x.t FROM jsonb_to_recordset($1) AS x(o text, u text, t timestamptz)",
         // Timestamps go through the same text form the driver writes elsewhere.
-        DatabaseKind::Sqlite => "SELECT json_extract(value, '$.o'), json_extract(value, '$.u'), json_extract(value, '$.t') FROM json_each($1) WHERE TRUE",
+        DatabaseKind::Sqlite => {
+            "SELECT json_extract(value, '$.o'), json_extract(value, '$.u'), json_extract(value, '$.t') FROM json_each($1) WHERE TRUE"
+        }
     };
     // The list can shift while it is paged, repeating an openid.
     let sql = format!("INSERT INTO follower_sync_stage (openid, unionid, subscribe_time) {select} ON CONFLICT (openid) DO NOTHING");
@@ -259,11 +270,21 @@ async fn write_stage(db: &DatabaseConnection, kind: DatabaseKind, users: &[UserI
 }
 
 /// Applies the complete listing in one transaction.
-async fn apply(db: &DatabaseConnection, kind: DatabaseKind, lease: &Lease, listing_started: DateTime<Utc>) -> Result<SyncReport, LinkError> {
+async fn apply(
+    db: &DatabaseConnection,
+    kind: DatabaseKind,
+    lease: &Lease,
+    listing_started: DateTime<Utc>,
+) -> Result<SyncReport, LinkError> {
     let txn = db.begin().await?;
     // A write first: SQLite takes its write lock now rather than failing to
     // upgrade a read later, and PostgreSQL locks the lease row until commit.
-    let held = execute(&txn, "UPDATE wxnotify_meta SET value = value WHERE key = $1 AND value = $2", vec![lease.key().into(), lease.value().into()]).await?;
+    let held = execute(
+        &txn,
+        "UPDATE wxnotify_meta SET value = value WHERE key = $1 AND value = $2",
+        vec![lease.key().into(), lease.value().into()],
+    )
+    .await?;
     if held == 0 {
         return Err(LinkError::LeaseLost);
     }
@@ -307,7 +328,15 @@ async fn apply(db: &DatabaseConnection, kind: DatabaseKind, lease: &Lease, listi
     execute(&txn, empty_stage(kind), vec![]).await?;
     txn.commit().await?;
     let apply_ms = clock.elapsed().as_millis() as u64;
-    tracing::info!(followers_upserted, followers_gone = gone, linked = report.updated, cleared, apply_ms, ?steps_ms, "follower sync: applied");
+    tracing::info!(
+        followers_upserted,
+        followers_gone = gone,
+        linked = report.updated,
+        cleared,
+        apply_ms,
+        ?steps_ms,
+        "follower sync: applied"
+    );
     Ok(report)
 }
 

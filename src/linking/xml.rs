@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use quick_xml::events::Event;
 use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::Event;
 use quick_xml::reader::Reader;
 
 /// Most elements a message may have (WeChat's have about a dozen).

@@ -190,7 +190,12 @@ pub struct BroadcastReport {
 /// Seed 001's broadcast: every mini-program user with a valid credit gets
 /// `template_id` (a subscription for it first, else a form id), with
 /// `key_words` as keyword1..n (placeholders allowed) and `page`.
-pub async fn broadcast(services: &Services, template_id: &str, page: Option<&str>, key_words: &[String]) -> Result<BroadcastReport, NotifyError> {
+pub async fn broadcast(
+    services: &Services,
+    template_id: &str,
+    page: Option<&str>,
+    key_words: &[String],
+) -> Result<BroadcastReport, NotifyError> {
     let template = broadcast_template(template_id, page, key_words)?;
     let now = Utc::now();
     let tz = services.settings.timezone;

@@ -101,10 +101,7 @@ pub async fn plan(services: &Services, request: &DigestRequest, run_id: &str) ->
     // even when nobody is a candidate.
     render::render(&template, &placeholders(&Candidate { account: AccountRow::default(), counts: BTreeMap::new() }, now, tz))?;
     let mp_appid = services.wechat.appid(crate::wechat::App::Mp);
-    let deliveries = found
-        .iter()
-        .map(|c| message(&template, c, run_id, now, tz, mp_appid))
-        .collect::<Result<Vec<_>, _>>()?;
+    let deliveries = found.iter().map(|c| message(&template, c, run_id, now, tz, mp_appid)).collect::<Result<Vec<_>, _>>()?;
     Ok((found.len(), deliveries))
 }
 
@@ -151,7 +148,9 @@ pub async fn candidates(services: &Services, filter: Option<&GqlValue>) -> Resul
     };
     let condition = match filter {
         // An absent or null `where` is every account, as in Hasura.
-        Some(value) if !matches!(value, GqlValue::Null) => crate::hasura::sql::condition::condition(catalog(), dialect, "account", "a", value)?,
+        Some(value) if !matches!(value, GqlValue::Null) => {
+            crate::hasura::sql::condition::condition(catalog(), dialect, "account", "a", value)?
+        }
         _ => crate::hasura::sql::Compiled { sql: "(1=1)".into(), params: Vec::<Value>::new() },
     };
     let text = format!(

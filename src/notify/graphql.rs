@@ -3,8 +3,8 @@
 //! `pushBroadcast`. Each checks the caller's role, parses its arguments
 //! into the types of the modules that do the work, and answers an object.
 
-use async_graphql::dynamic::{Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef};
 use async_graphql::Value;
+use async_graphql::dynamic::{Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef};
 use serde_json::json;
 
 use super::credits::{self, FormIdInput};
@@ -25,53 +25,102 @@ pub fn operations() -> Operations {
             miniprogram_input().into(),
             form_id_input().into(),
             status_enum().into(),
-            result_type("SendTemplateMessageResult", "What WeChat answered to a raw template message, and its delivery row.", &[
-                ("errcode", TypeRef::named(TypeRef::INT), "0 when sent; WeChat's errcode otherwise (null when WeChat gave none, e.g. a timeout)"),
-                ("errmsg", TypeRef::named_nn(TypeRef::STRING), "\"ok\", or what went wrong and what to do"),
-                ("msgid", TypeRef::named("bigint"), "WeChat's message id, when sent"),
-                ("delivery_id", TypeRef::named_nn("bigint"), "the `delivery` row that records the message"),
-                ("status", TypeRef::named_nn(TypeRef::STRING), "the delivery's status: SENT, FAILED, PENDING (left for a later run) or SENDING"),
-            ])
+            result_type(
+                "SendTemplateMessageResult",
+                "What WeChat answered to a raw template message, and its delivery row.",
+                &[
+                    (
+                        "errcode",
+                        TypeRef::named(TypeRef::INT),
+                        "0 when sent; WeChat's errcode otherwise (null when WeChat gave none, e.g. a timeout)",
+                    ),
+                    ("errmsg", TypeRef::named_nn(TypeRef::STRING), "\"ok\", or what went wrong and what to do"),
+                    ("msgid", TypeRef::named("bigint"), "WeChat's message id, when sent"),
+                    ("delivery_id", TypeRef::named_nn("bigint"), "the `delivery` row that records the message"),
+                    (
+                        "status",
+                        TypeRef::named_nn(TypeRef::STRING),
+                        "the delivery's status: SENT, FAILED, PENDING (left for a later run) or SENDING",
+                    ),
+                ],
+            )
             .into(),
-            result_type("NotifyDigestResult", "What a digest run did.", &[
-                ("run_id", TypeRef::named_nn(TypeRef::STRING), "the run; pass it again to finish a run that stopped or crashed"),
-                ("candidates", TypeRef::named_nn(TypeRef::INT), "following accounts with unread rows that match `where`"),
-                ("sent", TypeRef::named_nn(TypeRef::INT), "messages WeChat accepted in this call"),
-                ("failed", TypeRef::named_nn(TypeRef::INT), "messages that failed in this call (see delivery.errmsg)"),
-                ("skipped", TypeRef::named_nn(TypeRef::INT), "candidates not sent by this call: no longer following, or handled by an earlier call of this run"),
-                ("pending", TypeRef::named_nn(TypeRef::INT), "messages left PENDING after a stop; run the same run_id again later"),
-                ("stopped", TypeRef::named(TypeRef::STRING), "why the run stopped early (daily quota, rate limit, WeChat busy, settings)"),
-            ])
+            result_type(
+                "NotifyDigestResult",
+                "What a digest run did.",
+                &[
+                    ("run_id", TypeRef::named_nn(TypeRef::STRING), "the run; pass it again to finish a run that stopped or crashed"),
+                    ("candidates", TypeRef::named_nn(TypeRef::INT), "following accounts with unread rows that match `where`"),
+                    ("sent", TypeRef::named_nn(TypeRef::INT), "messages WeChat accepted in this call"),
+                    ("failed", TypeRef::named_nn(TypeRef::INT), "messages that failed in this call (see delivery.errmsg)"),
+                    (
+                        "skipped",
+                        TypeRef::named_nn(TypeRef::INT),
+                        "candidates not sent by this call: no longer following, or handled by an earlier call of this run",
+                    ),
+                    ("pending", TypeRef::named_nn(TypeRef::INT), "messages left PENDING after a stop; run the same run_id again later"),
+                    (
+                        "stopped",
+                        TypeRef::named(TypeRef::STRING),
+                        "why the run stopped early (daily quota, rate limit, WeChat busy, settings)",
+                    ),
+                ],
+            )
             .into(),
-            result_type("NotifyAccountResult", "What a real-time notice did.", &[
-                ("status", TypeRef::named_nn("NotifyAccountStatus"), "the outcome"),
-                ("channel", TypeRef::named(TypeRef::STRING), "OA_TEMPLATE, MP_SUBSCRIBE or MP_FORM: how the notice went"),
-                ("msgid", TypeRef::named("bigint"), "WeChat's message id, when it gave one"),
-                ("delivery_id", TypeRef::named("bigint"), "the `delivery` row of the notice"),
-                ("error", TypeRef::named(TypeRef::STRING), "why a FAILED notice failed"),
-            ])
+            result_type(
+                "NotifyAccountResult",
+                "What a real-time notice did.",
+                &[
+                    ("status", TypeRef::named_nn("NotifyAccountStatus"), "the outcome"),
+                    ("channel", TypeRef::named(TypeRef::STRING), "OA_TEMPLATE, MP_SUBSCRIBE or MP_FORM: how the notice went"),
+                    ("msgid", TypeRef::named("bigint"), "WeChat's message id, when it gave one"),
+                    ("delivery_id", TypeRef::named("bigint"), "the `delivery` row of the notice"),
+                    ("error", TypeRef::named(TypeRef::STRING), "why a FAILED notice failed"),
+                ],
+            )
             .into(),
-            result_type("CollectFormIdsResult", "What happened to collected form ids.", &[
-                ("stored", TypeRef::named_nn(TypeRef::INT), "form ids stored as send credits"),
-                ("duplicates", TypeRef::named_nn(TypeRef::INT), "form ids collected before, or twice in this call"),
-                ("rejected", TypeRef::named_nn(TypeRef::INT), "empty or too long form ids, and the developer tools' \"the formId is a mock one\""),
-                ("expired", TypeRef::named_nn(TypeRef::INT), "form ids whose expire had passed"),
-            ])
+            result_type(
+                "CollectFormIdsResult",
+                "What happened to collected form ids.",
+                &[
+                    ("stored", TypeRef::named_nn(TypeRef::INT), "form ids stored as send credits"),
+                    ("duplicates", TypeRef::named_nn(TypeRef::INT), "form ids collected before, or twice in this call"),
+                    (
+                        "rejected",
+                        TypeRef::named_nn(TypeRef::INT),
+                        "empty or too long form ids, and the developer tools' \"the formId is a mock one\"",
+                    ),
+                    ("expired", TypeRef::named_nn(TypeRef::INT), "form ids whose expire had passed"),
+                ],
+            )
             .into(),
-            result_type("GrantSubscriptionResult", "Subscription credits stored.", &[
-                ("stored", TypeRef::named_nn(TypeRef::INT), "one credit per accepted template"),
-            ])
+            result_type(
+                "GrantSubscriptionResult",
+                "Subscription credits stored.",
+                &[("stored", TypeRef::named_nn(TypeRef::INT), "one credit per accepted template")],
+            )
             .into(),
-            result_type("PushBroadcastResult", "What a broadcast did.", &[
-                ("sent", TypeRef::named_nn(TypeRef::INT), "messages WeChat accepted"),
-                ("no_credit", TypeRef::named_nn(TypeRef::INT), "mini-program users without a valid credit"),
-                ("failed", TypeRef::named_nn(TypeRef::INT), "messages that failed (see delivery.errmsg)"),
-                ("pending", TypeRef::named_nn(TypeRef::INT), "messages left PENDING after a stop; the next server start sends them"),
-            ])
+            result_type(
+                "PushBroadcastResult",
+                "What a broadcast did.",
+                &[
+                    ("sent", TypeRef::named_nn(TypeRef::INT), "messages WeChat accepted"),
+                    ("no_credit", TypeRef::named_nn(TypeRef::INT), "mini-program users without a valid credit"),
+                    ("failed", TypeRef::named_nn(TypeRef::INT), "messages that failed (see delivery.errmsg)"),
+                    ("pending", TypeRef::named_nn(TypeRef::INT), "messages left PENDING after a stop; the next server start sends them"),
+                ],
+            )
             .into(),
         ],
         queries: Vec::new(),
-        mutations: vec![send_template_message(), notify_digest(), notify_account(), collect_form_ids(), grant_subscription(), push_broadcast()],
+        mutations: vec![
+            send_template_message(),
+            notify_digest(),
+            notify_account(),
+            collect_form_ids(),
+            grant_subscription(),
+            push_broadcast(),
+        ],
     }
 }
 
@@ -80,10 +129,19 @@ fn send_input() -> InputObject {
         .description("A service-account template message, as WeChat's message/template/send takes it.")
         .field(InputValue::new("touser", TypeRef::named_nn(TypeRef::STRING)).description("the follower's service-account openid"))
         .field(InputValue::new("template_id", TypeRef::named_nn(TypeRef::STRING)).description("WeChat's template id"))
-        .field(InputValue::new("url", TypeRef::named(TypeRef::STRING)).description("a web page to open (the mini-program wins when both are set)"))
+        .field(
+            InputValue::new("url", TypeRef::named(TypeRef::STRING))
+                .description("a web page to open (the mini-program wins when both are set)"),
+        )
         .field(InputValue::new("miniprogram", TypeRef::named("MiniProgramInput")).description("a mini-program page to open"))
-        .field(InputValue::new("data", TypeRef::named_nn("jsonb")).description("{\"keyword\": {\"value\": \"...\"}}; values are cut to WeChat's limits"))
-        .field(InputValue::new("client_msg_id", TypeRef::named(TypeRef::STRING)).description("de-duplication id: a second message with the same id is not sent"))
+        .field(
+            InputValue::new("data", TypeRef::named_nn("jsonb"))
+                .description("{\"keyword\": {\"value\": \"...\"}}; values are cut to WeChat's limits"),
+        )
+        .field(
+            InputValue::new("client_msg_id", TypeRef::named(TypeRef::STRING))
+                .description("de-duplication id: a second message with the same id is not sent"),
+        )
 }
 
 fn miniprogram_input() -> InputObject {
@@ -97,7 +155,10 @@ fn form_id_input() -> InputObject {
     InputObject::new("FormIdInput")
         .description("A form id collected from a mini-program form submit.")
         .field(InputValue::new("form_id", TypeRef::named_nn(TypeRef::STRING)).description("e.detail.formId"))
-        .field(InputValue::new("expire", TypeRef::named("bigint")).description("when it expires, Unix milliseconds; at most 7 days ahead (the default)"))
+        .field(
+            InputValue::new("expire", TypeRef::named("bigint"))
+                .description("when it expires, Unix milliseconds; at most 7 days ahead (the default)"),
+        )
 }
 
 fn status_enum() -> Enum {
@@ -149,7 +210,9 @@ fn send_template_message() -> Field {
             })))
         })
     })
-    .description("Sends one service-account template message (logged as a delivery; a repeated client_msg_id is not sent twice). Admin only.")
+    .description(
+        "Sends one service-account template message (logged as a delivery; a repeated client_msg_id is not sent twice). Admin only.",
+    )
     .argument(InputValue::new("input", TypeRef::named_nn("SendTemplateMessageInput")).description("the message"))
 }
 
@@ -244,7 +307,9 @@ fn notify_account() -> Field {
             })))
         })
     })
-    .description("Sends the account its real-time notice (realtime_single or realtime_multi), at most once per window, also across servers.")
+    .description(
+        "Sends the account its real-time notice (realtime_single or realtime_multi), at most once per window, also across servers.",
+    )
     .argument(InputValue::new("account_id", TypeRef::named_nn("bigint")).description("the account to notify"))
     .argument(
         InputValue::new("window_seconds", TypeRef::named(TypeRef::INT))
@@ -256,9 +321,9 @@ fn notify_account() -> Field {
 /// The caller's own account, for the credit operations.
 fn own_account(ctx: &ResolverContext<'_>) -> async_graphql::Result<i64> {
     let caller = ops::require(ctx, &[Role::User, Role::Admin])?;
-    caller.account_id().ok_or_else(|| {
-        invalid("credits are stored for the caller's account: use a user token whose sub is the account id").into_graphql()
-    })
+    caller
+        .account_id()
+        .ok_or_else(|| invalid("credits are stored for the caller's account: use a user token whose sub is the account id").into_graphql())
 }
 
 fn collect_form_ids() -> Field {
@@ -289,7 +354,9 @@ fn form_ids(value: Option<serde_json::Value>) -> Result<Vec<FormIdInput>, Notify
             let expire = match item.get("expire") {
                 None | Some(serde_json::Value::Null) => None,
                 Some(serde_json::Value::Number(n)) => Some(n.as_i64().ok_or_else(|| invalid("form_ids[].expire must be a whole number"))?),
-                Some(serde_json::Value::String(s)) => Some(s.trim().parse().map_err(|_| invalid("form_ids[].expire must be a whole number"))?),
+                Some(serde_json::Value::String(s)) => {
+                    Some(s.trim().parse().map_err(|_| invalid("form_ids[].expire must be a whole number"))?)
+                }
                 Some(_) => return Err(invalid("form_ids[].expire must be Unix milliseconds")),
             };
             Ok(FormIdInput { form_id: form_id.to_string(), expire })

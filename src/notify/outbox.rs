@@ -297,9 +297,17 @@ fn claimed_of(row: &QueryResult) -> Result<Claimed, DbErr> {
 #[derive(Clone, Debug)]
 enum Outcome {
     Sent(Option<i64>),
-    Failed { errcode: Option<i64>, errmsg: String, unlink: Option<Unlink> },
+    Failed {
+        errcode: Option<i64>,
+        errmsg: String,
+        unlink: Option<Unlink>,
+    },
     /// WeChat did not take the message: back to PENDING.
-    Unsent { errcode: Option<i64>, errmsg: String, tried: bool },
+    Unsent {
+        errcode: Option<i64>,
+        errmsg: String,
+        tried: bool,
+    },
     Skipped(String),
 }
 
@@ -391,12 +399,8 @@ async fn unlinked_rows(db: &impl ConnectionTrait, rows: &[Claimed]) -> Result<Ha
     }
     let mut sql = Sql::new("SELECT id, oaopenid FROM account WHERE id IN ");
     sql.list(oa.iter().filter_map(|r| r.account));
-    let current: HashMap<i64, Option<String>> = sql
-        .all(db)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "oaopenid")?)))
-        .collect::<Result<_, DbErr>>()?;
+    let current: HashMap<i64, Option<String>> =
+        sql.all(db).await?.iter().map(|r| Ok((r.try_get("", "id")?, r.try_get("", "oaopenid")?))).collect::<Result<_, DbErr>>()?;
     Ok(oa
         .into_iter()
         .filter(|r| r.account.and_then(|a| current.get(&a).cloned().flatten()).as_deref() != Some(r.touser.as_str()))
@@ -453,11 +457,9 @@ fn failure(error: &WechatError, service_account: bool) -> (Outcome, bool) {
             let errmsg = format!("outcome unknown: {errmsg}; not resent so it cannot arrive twice");
             (Outcome::Failed { errcode, errmsg, unlink: None }, false)
         }
-        Reaction::RefreshToken
-        | Reaction::Payload
-        | Reaction::CreditGone
-        | Reaction::InvalidCode
-        | Reaction::Unknown => (failed(None), false),
+        Reaction::RefreshToken | Reaction::Payload | Reaction::CreditGone | Reaction::InvalidCode | Reaction::Unknown => {
+            (failed(None), false)
+        }
     }
 }
 
@@ -486,7 +488,9 @@ async fn record(db: &impl ConnectionTrait, outcomes: &[(i64, Outcome)]) -> Resul
         .map(|(_, outcome)| match outcome {
             Outcome::Sent(msgid) => ("SENT", 1, None, None, *msgid, Some(now)),
             Outcome::Failed { errcode, errmsg, .. } => ("FAILED", 1, errcode.map(|c| c as i32), Some(errmsg.clone()), None, None),
-            Outcome::Unsent { errcode, errmsg, tried } => ("PENDING", *tried as i32, errcode.map(|c| c as i32), Some(errmsg.clone()), None, None),
+            Outcome::Unsent { errcode, errmsg, tried } => {
+                ("PENDING", *tried as i32, errcode.map(|c| c as i32), Some(errmsg.clone()), None, None)
+            }
             Outcome::Skipped(reason) => ("SKIPPED", 0, None, Some(reason.clone()), None, None),
         })
         .collect();
@@ -582,10 +586,8 @@ pub async fn state(db: &impl ConnectionTrait, id: i64) -> Result<DeliveryState, 
 /// `raw:<client_msg_id>` and sends it. A `client_msg_id` used before is
 /// not sent again: the earlier delivery's state is the answer.
 pub async fn send_now(services: &Services, mut message: TemplateMessage) -> Result<DeliveryState, DbErr> {
-    let client_msg_id = message
-        .client_msg_id
-        .clone()
-        .unwrap_or_else(|| format!("{}-{:016x}", Utc::now().format("%Y%m%d%H%M%S"), rand::random::<u64>()));
+    let client_msg_id =
+        message.client_msg_id.clone().unwrap_or_else(|| format!("{}-{:016x}", Utc::now().format("%Y%m%d%H%M%S"), rand::random::<u64>()));
     message.client_msg_id = Some(client_msg_id.clone());
     let mut sql = Sql::new("SELECT id FROM account WHERE oaopenid = ");
     sql.bind(message.touser.clone()).push(" ORDER BY id LIMIT 1");

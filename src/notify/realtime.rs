@@ -182,7 +182,12 @@ async fn routes(db: &impl ConnectionTrait, name: &str, account: &AccountRow) -> 
 }
 
 /// The atomic window claim: true when this caller owns the new window.
-pub async fn claim_window(db: &impl ConnectionTrait, account: i64, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, sea_orm::DbErr> {
+pub async fn claim_window(
+    db: &impl ConnectionTrait,
+    account: i64,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
     let mut sql = Sql::new("INSERT INTO notice (created_at, updated_at, account_account, expire_time) VALUES (");
     let now_p = sql.param(now);
     sql.push(&format!("{now_p}, {now_p}, ")).bind(account).push(", ").bind(until);

@@ -217,9 +217,8 @@ pub fn render(template: &MessageTemplate, values: &Placeholders) -> Result<Rende
         data.insert(key.clone(), TemplateValue { value, color });
     }
     fit_template_data(&mut data);
-    let optional = |text: &Option<String>, what: &str| {
-        text.as_deref().map(|t| fill(t, values).map_err(|e| wrong(format!("{what}: {e}")))).transpose()
-    };
+    let optional =
+        |text: &Option<String>, what: &str| text.as_deref().map(|t| fill(t, values).map_err(|e| wrong(format!("{what}: {e}")))).transpose();
     Ok(Rendered {
         template_id: template.template_id.clone(),
         data,

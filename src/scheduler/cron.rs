@@ -60,11 +60,7 @@ impl Schedule {
 }
 
 fn quartz() -> CronParser {
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .year(Year::Optional)
-        .alternative_weekdays(true)
-        .build()
+    CronParser::builder().seconds(Seconds::Required).year(Year::Optional).alternative_weekdays(true).build()
 }
 
 fn classic() -> CronParser {

@@ -3,15 +3,15 @@
 //! shouldRecover durable triggerConfigs [{triggerType name group cron}]
 //! jobType dataMap})`). All are admin-only.
 
-use async_graphql::dynamic::{Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, TypeRef, ValueAccessor};
 use async_graphql::Value;
+use async_graphql::dynamic::{Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, TypeRef, ValueAccessor};
 use chrono::Utc;
 use entity::scheduled_job;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
-use super::jobs::{ActionFlowJob, JOB_TYPES};
 use super::Schedule;
+use super::jobs::{ActionFlowJob, JOB_TYPES};
 use crate::auth::Role;
 use crate::flows;
 use crate::graphql::ops::{self, Operations};
@@ -22,32 +22,57 @@ pub fn operations() -> Operations {
         types: vec![
             Enum::new("JobType")
                 .description("What a scheduled job runs")
-                .item(async_graphql::dynamic::EnumItem::new("ACTION_FLOW").description("a saved action flow (dataMap {actionFlowUuid, versionId, inputs})"))
+                .item(
+                    async_graphql::dynamic::EnumItem::new("ACTION_FLOW")
+                        .description("a saved action flow (dataMap {actionFlowUuid, versionId, inputs})"),
+                )
                 .item(async_graphql::dynamic::EnumItem::new("SYNC_FOLLOWERS").description("a follower sync"))
-                .item(async_graphql::dynamic::EnumItem::new("NOTIFY_DIGEST").description("a digest (dataMap may carry `where` and `template`)"))
+                .item(
+                    async_graphql::dynamic::EnumItem::new("NOTIFY_DIGEST")
+                        .description("a digest (dataMap may carry `where` and `template`)"),
+                )
                 .into(),
             InputObject::new("ScheduledJobTriggerInput")
                 .description("When a job fires (Quartz trigger)")
                 .field(InputValue::new("triggerType", TypeRef::named_nn(TypeRef::STRING)).description("`cron`"))
                 .field(InputValue::new("name", TypeRef::named(TypeRef::STRING)).description("the trigger's name (informational)"))
                 .field(InputValue::new("group", TypeRef::named(TypeRef::STRING)).description("the trigger's group (informational)"))
-                .field(InputValue::new("cron", TypeRef::named_nn(TypeRef::STRING)).description("Quartz (6 or 7 fields, `? L W #`) or classic 5-field cron"))
+                .field(
+                    InputValue::new("cron", TypeRef::named_nn(TypeRef::STRING))
+                        .description("Quartz (6 or 7 fields, `? L W #`) or classic 5-field cron"),
+                )
                 .into(),
             InputObject::new("ScheduledJobInput")
                 .description("A job to schedule, in Zion's addScheduledJob shape")
-                .field(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)).description("the job's name; (group, name) identifies it"))
+                .field(
+                    InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)).description("the job's name; (group, name) identifies it"),
+                )
                 .field(InputValue::new("group", TypeRef::named_nn(TypeRef::STRING)).description("the job's group"))
                 .field(InputValue::new("description", TypeRef::named(TypeRef::STRING)).description("what the job is for"))
-                .field(InputValue::new("shouldRecover", TypeRef::named(TypeRef::BOOLEAN)).description("run once on start when an occurrence was missed while the server was down"))
-                .field(InputValue::new("durable", TypeRef::named(TypeRef::BOOLEAN)).description("keep the job when its schedule has no future occurrence"))
-                .field(InputValue::new("triggerConfigs", TypeRef::named_nn_list_nn("ScheduledJobTriggerInput")).description("exactly one cron trigger"))
+                .field(
+                    InputValue::new("shouldRecover", TypeRef::named(TypeRef::BOOLEAN))
+                        .description("run once on start when an occurrence was missed while the server was down"),
+                )
+                .field(
+                    InputValue::new("durable", TypeRef::named(TypeRef::BOOLEAN))
+                        .description("keep the job when its schedule has no future occurrence"),
+                )
+                .field(
+                    InputValue::new("triggerConfigs", TypeRef::named_nn_list_nn("ScheduledJobTriggerInput"))
+                        .description("exactly one cron trigger"),
+                )
                 .field(InputValue::new("jobType", TypeRef::named_nn("JobType")).description("what the job runs"))
                 .field(InputValue::new("dataMap", TypeRef::named("jsonb")).description("the job's parameters"))
                 .into(),
             Object::new("ActionFlowVersion")
                 .description("A saved version of an action flow")
-                .field(Field::new("uuid", TypeRef::named_nn(TypeRef::STRING), |ctx| value_of(&ctx, "uuid")).description("the flow's identity"))
-                .field(Field::new("version_id", TypeRef::named_nn(TypeRef::INT), |ctx| value_of(&ctx, "version_id")).description("the version just saved"))
+                .field(
+                    Field::new("uuid", TypeRef::named_nn(TypeRef::STRING), |ctx| value_of(&ctx, "uuid")).description("the flow's identity"),
+                )
+                .field(
+                    Field::new("version_id", TypeRef::named_nn(TypeRef::INT), |ctx| value_of(&ctx, "version_id"))
+                        .description("the version just saved"),
+                )
                 .into(),
         ],
         queries: Vec::new(),

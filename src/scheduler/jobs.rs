@@ -39,12 +39,7 @@ async fn digest(services: &Services, job: &scheduled_job::Model, occurrence: Dat
         Some(Value::String(t)) => Some(t.clone()),
         Some(_) => return Err("dataMap.template must be a template name".into()),
     };
-    let request = DigestRequest {
-        filter,
-        template,
-        dry_run: false,
-        run_id: Some(format!("job-{}-{}", job.id, occurrence.timestamp())),
-    };
+    let request = DigestRequest { filter, template, dry_run: false, run_id: Some(format!("job-{}-{}", job.id, occurrence.timestamp())) };
     let report = notify::digest::run(services, &request).await.map_err(|e| e.to_string())?;
     Ok(serde_json::json!({
         "run_id": report.run_id, "candidates": report.candidates, "sent": report.sent,

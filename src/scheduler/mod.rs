@@ -144,9 +144,7 @@ async fn start_run(services: &Arc<Services>, job: &scheduled_job::Model, occurre
         updated_at: Set(now),
         ..Default::default()
     };
-    let claim = OnConflict::columns([job_run::Column::ScheduledJobScheduledJob, job_run::Column::ScheduledFor])
-        .do_nothing()
-        .to_owned();
+    let claim = OnConflict::columns([job_run::Column::ScheduledJobScheduledJob, job_run::Column::ScheduledFor]).do_nothing().to_owned();
     let inserted = job_run::Entity::insert(run).on_conflict(claim).exec(&services.db).await;
     let run_id = match inserted {
         Ok(result) => result.last_insert_id,
@@ -167,7 +165,9 @@ async fn start_run(services: &Arc<Services>, job: &scheduled_job::Model, occurre
             tracing::error!(error = %e, run_id, "recording a job's outcome failed");
         }
         match outcome {
-            Ok(_) => tracing::info!(group = %job.group, name = %job.name, elapsed_ms = started.elapsed().as_millis() as u64, "job succeeded"),
+            Ok(_) => {
+                tracing::info!(group = %job.group, name = %job.name, elapsed_ms = started.elapsed().as_millis() as u64, "job succeeded")
+            }
             Err(e) => tracing::warn!(group = %job.group, name = %job.name, error = %e, "job failed"),
         }
     });

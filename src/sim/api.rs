@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::state::{IssuedToken, SentMessage, SimState, Ticket, error};
 use super::SimFollower;
+use super::state::{IssuedToken, SentMessage, SimState, Ticket, error};
 
 type Query = BTreeMap<String, String>;
 
@@ -120,9 +120,10 @@ impl SimState {
             }
         } else {
             let overlap = chrono::Duration::from_std(self.config.token_overlap).unwrap_or_default();
-            let current = self.tokens.get(&appid).and_then(|tokens| {
-                tokens.iter().rev().find(|t| t.stable && t.dies_at.is_none() && t.expires_at - overlap > now)
-            });
+            let current = self
+                .tokens
+                .get(&appid)
+                .and_then(|tokens| tokens.iter().rev().find(|t| t.stable && t.dies_at.is_none() && t.expires_at - overlap > now));
             if let Some(t) = current {
                 return Ok(json!({ "access_token": t.token, "expires_in": (t.expires_at - now).num_seconds() }));
             }

@@ -31,13 +31,13 @@ pub async fn run(settings: &Settings, options: SimOptions) -> anyhow::Result<()>
         ..defaults
     };
     let (oa_appid, mp_appid) = (config.oa_appid.clone(), config.mp_appid.clone());
-    let sim = Simulator::start(config)
-        .await
-        .map_err(|e| anyhow::anyhow!("--listen: cannot bind {}: {e}", options.listen))?;
+    let sim = Simulator::start(config).await.map_err(|e| anyhow::anyhow!("--listen: cannot bind {}: {e}", options.listen))?;
     eprintln!("WeChat simulator at {} with {} followers", sim.base_url(), options.followers);
     eprintln!("  point a server at it: WXNOTIFY_WECHAT_API_BASE={}", sim.base_url());
     eprintln!("  service account {oa_appid}, mini-program {mp_appid} (secrets as configured, or the simulator's defaults)");
-    eprintln!("  steer it: GET /_sim/calls, GET /_sim/sent, POST /_sim/faults {{\"path\",\"errcode\",\"times\"}}, /_sim/latency {{\"ms\"}}, /_sim/followers [..], /_sim/invalidate {{\"appid\"}}");
+    eprintln!(
+        "  steer it: GET /_sim/calls, GET /_sim/sent, POST /_sim/faults {{\"path\",\"errcode\",\"times\"}}, /_sim/latency {{\"ms\"}}, /_sim/followers [..], /_sim/invalidate {{\"appid\"}}"
+    );
     crate::shutdown_signal().await;
     Ok(())
 }

@@ -30,15 +30,8 @@ pub async fn start(mut settings: Settings) -> anyhow::Result<(Settings, SimHandl
     let mp_secret = settings.mp_secret.get_or_insert_with(|| Secret::new("demo-mp-secret")).expose().to_string();
     settings.oa_token.get_or_insert_with(|| Secret::new(DEMO_OA_TOKEN));
     settings.oa_aes_key.get_or_insert_with(|| Secret::new(DEMO_AES_KEY));
-    let config = SimConfig {
-        oa_appid,
-        oa_secret,
-        mp_appid,
-        mp_secret,
-        followers: followers(),
-        mp_users: mp_users(),
-        ..SimConfig::default()
-    };
+    let config =
+        SimConfig { oa_appid, oa_secret, mp_appid, mp_secret, followers: followers(), mp_users: mp_users(), ..SimConfig::default() };
     let sim = Simulator::start(config).await.map_err(|e| anyhow::anyhow!("cannot start the demo WeChat simulator: {e}"))?;
     settings.wechat_api_base = sim.base_url();
     tracing::warn!(

@@ -26,13 +26,25 @@ pub struct CallbackTarget {
 #[derive(Clone, Debug)]
 pub enum SimEvent {
     /// Followed; with `ticket`, by scanning that parametric QR code.
-    Subscribe { openid: String, ticket: Option<String> },
-    Unsubscribe { openid: String },
+    Subscribe {
+        openid: String,
+        ticket: Option<String>,
+    },
+    Unsubscribe {
+        openid: String,
+    },
     /// A follower scanned the parametric QR code `ticket`.
-    Scan { openid: String, ticket: String },
+    Scan {
+        openid: String,
+        ticket: String,
+    },
     /// WeChat finished delivering template message `msgid`; status is
     /// `success`, `failed:user block` or `failed: system failed`.
-    TemplateSendJobFinish { openid: String, msgid: i64, status: String },
+    TemplateSendJobFinish {
+        openid: String,
+        msgid: i64,
+        status: String,
+    },
 }
 
 /// A signed push, ready to send (again, as WeChat retries with the very

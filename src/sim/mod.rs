@@ -9,10 +9,10 @@
 //! world), `api` (the endpoints), `server` (HTTP and the `/_sim` control
 //! API), [`events`] (callback pushes).
 
+mod api;
 pub mod cli;
 pub mod demo;
 pub mod events;
-mod api;
 mod server;
 pub mod state;
 
@@ -87,11 +87,7 @@ pub struct SimMpUser {
 
 impl SimMpUser {
     pub fn new(openid: impl Into<String>, unionid: Option<&str>, codes: &[&str]) -> SimMpUser {
-        SimMpUser {
-            openid: openid.into(),
-            unionid: unionid.map(str::to_string),
-            codes: codes.iter().map(|c| c.to_string()).collect(),
-        }
+        SimMpUser { openid: openid.into(), unionid: unionid.map(str::to_string), codes: codes.iter().map(|c| c.to_string()).collect() }
     }
 }
 

@@ -173,10 +173,7 @@ mod tests {
     #[test]
     fn signatures_match_known_answers() {
         assert_eq!(signature("spamtest", "1409735669", "1320562132"), "16120ec1b8dbb870f510d87ce6bc2463eae6ca1a");
-        assert_eq!(
-            msg_signature("spamtest", "1409735669", "1320562132", ENCRYPTED),
-            "b1566f624e1149bb0e50067ef8c368a596340ffc"
-        );
+        assert_eq!(msg_signature("spamtest", "1409735669", "1320562132", ENCRYPTED), "b1566f624e1149bb0e50067ef8c368a596340ffc");
         assert!(signature_matches("abc", "abc"));
         assert!(!signature_matches("abc", "abd"));
         assert!(!signature_matches("abc", "abcd"));

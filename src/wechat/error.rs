@@ -99,9 +99,7 @@ impl WechatError {
             WechatError::NotConfigured { .. } => Reaction::ConfigError,
             WechatError::Invalid { .. } => Reaction::Payload,
             WechatError::Api { api, errcode, .. } => classify(api, *errcode),
-            WechatError::Timeout { .. } | WechatError::Transport { .. } | WechatError::Malformed { .. } => {
-                Reaction::Retry
-            }
+            WechatError::Timeout { .. } | WechatError::Transport { .. } | WechatError::Malformed { .. } => Reaction::Retry,
             WechatError::Database(_) => Reaction::Retry,
         }
     }
@@ -147,10 +145,7 @@ fn advice(app: App, api: &str, errcode: i64) -> String {
             format!("the AppSecret is wrong: set {} to the {}'s AppSecret", s.secret, app)
         }
         40013 => format!("the appid is wrong: check {}", s.appid),
-        40164 => format!(
-            "the server's IP is not whitelisted on the {app}: add the IP WeChat names in the errmsg under {}",
-            s.whitelist
-        ),
+        40164 => format!("the server's IP is not whitelisted on the {app}: add the IP WeChat names in the errmsg under {}", s.whitelist),
         -1 => "WeChat stayed busy through every retry; the work stays pending, try again later".into(),
         45011 => "the per-minute limit lasted through every wait; the rest stays pending, continue in a minute".into(),
         40001 | 40014 | 42001 => "the access token was refused again right after a fresh one was fetched; \

@@ -24,23 +24,14 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            busy_attempts: 5,
-            busy_base_delay: Duration::from_secs(1),
-            rate_limit_waits: 2,
-            rate_limit_wait: None,
-        }
+        RetryPolicy { busy_attempts: 5, busy_base_delay: Duration::from_secs(1), rate_limit_waits: 2, rate_limit_wait: None }
     }
 }
 
 impl RetryPolicy {
     /// Millisecond waits with the default bounds, for tests.
     pub fn fast() -> Self {
-        RetryPolicy {
-            busy_base_delay: Duration::from_millis(1),
-            rate_limit_wait: Some(Duration::from_millis(5)),
-            ..RetryPolicy::default()
-        }
+        RetryPolicy { busy_base_delay: Duration::from_millis(1), rate_limit_wait: Some(Duration::from_millis(5)), ..RetryPolicy::default() }
     }
 
     /// The pause before busy retry number `retry` (0-based).

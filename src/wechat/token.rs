@@ -28,8 +28,8 @@ use chrono::{DateTime, Utc};
 use entity::actok;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
-    Statement, TransactionTrait, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
+    TryInsertResult,
 };
 
 use super::WechatError;
@@ -204,10 +204,8 @@ impl TokenCache {
             None => {
                 let expires = expiry(fetched);
                 let row = new_row(appid, &fetched.token, expires);
-                let inserted = actok::Entity::insert(row)
-                    .on_conflict_do_nothing_on([actok::Column::Appid])
-                    .exec_without_returning(&self.db)
-                    .await?;
+                let inserted =
+                    actok::Entity::insert(row).on_conflict_do_nothing_on([actok::Column::Appid]).exec_without_returning(&self.db).await?;
                 Ok(matches!(inserted, TryInsertResult::Inserted(n) if n > 0))
             }
         }

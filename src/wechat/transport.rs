@@ -197,10 +197,8 @@ fn is_busy(error: &WechatError, idempotent: bool) -> bool {
 
 /// WeChat answers HTTP 200 with JSON; a non-zero `errcode` is an error.
 fn parse_answer(app: App, api: &'static str, status: reqwest::StatusCode, bytes: &[u8]) -> Result<Value, WechatError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| WechatError::Malformed {
-        api,
-        detail: format!("HTTP {status}, not JSON: {e}"),
-    })?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| WechatError::Malformed { api, detail: format!("HTTP {status}, not JSON: {e}") })?;
     let errcode = value.get("errcode").and_then(Value::as_i64).unwrap_or(0);
     if errcode != 0 {
         let errmsg = value.get("errmsg").and_then(Value::as_str).unwrap_or_default().to_string();

@@ -68,7 +68,10 @@ async fn a_second_start_on_the_same_database_migrates_nothing_and_keeps_data() {
         let (state, _, stop, server) = crate::common::start_server(db.url.clone(), &[]).await;
         let row = state
             .db
-            .query_one_raw(sea_orm::Statement::from_string(state.db.get_database_backend(), "SELECT value FROM wxnotify_meta WHERE key = 'probe'"))
+            .query_one_raw(sea_orm::Statement::from_string(
+                state.db.get_database_backend(),
+                "SELECT value FROM wxnotify_meta WHERE key = 'probe'",
+            ))
             .await
             .unwrap()
             .expect("the row survived the restart");

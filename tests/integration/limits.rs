@@ -143,7 +143,8 @@ async fn a_request_running_past_the_timeout_is_cut_off_and_changes_nothing() {
         let mut settings = sim_settings(&sim);
         settings.push(("REQUEST_TIMEOUT".into(), "500ms".into()));
         let Some(app) = spawn_app_with(backend, &borrowed(&settings)).await else { continue };
-        let response = app.client.post(format!("{}/api/graphql", app.address)).json(&json!({ "query": LOGIN, "variables": { "c": "slow-code" } }));
+        let response =
+            app.client.post(format!("{}/api/graphql", app.address)).json(&json!({ "query": LOGIN, "variables": { "c": "slow-code" } }));
         let response = response.send().await.unwrap();
         assert_eq!(response.status(), 408, "WXNOTIFY_REQUEST_TIMEOUT answers 408 Request Timeout");
         let body: Value = response.json().await.unwrap();

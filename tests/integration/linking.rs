@@ -79,12 +79,14 @@ async fn insert_accounts(app: &TestApp, objects: Value) -> Vec<i64> {
 }
 
 async fn account(app: &TestApp, id: i64) -> Value {
-    let data = app.data("query($id: bigint!) { account_by_pk(id: $id) { unionid oaopenid oauth2_user_info_map } }", json!({ "id": id })).await;
+    let data =
+        app.data("query($id: bigint!) { account_by_pk(id: $id) { unionid oaopenid oauth2_user_info_map } }", json!({ "id": id })).await;
     data["account_by_pk"].clone()
 }
 
 async fn follower(app: &TestApp, openid: &str) -> Value {
-    let data = app.data("query($o: String!) { oa_follower(where: {openid: {_eq: $o}}) { unionid subscribed } }", json!({ "o": openid })).await;
+    let data =
+        app.data("query($o: String!) { oa_follower(where: {openid: {_eq: $o}}) { unionid subscribed } }", json!({ "o": openid })).await;
     data["oa_follower"][0].clone()
 }
 

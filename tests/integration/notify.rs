@@ -66,19 +66,16 @@ async fn accounts(app: &TestApp, sim: &SimHandle, mut rows: Value) -> Vec<i64> {
             sim.add_mp_users([SimMpUser::new(openid, None, &[])]);
         }
     }
-    let data = app
-        .data(
-            "mutation($a: [account_insert_input!]!) { insert_account(objects: $a) { returning { id } } }",
-            json!({ "a": rows }),
-        )
-        .await;
+    let data =
+        app.data("mutation($a: [account_insert_input!]!) { insert_account(objects: $a) { returning { id } } }", json!({ "a": rows })).await;
     data["insert_account"]["returning"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect()
 }
 
 /// `n` unread rows of `kind` for `account`.
 async fn unread(app: &TestApp, account: i64, kind: &str, n: usize) {
-    let rows: Vec<Value> =
-        (0..n).map(|i| json!({ "account_account": account, "type": kind, "sender": format!("s{i}"), "content": format!("c{i}") })).collect();
+    let rows: Vec<Value> = (0..n)
+        .map(|i| json!({ "account_account": account, "type": kind, "sender": format!("s{i}"), "content": format!("c{i}") }))
+        .collect();
     app.data("mutation($r: [point_count_insert_input!]!) { insert_point_count(objects: $r) { affected_rows } }", json!({ "r": rows }))
         .await;
 }
@@ -110,7 +107,8 @@ async fn realtime_templates(app: &TestApp) {
 const DIGEST: &str = r#"mutation($w: account_bool_exp, $t: String, $d: Boolean, $r: String) {
     notifyDigest(where: $w, template: $t, dry_run: $d, run_id: $r) { run_id candidates sent failed skipped pending stopped } }"#;
 
-const NOTIFY: &str = r#"mutation($a: bigint!, $w: Int) { notifyAccount(account_id: $a, window_seconds: $w) { status channel msgid delivery_id error } }"#;
+const NOTIFY: &str =
+    r#"mutation($a: bigint!, $w: Int) { notifyAccount(account_id: $a, window_seconds: $w) { status channel msgid delivery_id error } }"#;
 
 /// The simulator's accepted messages by recipient.
 fn sent_to(sim: &SimHandle) -> BTreeMap<String, Vec<Value>> {

@@ -49,11 +49,7 @@ both_databases! {
 
 #[tokio::test]
 async fn doctor_says_when_the_database_cannot_be_opened() {
-    let settings = Settings::with_overrides([
-        ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
-        ("JWT_SECRET", JWT_SECRET),
-    ])
-    .unwrap();
+    let settings = Settings::with_overrides([("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"), ("JWT_SECRET", JWT_SECRET)]).unwrap();
     let checks = doctor::run(&settings).await;
     assert_eq!(checks.len(), 1);
     assert!(matches!(&checks[0].verdict, Verdict::Fail(t) if t.contains("WXNOTIFY_DATABASE_URL")), "{checks:?}");
@@ -76,18 +72,20 @@ async fn json_logs_never_carry_secrets_and_sigterm_stops_cleanly() {
         sim.add_followers([SimFollower::new("oaFan")]);
         sim.add_mp_users([SimMpUser::new("oMpFan", Some("uFan"), &["login-code"])]);
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut server = KillOnDrop(Command::new(env!("CARGO_BIN_EXE_wxnotify"))
-            .arg("serve")
-            .envs(sim_settings(&sim).into_iter().map(|(k, v)| (format!("WXNOTIFY_{k}"), v)))
-            .env("WXNOTIFY_DATABASE_URL", &test_db.url)
-            .env("WXNOTIFY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("WXNOTIFY_JWT_SECRET", JWT_SECRET)
-            .env("WXNOTIFY_LOG_FORMAT", "json")
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the wxnotify binary starts"));
+        let mut server = KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_wxnotify"))
+                .arg("serve")
+                .envs(sim_settings(&sim).into_iter().map(|(k, v)| (format!("WXNOTIFY_{k}"), v)))
+                .env("WXNOTIFY_DATABASE_URL", &test_db.url)
+                .env("WXNOTIFY_LISTEN", format!("127.0.0.1:{port}"))
+                .env("WXNOTIFY_JWT_SECRET", JWT_SECRET)
+                .env("WXNOTIFY_LOG_FORMAT", "json")
+                .env("RUST_LOG", "debug")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("the wxnotify binary starts"),
+        );
         let mut stderr = server.0.stderr.take().unwrap();
         let logs = std::thread::spawn(move || {
             let mut text = String::new();
@@ -120,7 +118,8 @@ async fn json_logs_never_carry_secrets_and_sigterm_stops_cleanly() {
             None,
             std::time::Duration::from_secs(60),
         );
-        let send = r#"mutation { sendTemplateMessage(input: {touser: "oaFan", template_id: "t", data: {thing1: {value: "hi"}}}) { status } }"#;
+        let send =
+            r#"mutation { sendTemplateMessage(input: {touser: "oaFan", template_id: "t", data: {thing1: {value: "hi"}}}) { status } }"#;
         let sent = graphql(Some(admin_jwt.clone()), send).await;
         assert_eq!(sent["data"]["sendTemplateMessage"]["status"], "SENT", "{sent}");
         let db = test_db.connect().await;

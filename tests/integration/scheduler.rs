@@ -25,9 +25,18 @@ async fn save_flow(app: &TestApp, uuid: Option<&str>, document: &str) -> Value {
 /// A flow that counts its own executions in `delivery.attempts` of the row
 /// with dedupe_key "counter", so double firing shows.
 async fn counting_flow(app: &TestApp) -> String {
-    app.data(r#"mutation { insert_delivery_one(object: {channel: "OA_TEMPLATE", touser: "-", template_id: "-", payload: {},
-        dedupe_key: "counter", status: "SKIPPED", attempts: 0}) { id } }"#, json!({})).await;
-    let flow = save_flow(app, None, r#"mutation { update_delivery(where: {dedupe_key: {_eq: "counter"}}, _inc: {attempts: 1}) { affected_rows } }"#).await;
+    app.data(
+        r#"mutation { insert_delivery_one(object: {channel: "OA_TEMPLATE", touser: "-", template_id: "-", payload: {},
+        dedupe_key: "counter", status: "SKIPPED", attempts: 0}) { id } }"#,
+        json!({}),
+    )
+    .await;
+    let flow = save_flow(
+        app,
+        None,
+        r#"mutation { update_delivery(where: {dedupe_key: {_eq: "counter"}}, _inc: {attempts: 1}) { affected_rows } }"#,
+    )
+    .await;
     flow["uuid"].as_str().unwrap().to_string()
 }
 
@@ -169,7 +178,11 @@ async fn restart_after_downtime(backend: Backend) {
     let missed = chrono::DurationRound::duration_trunc(missed, chrono::TimeDelta::seconds(1)).unwrap();
     let direct = db.connect().await;
     let backend_kind = direct.get_database_backend();
-    let sql = if backend_kind == sea_orm::DbBackend::Postgres { "UPDATE scheduled_job SET next_fire_at = $1" } else { "UPDATE scheduled_job SET next_fire_at = ?" };
+    let sql = if backend_kind == sea_orm::DbBackend::Postgres {
+        "UPDATE scheduled_job SET next_fire_at = $1"
+    } else {
+        "UPDATE scheduled_job SET next_fire_at = ?"
+    };
     direct.execute_raw(Statement::from_sql_and_values(backend_kind, sql, [missed.into()])).await.unwrap();
     direct.close().await.ok();
 
@@ -177,7 +190,9 @@ async fn restart_after_downtime(backend: Backend) {
     let app = crate::common::attach(state, address, &db);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(executions(&app).await, 1, "only the recovering job ran, once");
-    let jobs = app.data("{ scheduled_job(order_by: {name: asc}) { name next_fire_at last_fire_at job_runs: job_run { scheduled_for } } }", json!({})).await;
+    let jobs = app
+        .data("{ scheduled_job(order_by: {name: asc}) { name next_fire_at last_fire_at job_runs: job_run { scheduled_for } } }", json!({}))
+        .await;
     let recovering = &jobs["scheduled_job"][0];
     let skipping = &jobs["scheduled_job"][1];
     assert_eq!(recovering["job_runs"].as_array().unwrap().len(), 1);

@@ -34,9 +34,7 @@ impl Wire {
 
     async fn token(&self) -> String {
         let oa = self.sim.oa_appid();
-        let answer = self
-            .get("/cgi-bin/token", &[("grant_type", "client_credential"), ("appid", &oa), ("secret", "sim-oa-secret")])
-            .await;
+        let answer = self.get("/cgi-bin/token", &[("grant_type", "client_credential"), ("appid", &oa), ("secret", "sim-oa-secret")]).await;
         answer["access_token"].as_str().expect("a token").to_string()
     }
 
@@ -97,11 +95,9 @@ async fn batchget_takes_a_hundred_openids_and_refuses_more_with_45035() {
 
 #[tokio::test]
 async fn an_unfollowed_user_shows_only_openid_and_unionid() {
-    let wire = Wire::start(SimConfig {
-        followers: vec![SimFollower::new("oGone").with_unionid("uGone").unsubscribed()],
-        ..SimConfig::default()
-    })
-    .await;
+    let wire =
+        Wire::start(SimConfig { followers: vec![SimFollower::new("oGone").with_unionid("uGone").unsubscribed()], ..SimConfig::default() })
+            .await;
     let token = wire.token().await;
     let info = wire.get("/cgi-bin/user/info", &[("access_token", &token), ("openid", "oGone")]).await;
     assert_eq!(info, json!({ "subscribe": 0, "openid": "oGone", "unionid": "uGone" }));
@@ -171,17 +167,17 @@ async fn the_daily_token_quota_answers_45009_until_the_next_day() {
 
 #[tokio::test]
 async fn a_login_code_works_once() {
-    let wire = Wire::start(SimConfig {
-        mp_users: vec![SimMpUser::new("oMp1", Some("uOne"), &["code-1"])],
-        ..SimConfig::default()
-    })
-    .await;
+    let wire = Wire::start(SimConfig { mp_users: vec![SimMpUser::new("oMp1", Some("uOne"), &["code-1"])], ..SimConfig::default() }).await;
     let mp = wire.sim.mp_appid();
     let login = |code: &'static str| {
         let mp = mp.clone();
         let wire = &wire;
         async move {
-            wire.get("/sns/jscode2session", &[("appid", &mp), ("secret", "sim-mp-secret"), ("js_code", code), ("grant_type", "authorization_code")]).await
+            wire.get(
+                "/sns/jscode2session",
+                &[("appid", &mp), ("secret", "sim-mp-secret"), ("js_code", code), ("grant_type", "authorization_code")],
+            )
+            .await
         }
     };
     let first = login("code-1").await;
@@ -218,12 +214,7 @@ async fn the_control_api_steers_a_separately_running_simulator() {
     let base = wire.sim.base_url();
     let followers = json!([{ "openid": "oAdded", "unionid": "uAdded" }]);
     wire.http.post(format!("{base}/_sim/followers")).json(&followers).send().await.unwrap();
-    wire.http
-        .post(format!("{base}/_sim/faults"))
-        .json(&json!({ "path": "/cgi-bin/user/info", "errcode": 45011 }))
-        .send()
-        .await
-        .unwrap();
+    wire.http.post(format!("{base}/_sim/faults")).json(&json!({ "path": "/cgi-bin/user/info", "errcode": 45011 })).send().await.unwrap();
     let token = wire.token().await;
     let limited = wire.get("/cgi-bin/user/info", &[("access_token", &token), ("openid", "oAdded")]).await;
     assert_eq!(limited["errcode"], 45011);
@@ -260,7 +251,11 @@ async fn a_plain_subscribe_push_is_signed_and_makes_the_user_a_follower() {
     let wire = Wire::start(SimConfig::default()).await;
     let token = wire.token().await;
     let ticket = wire
-        .post("/cgi-bin/qrcode/create", &[("access_token", &token)], json!({ "expire_seconds": 600, "action_name": "QR_STR_SCENE", "action_info": { "scene": { "scene_str": "bind:7" } } }))
+        .post(
+            "/cgi-bin/qrcode/create",
+            &[("access_token", &token)],
+            json!({ "expire_seconds": 600, "action_name": "QR_STR_SCENE", "action_info": { "scene": { "scene_str": "bind:7" } } }),
+        )
         .await["ticket"]
         .as_str()
         .unwrap()

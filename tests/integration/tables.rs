@@ -72,10 +72,16 @@ async fn the_statement_count_does_not_grow_with_rows() {
 async fn statement_count_does_not_grow_with_rows(app: &TestApp) {
     let accounts: Vec<Value> = (0..1000).map(|i| json!({ "nickname": format!("n{i}"), "oaopenid": format!("oa{i}") })).collect();
     app.data("mutation($a: [account_insert_input!]!) { insert_account(objects: $a) { affected_rows } }", json!({ "a": accounts })).await;
-    let rows: Vec<Value> = (1..=1000).flat_map(|id| {
-        [json!({"account_account": id, "type": "聊天", "content": "c"}), json!({"account_account": id, "type": "投递邀约", "content": "j"})]
-    }).collect();
-    app.data("mutation($r: [point_count_insert_input!]!) { insert_point_count(objects: $r) { affected_rows } }", json!({ "r": rows })).await;
+    let rows: Vec<Value> = (1..=1000)
+        .flat_map(|id| {
+            [
+                json!({"account_account": id, "type": "聊天", "content": "c"}),
+                json!({"account_account": id, "type": "投递邀约", "content": "j"}),
+            ]
+        })
+        .collect();
+    app.data("mutation($r: [point_count_insert_input!]!) { insert_point_count(objects: $r) { affected_rows } }", json!({ "r": rows }))
+        .await;
     let query = r#"query($n: Int) { account(limit: $n) { id oaopenid point_count { id type }
         chat: point_count_aggregate(where: {type: {_eq: "聊天"}}) { aggregate { count } }
         jobs: point_count_aggregate(where: {type: {_eq: "投递邀约"}}) { aggregate { count } } } }"#;
@@ -449,10 +455,7 @@ both_databases! {
 fn schema_graphql_matches_the_program() {
     let printed = wxnotify::graphql::sdl().unwrap();
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap_or_default();
-    assert!(
-        printed == committed,
-        "schema.graphql is out of date: regenerate it with `cargo run -- schema > schema.graphql`"
-    );
+    assert!(printed == committed, "schema.graphql is out of date: regenerate it with `cargo run -- schema > schema.graphql`");
 }
 
 both_databases! {

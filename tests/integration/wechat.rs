@@ -13,8 +13,8 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, EntityTrait};
 use wxnotify::settings::{DatabaseKind, Settings};
 use wxnotify::sim::{SimConfig, SimFollower, SimHandle, SimMpUser, Simulator};
 use wxnotify::wechat::{
-    App, ClientPolicy, FormTemplateMessage, Reaction, RetryPolicy, SubscribeMessage, TemplateMessage, TemplateValue,
-    WechatClient, WechatError,
+    App, ClientPolicy, FormTemplateMessage, Reaction, RetryPolicy, SubscribeMessage, TemplateMessage, TemplateValue, WechatClient,
+    WechatError,
 };
 
 use crate::both_databases;
@@ -27,10 +27,8 @@ const SEND: &str = "/cgi-bin/message/template/send";
 async fn simulator() -> SimHandle {
     let mut followers: Vec<SimFollower> = (0..300).map(SimFollower::generated).collect();
     followers.push(SimFollower::new("oGoneFollower").with_unionid("uGone").unsubscribed());
-    let mp_users = vec![
-        SimMpUser::new("oMpUserA", Some("uSimUnion0000000000000000002"), &["code-a"]),
-        SimMpUser::new("oMpUserB", None, &["code-b"]),
-    ];
+    let mp_users =
+        vec![SimMpUser::new("oMpUserA", Some("uSimUnion0000000000000000002"), &["code-a"]), SimMpUser::new("oMpUserB", None, &["code-b"])];
     Simulator::start(SimConfig { followers, mp_users, ..SimConfig::default() }).await.expect("the simulator starts")
 }
 
@@ -61,8 +59,7 @@ async fn process(app: &TestApp, sim: &SimHandle, extra: &[(&str, &str)]) -> Wech
         options.map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::from_secs(30)));
     }
     let db = Database::connect(options).await.expect("a pool of its own");
-    WechatClient::with_policy(&settings, db, ClientPolicy { retry: RetryPolicy::fast(), ..ClientPolicy::default() })
-        .expect("a client")
+    WechatClient::with_policy(&settings, db, ClientPolicy { retry: RetryPolicy::fast(), ..ClientPolicy::default() }).expect("a client")
 }
 
 fn message(touser: &str) -> TemplateMessage {

@@ -51,18 +51,16 @@ fn fixture_rows() -> Vec<Row> {
 }
 
 async fn load(app: &TestApp, rows: &[Row]) {
-    let accounts: Vec<Value> = rows
-        .iter()
-        .map(|r| json!({ "nickname": r.nickname, "user_status": r.user_status, "oauth2_user_info_map": r.map }))
-        .collect();
-    let data = app.data("mutation($a: [account_insert_input!]!) { insert_account(objects: $a) { returning { id } } }", json!({ "a": accounts })).await;
+    let accounts: Vec<Value> =
+        rows.iter().map(|r| json!({ "nickname": r.nickname, "user_status": r.user_status, "oauth2_user_info_map": r.map })).collect();
+    let data = app
+        .data("mutation($a: [account_insert_input!]!) { insert_account(objects: $a) { returning { id } } }", json!({ "a": accounts }))
+        .await;
     let ids: Vec<i64> = data["insert_account"]["returning"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, rows.iter().map(|r| r.id).collect::<Vec<_>>());
-    let unread: Vec<Value> = rows
-        .iter()
-        .flat_map(|r| r.types.iter().map(move |t| json!({ "account_account": r.id, "type": t })))
-        .collect();
-    app.data("mutation($p: [point_count_insert_input!]!) { insert_point_count(objects: $p) { affected_rows } }", json!({ "p": unread })).await;
+    let unread: Vec<Value> = rows.iter().flat_map(|r| r.types.iter().map(move |t| json!({ "account_account": r.id, "type": t }))).collect();
+    app.data("mutation($p: [point_count_insert_input!]!) { insert_point_count(objects: $p) { affected_rows } }", json!({ "p": unread }))
+        .await;
 }
 
 /// A random filter and the truth value it has for each row (None = unknown).

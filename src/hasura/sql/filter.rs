@@ -86,9 +86,7 @@ impl Writer<'_> {
             }
             CompareOp::IsNull(true) => self.push(&format!("{column} IS NULL")),
             CompareOp::IsNull(false) => self.push(&format!("{column} IS NOT NULL")),
-            CompareOp::Like { pattern, negated, case_insensitive } => {
-                self.like(column, pattern, *negated, *case_insensitive)
-            }
+            CompareOp::Like { pattern, negated, case_insensitive } => self.like(column, pattern, *negated, *case_insensitive),
             CompareOp::Contains(json) => binary(self, "@>", &json.clone().into()),
             CompareOp::ContainedIn(json) => binary(self, "<@", &json.clone().into()),
             CompareOp::HasKey(key) => self.has_keys_postgres(column, std::slice::from_ref(key), " OR "),

@@ -134,10 +134,7 @@ impl Writer<'_> {
                 self.push(&format!("({} = 'object'", node.type_of()));
                 for (key, value) in map {
                     let element = self.alias();
-                    self.push(&format!(
-                        " AND EXISTS (SELECT 1 FROM json_each({}) AS {element} WHERE {element}.key = ",
-                        node.container()
-                    ));
+                    self.push(&format!(" AND EXISTS (SELECT 1 FROM json_each({}) AS {element} WHERE {element}.key = ", node.container()));
                     self.param(key.clone());
                     self.push(" AND ");
                     self.contains(&Node::Element(element), value);

@@ -103,11 +103,7 @@ impl<'a> Writer<'a> {
     /// / `json_object`: PostgreSQL resolves every argument's type on every
     /// call of the latter, which doubled the cost of a large query, and
     /// SQLite would re-parse each nested object.
-    pub fn object<T>(
-        &mut self,
-        items: &[T],
-        mut each: impl FnMut(&mut Self, &T) -> Result<(), EngineError>,
-    ) -> Result<(), EngineError> {
+    pub fn object<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T) -> Result<(), EngineError>) -> Result<(), EngineError> {
         if items.is_empty() {
             self.push("'{}'");
             return Ok(());
@@ -129,9 +125,9 @@ impl<'a> Writer<'a> {
         let text = match (self.dialect, scalar) {
             (Dialect::Postgres, Scalar::Bigint | Scalar::Int | Scalar::Jsonb) => format!("coalesce(({expr})::text, 'null')"),
             (Dialect::Postgres, Scalar::String | Scalar::Float) => format!("coalesce(to_json({expr})::text, 'null')"),
-            (Dialect::Postgres, Scalar::Timestamptz) => format!(
-                "coalesce('\"' || to_char(({expr}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') || '\"', 'null')"
-            ),
+            (Dialect::Postgres, Scalar::Timestamptz) => {
+                format!("coalesce('\"' || to_char(({expr}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') || '\"', 'null')")
+            }
             (_, Scalar::Boolean) => {
                 format!("(CASE WHEN ({expr}) IS NULL THEN 'null' WHEN ({expr}) THEN 'true' ELSE 'false' END)")
             }
@@ -171,13 +167,7 @@ impl<'a> Writer<'a> {
     }
 
     /// `WHERE`-clause conditions joined by `AND`; `(1=1)` when there are none.
-    pub fn conditions(
-        &mut self,
-        table: &Table,
-        alias: &str,
-        link: Option<Link<'_>>,
-        filters: &[&BoolExp],
-    ) -> Result<(), EngineError> {
+    pub fn conditions(&mut self, table: &Table, alias: &str, link: Option<Link<'_>>, filters: &[&BoolExp]) -> Result<(), EngineError> {
         let mut first = true;
         let mut and = |w: &mut Self| {
             if !std::mem::take(&mut first) {

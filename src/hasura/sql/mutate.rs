@@ -187,23 +187,13 @@ impl Writer<'_> {
 
     /// SQLite: the response of a mutation that touched the rows with `ids`.
     pub fn mutation_result(mut self, table: &Table, ids: &[i64], output: MutationOutput<'_>) -> Result<Compiled, EngineError> {
-        let source = format!(
-            "(SELECT * FROM \"{}\" WHERE \"id\" IN (SELECT value FROM json_each('{}')))",
-            table.name,
-            ids_json(ids)
-        );
+        let source = format!("(SELECT * FROM \"{}\" WHERE \"id\" IN (SELECT value FROM json_each('{}')))", table.name, ids_json(ids));
         self.response(table, &source, Some(ids.len()), output)?;
         Ok(self.finish())
     }
 
     /// `SELECT CAST(<response JSON over the rows in source> AS TEXT)`.
-    fn response(
-        &mut self,
-        table: &Table,
-        source: &str,
-        affected: Option<usize>,
-        output: MutationOutput<'_>,
-    ) -> Result<(), EngineError> {
+    fn response(&mut self, table: &Table, source: &str, affected: Option<usize>, output: MutationOutput<'_>) -> Result<(), EngineError> {
         // Rows the caller may not read are changed but not shown.
         let permission = self.permission(&table.name, Operation::Select).unwrap_or(Some(BoolExp::Or(Vec::new())));
         let visible: Vec<&BoolExp> = permission.iter().collect();

@@ -331,13 +331,7 @@ impl Writer<'_> {
     }
 
     /// ` FROM "R" AS alias WHERE <link> AND <permission>`.
-    pub(super) fn related_from(
-        &mut self,
-        target: &Table,
-        alias: &str,
-        parent_alias: &str,
-        relation: &Relation,
-    ) -> Result<(), EngineError> {
+    pub(super) fn related_from(&mut self, target: &Table, alias: &str, parent_alias: &str, relation: &Relation) -> Result<(), EngineError> {
         let permission = self.permission(&target.name, Operation::Select)?;
         self.push(" FROM ");
         self.table_name(&target.name);
