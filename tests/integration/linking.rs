@@ -225,7 +225,7 @@ with_simulator! {
 
     async fn a_sync_cut_short_by_a_stopping_server_changes_nothing_and_frees_the_lease(app, sim, followers = 230) {
         let ids = insert_accounts(&app, json!([{ "mp_openid": "m0", "unionid": unionid(0) }])).await;
-        sim.set_latency(std::time::Duration::from_millis(150));
+        sim.set_latency(std::time::Duration::from_millis(300));
         // Another server process runs the sync and is stopped while it lists.
         let (_state, second, stop, server) = start_server(app.test_db.url.clone(), &settings(&sim)).await;
         let running = {

@@ -543,7 +543,7 @@ with_simulator! {
         app.data(r#"mutation { addScheduledJob(input: {name: "daily", group: "digest", jobType: NOTIFY_DIGEST,
             triggerConfigs: [{triggerType: "cron", cron: "0 0 20 * * ?"}], dataMap: {template: "digest"}}) { name } }"#, json!({})).await;
         // A second server process runs the job, slowly, and is stopped mid-run.
-        sim.set_latency(Duration::from_millis(150));
+        sim.set_latency(Duration::from_millis(250));
         let mut settings = sim_settings(&sim);
         settings.push(("WECHAT_CONCURRENCY".into(), "4".into()));
         let (_state, first, stop_first, first_server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
@@ -576,14 +576,15 @@ with_simulator! {
 
         // The next server to start sends the rest, each message once.
         sim.set_latency(Duration::ZERO);
-        let (_state, _second, stop_second, _server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
-        for _ in 0..200 {
-            if status("PENDING").await == 0 {
+        let (_state, _second, stop_second, second_server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
+        for _ in 0..400 {
+            if status("SENT").await == 40 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let _ = stop_second.send(());
+        stop_second.send(()).unwrap();
+        second_server.await.unwrap();
         assert_eq!(status("SENT").await, 40);
         let tousers = sent_to(&sim);
         assert_eq!((sim.sent_messages().len(), tousers.len()), (40, 40), "every follower once: {tousers:?}");
