@@ -106,37 +106,46 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
         let services = self.state.services.clone();
-        let scheduler = self.state.settings.scheduler.then(|| scheduler::spawn(services.clone()));
+        let mut scheduler = self.state.settings.scheduler.then(|| scheduler::spawn(services.clone()));
         tracing::info!(%addr, "wxnotify listening; GraphiQL at http://{addr}/");
         let app = http::router(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let stopping = services.stopping.clone();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(stopping.cancelled_owned()).into_future();
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(services.stopping.clone().cancelled_owned()).into_future();
         tokio::pin!(server);
-        let served = tokio::select! {
-            served = &mut server => served,
-            _ = shutdown => {
-                services.stopping.cancel();
-                let grace = self.state.settings.shutdown_grace;
-                let drained = tokio::time::timeout(grace, async {
-                    let served = (&mut server).await;
-                    services.background.close();
-                    services.background.wait().await;
-                    served
-                });
-                drained.await.unwrap_or_else(|_| {
-                    tracing::warn!(
-                        grace_s = grace.as_secs(),
-                        "requests or jobs still running after WXNOTIFY_SHUTDOWN_GRACE; stopping anyway \
-                         (unsent messages stay PENDING for the next start)"
-                    );
-                    Ok(())
-                })
-            }
+        // The server ends on its own only when it fails.
+        let failed = tokio::select! {
+            served = &mut server => Some(served),
+            _ = shutdown => None,
         };
         services.stopping.cancel();
-        if let Some(scheduler) = scheduler {
-            let _ = scheduler.await;
-        }
+        // In order: open requests, the scheduler's current tick (it may still
+        // start a run), then every run, callback and send in the background.
+        let grace = self.state.settings.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            let served = match failed {
+                Some(served) => served,
+                None => (&mut server).await,
+            };
+            if let Some(scheduler) = scheduler.take() {
+                let _ = scheduler.await;
+            }
+            services.background.close();
+            services.background.wait().await;
+            served
+        });
+        let served = match drained.await {
+            Ok(served) => served,
+            Err(_) => {
+                // The pool stays open for work still running until the
+                // process exits: whatever it cannot record is settled on the
+                // next start (PENDING rows sent, SENDING ones "outcome unknown").
+                tracing::warn!(
+                    grace_s = grace.as_secs(),
+                    running = services.background.len(),
+                    "requests, jobs or sends still running after WXNOTIFY_SHUTDOWN_GRACE; stopping without them"
+                );
+                return Ok(());
+            }
+        };
         served?;
         self.state.db.clone().close().await.ok();
         tracing::info!("wxnotify stopped");

@@ -6,7 +6,7 @@
 //! `governor` crate). State lives in this process; with several server
 //! processes behind a balancer each allows the rate.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -50,10 +50,19 @@ impl RateLimit {
         if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
             limiter.retain_recent();
         }
-        let address = address.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let address = address.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), bucket_of);
         limiter
             .check_key(&address)
             .map_err(|not_until| Refused { retry_after: not_until.wait_time_from(DefaultClock::default().now()), rate })
+    }
+}
+
+/// The bucket an address counts against: IPv4 addresses one by one, IPv6
+/// by /64 (one subscriber's network; a single host can hold a whole /64).
+fn bucket_of(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
+        v4 => v4,
     }
 }
 
@@ -84,6 +93,15 @@ mod tests {
         let refused = limit.check(a).unwrap_err();
         assert!(refused.retry_after > Duration::from_secs(1), "{refused:?}");
         assert!(limit.check(b).is_ok(), "another address is not limited by the first");
+    }
+
+    #[test]
+    fn an_ipv6_network_shares_one_bucket() {
+        let limit = RateLimit::new(rate(1, 60));
+        assert!(limit.check(Some("2001:db8:1:2::1".parse().unwrap())).is_ok());
+        assert!(limit.check(Some("2001:db8:1:2:ffff::9".parse().unwrap())).is_err(), "same /64");
+        assert!(limit.check(Some("2001:db8:1:3::1".parse().unwrap())).is_ok(), "another /64");
+        assert_eq!(bucket_of("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]

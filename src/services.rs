@@ -26,8 +26,8 @@ pub struct Services {
     /// Cancelled when the server is asked to stop: long work (sending,
     /// syncing) stops taking new items and leaves the rest for the next run.
     pub stopping: CancellationToken,
-    /// Work that outlives the request that started it (job runs, outbox
-    /// recovery, callback events): a stopping server waits for it.
+    /// Work a stopping server waits for: request handlers (which go on past
+    /// `WXNOTIFY_REQUEST_TIMEOUT`), job runs, outbox recovery, callback events.
     pub background: TaskTracker,
 }
 
@@ -45,9 +45,7 @@ impl Services {
             background: TaskTracker::new(),
         }
     }
-}
 
-impl Services {
     /// Runs `task` in the background; a stopping server waits for it (up to
     /// `WXNOTIFY_SHUTDOWN_GRACE`).
     pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>

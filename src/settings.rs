@@ -146,7 +146,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting("MAX_QUERY_COMPLEXITY", Some("5000"), "most GraphQL fields one request may select"),
     setting("MAX_QUERY_ALIASES", Some("64"), "most aliased fields one GraphQL document may select"),
     setting("MAX_BATCH", Some("20"), "most operations one batched request may carry"),
-    setting("REQUEST_TIMEOUT", Some("30s"), "longest a GraphQL request may run"),
+    setting("REQUEST_TIMEOUT", Some("30s"), "longest a client waits for an answer (then 504; the request's work still finishes)"),
     setting("LOGIN_RATE_LIMIT", Some("30/min"), "logins per client address, like 30/min, 5/s or 500/h; `off` switches it off"),
     setting(
         "CLIENT_IP_HEADER",

@@ -8,8 +8,10 @@
 //! depth and complexity limits count each copy, but a cap on aliases refuses
 //! such documents before anything is validated or run.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use async_graphql::Name;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, ValidationResult, Variables};
@@ -58,12 +60,11 @@ impl Limits {
     /// async-graphql's depth and complexity refusals, with the limit and the
     /// setting that raises it.
     fn explain(&self, mut error: ServerError) -> ServerError {
-        let (limit, setting, code) = match error.message.as_str() {
-            "Query is nested too deep." => (self.max_depth, "WXNOTIFY_MAX_QUERY_DEPTH", "too-deep"),
-            "Query is too complex." => (self.max_complexity, "WXNOTIFY_MAX_QUERY_COMPLEXITY", "too-complex"),
+        let (limit, what, setting, code) = match error.message.as_str() {
+            "Query is nested too deep." => (self.max_depth, "levels of selection", "WXNOTIFY_MAX_QUERY_DEPTH", "too-deep"),
+            "Query is too complex." => (self.max_complexity, "selected fields", "WXNOTIFY_MAX_QUERY_COMPLEXITY", "too-complex"),
             _ => return error,
         };
-        let what = if code == "too-deep" { "levels of selection" } else { "selected fields" };
         error.message = format!("{} The limit is {limit} {what} ({setting}): ask for less, or in several requests.", error.message);
         coded(error, code)
     }
@@ -76,23 +77,40 @@ fn coded(mut error: ServerError, code: &str) -> ServerError {
     error
 }
 
-/// Aliased fields in every operation and fragment of the document, each
-/// counted once where it is written.
+/// Aliased fields the document's operations select, each fragment counted
+/// as often as it is spread (memoised, so nested spreads cannot blow up the
+/// count's own cost; a spread cycle, which validation refuses, counts 0).
 fn count_aliases(document: &ExecutableDocument) -> usize {
-    let operations = document.operations.iter().map(|(_, op)| &op.node.selection_set.node);
-    let fragments = document.fragments.values().map(|f| &f.node.selection_set.node);
-    operations.chain(fragments).map(in_selection_set).sum()
+    let mut fragments = HashMap::new();
+    document
+        .operations
+        .iter()
+        .map(|(_, op)| in_selection_set(document, &op.node.selection_set.node, &mut fragments))
+        .fold(0, usize::saturating_add)
 }
 
-fn in_selection_set(set: &SelectionSet) -> usize {
+fn in_selection_set<'d>(document: &'d ExecutableDocument, set: &'d SelectionSet, fragments: &mut HashMap<&'d Name, usize>) -> usize {
     set.items
         .iter()
         .map(|item| match &item.node {
-            Selection::Field(field) => usize::from(field.node.alias.is_some()) + in_selection_set(&field.node.selection_set.node),
-            Selection::InlineFragment(fragment) => in_selection_set(&fragment.node.selection_set.node),
-            Selection::FragmentSpread(_) => 0,
+            Selection::Field(field) => usize::from(field.node.alias.is_some()).saturating_add(in_selection_set(
+                document,
+                &field.node.selection_set.node,
+                fragments,
+            )),
+            Selection::InlineFragment(fragment) => in_selection_set(document, &fragment.node.selection_set.node, fragments),
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                if let Some(known) = fragments.get(name) {
+                    return *known;
+                }
+                fragments.insert(name, 0); // a cycle back to this fragment counts 0
+                let count = document.fragments.get(name).map_or(0, |f| in_selection_set(document, &f.node.selection_set.node, fragments));
+                fragments.insert(name, count);
+                count
+            }
         })
-        .sum()
+        .fold(0, usize::saturating_add)
 }
 
 #[cfg(test)]
@@ -109,5 +127,8 @@ mod tests {
         assert_eq!(aliases("{ a: account { b: id c: id } }"), 3);
         assert_eq!(aliases("query q { x: account { ...f } } fragment f on account { y: id ... on account { z: id } }"), 3);
         assert_eq!(aliases("query a { x: account { id } } query b { y: account { id } }"), 2);
+        assert_eq!(aliases("{ a: account { ...f } b: account { ...f } } fragment f on account { c: id d: id }"), 6, "per spread");
+        let bomb: String = (0..70).map(|i| format!("fragment f{i} on account {{ a: id ...f{} ...f{} }} ", i + 1, i + 1)).collect();
+        assert_eq!(aliases(&format!("{{ account {{ ...f0 }} }} {bomb} fragment f70 on account {{ id }}")), usize::MAX, "saturates, fast");
     }
 }

@@ -30,33 +30,46 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/wechat/callback", get(crate::linking::callback::verify).post(crate::linking::callback::receive))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(state.settings.max_body_bytes))
-        .layer(axum::middleware::map_response_with_state(state.clone(), explain_too_large))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), explain_too_large))
         .layer(axum::middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Cuts a request off after `WXNOTIFY_REQUEST_TIMEOUT` with 408 and an
-/// error saying so. Dropping the handler stops its work where it is: each
-/// root field is one transaction, so a field either finished or left no trace.
+/// Stops waiting for a request after `WXNOTIFY_REQUEST_TIMEOUT` and answers
+/// 504 with an error saying so. The request's work is not cut off: it runs
+/// on as background work (a stopping server waits for it), because a send
+/// dropped half-way would leave messages claimed but never recorded. 504,
+/// not 408, since clients repeat a 408 on their own and a repeated digest
+/// would reach its users twice.
 async fn time_limit(State(state): State<Arc<AppState>>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let limit = state.settings.request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            let message = format!(
-                "the request ran longer than {} ms (WXNOTIFY_REQUEST_TIMEOUT) and was stopped; fields it had finished stay done, the rest did not run",
-                limit.as_millis()
-            );
-            let body = json!({ "errors": [{ "message": message, "extensions": { "code": "timeout" } }] });
-            (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response()
+    let work = state.services.spawn(next.run(request));
+    let (status, code, message) = match tokio::time::timeout(limit, work).await {
+        Ok(Ok(response)) => return response,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a request handler failed unexpectedly");
+            (StatusCode::INTERNAL_SERVER_ERROR, "unexpected", "the request failed unexpectedly; see the server log".to_string())
         }
-    }
+        Err(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!(
+                "no answer within {} ms (WXNOTIFY_REQUEST_TIMEOUT): the request goes on in the background and its effects will show; \
+                 do not repeat it, look for its effects instead",
+                limit.as_millis()
+            ),
+        ),
+    };
+    (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))).into_response()
 }
 
-/// A 413 says which limit refused the body.
-async fn explain_too_large(State(state): State<Arc<AppState>>, response: Response) -> Response {
-    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+/// A 413 from the body limit says which setting refused it (other routes'
+/// own refusals, such as the callback's 64 KiB cap, pass unchanged).
+async fn explain_too_large(State(state): State<Arc<AppState>>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let graphql = request.uri().path() == "/api/graphql";
+    let response = next.run(request).await;
+    if !graphql || response.status() != StatusCode::PAYLOAD_TOO_LARGE {
         return response;
     }
     let message = format!(
@@ -80,7 +93,9 @@ pub struct ClientAddress(pub Option<IpAddr>);
 /// the connection's peer.
 fn client_address(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> ClientAddress {
     let Some(name) = &state.settings.client_ip_header else { return ClientAddress(Some(peer.ip())) };
-    let forwarded = headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next());
+    // The last line and its last entry: what the proxy itself wrote (a client
+    // may send its own header lines and entries before it).
+    let forwarded = headers.get_all(name).iter().next_back().and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next());
     ClientAddress(forwarded.and_then(|v| v.trim().parse().ok()))
 }
 

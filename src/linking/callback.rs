@@ -237,6 +237,7 @@ async fn dispatch(services: Arc<Services>, event: Event) -> Response {
     }
     let work = services.clone().spawn(async move {
         let result = apply(&services, &event).await;
+        forget_old_claims(&services, Utc::now() - DEDUPE_RETENTION).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, key, "applying a WeChat callback failed; releasing it for WeChat's retry");
             if let Err(e) = execute(&services.db, "DELETE FROM callback_event WHERE dedupe_key = $1", vec![key.into()]).await {
@@ -259,11 +260,7 @@ async fn dispatch(services: Arc<Services>, event: Event) -> Response {
 async fn claim(services: &Services, key: &str, event: &str) -> Result<bool, sea_orm::DbErr> {
     let now = Utc::now();
     let sql = "INSERT INTO callback_event (dedupe_key, event, received_at) VALUES ($1, $2, $3) ON CONFLICT (dedupe_key) DO NOTHING";
-    let claimed = execute(&services.db, sql, vec![key.into(), event.into(), now.into()]).await? > 0;
-    if claimed {
-        forget_old_claims(services, now - DEDUPE_RETENTION).await;
-    }
-    Ok(claimed)
+    Ok(execute(&services.db, sql, vec![key.into(), event.into(), now.into()]).await? > 0)
 }
 
 /// Deletes the claims received before `cutoff`: one indexed range, nearly

@@ -99,7 +99,7 @@ pub async fn sync_followers(services: &Services, progress: Option<ProgressFn>) -
     lease.release().await;
     let outcome = match &result {
         Ok(_) => "ok",
-        Err(LinkError::Stopping) => "interrupted",
+        Err(LinkError::Stopping | LinkError::LeaseLost) => "interrupted",
         Err(_) => "failed",
     };
     ::metrics::counter!("wxnotify_follower_syncs_total", "outcome" => outcome).increment(1);

@@ -287,16 +287,25 @@ fn notify_digest() -> Field {
 }
 
 fn notify_account() -> Field {
+    /// The throttle window when none is given, and the shortest a user may ask for.
+    const DEFAULT_WINDOW_SECONDS: i64 = 600;
     Field::new("notifyAccount", TypeRef::named_nn("NotifyAccountResult"), |ctx| {
         FieldFuture::new(async move {
-            ops::require(&ctx, &[Role::Admin, Role::User])?;
+            let caller = ops::require(&ctx, &[Role::Admin, Role::User])?;
             let services = ops::services(&ctx)?.clone();
             let account = ctx
                 .args
                 .get("account_id")
                 .and_then(|v| crate::hasura::input::parse_bigint(v.as_value()))
                 .ok_or_else(|| invalid("account_id must be a bigint").into_graphql())?;
-            let window = ctx.args.get("window_seconds").and_then(|v| v.i64().ok()).unwrap_or(600);
+            let window = ctx.args.get("window_seconds").and_then(|v| v.i64().ok()).unwrap_or(DEFAULT_WINDOW_SECONDS);
+            if caller.role == Role::User && window < DEFAULT_WINDOW_SECONDS {
+                // Otherwise one user could notify another every second.
+                return Err(invalid(format!(
+                    "a user's window_seconds is at least {DEFAULT_WINDOW_SECONDS}; shorter windows are for admins"
+                ))
+                .into_graphql());
+            }
             let result = realtime::notify_account(&services, account, window).await.map_err(NotifyError::into_graphql)?;
             Ok(answer(json!({
                 "status": result.status.as_str(),
@@ -313,8 +322,8 @@ fn notify_account() -> Field {
     .argument(InputValue::new("account_id", TypeRef::named_nn("bigint")).description("the account to notify"))
     .argument(
         InputValue::new("window_seconds", TypeRef::named(TypeRef::INT))
-            .default_value(600)
-            .description("no second notice within this many seconds"),
+            .default_value(DEFAULT_WINDOW_SECONDS)
+            .description("no second notice within this many seconds (at least 600 for users)"),
     )
 }
 

@@ -183,9 +183,10 @@ pub async fn deliver(services: &Services, scope: &Scope) -> Result<Tally, DbErr>
     loop {
         if services.stopping.is_cancelled() {
             tally.stopped = Some(SERVER_STOPPING.to_string());
-            if let Some(rest) = ids.as_mut() {
-                tally.pending += rest.map(|c| c.len() as u64).sum::<u64>();
-            }
+        }
+        if tally.stopped.is_some() {
+            // What this run will not claim stays PENDING for a later one.
+            tally.pending += ids.as_mut().map_or(0, |rest| rest.map(|c| c.len() as u64).sum::<u64>());
             break;
         }
         let claimed = match ids.as_mut() {
@@ -199,12 +200,6 @@ pub async fn deliver(services: &Services, scope: &Scope) -> Result<Tally, DbErr>
             break;
         }
         run_chunk(services, claimed, &mut tally).await?;
-        if tally.stopped.is_some() {
-            if let Some(rest) = ids.as_mut() {
-                tally.pending += rest.map(|c| c.len() as u64).sum::<u64>();
-            }
-            break;
-        }
     }
     Ok(tally)
 }

@@ -62,6 +62,9 @@ async fn tick(services: &Arc<Services>) -> Result<(), DbErr> {
         .all(&services.db)
         .await?;
     for job in due {
+        if services.stopping.is_cancelled() {
+            break; // the occurrence stays due for whichever process runs next
+        }
         if let Err(e) = fire(services, job, now).await {
             tracing::warn!(error = %e, "firing a scheduled job failed");
         }
@@ -151,10 +154,8 @@ async fn start_run(services: &Arc<Services>, job: &scheduled_job::Model, occurre
         Err(DbErr::RecordNotInserted) => return Ok(false),
         Err(e) => return Err(e),
     };
-    let job = job.clone();
-    let runner = services.clone();
-    services.spawn(async move {
-        let services = runner;
+    let (job, services) = (job.clone(), services.clone());
+    services.clone().spawn(async move {
         tracing::info!(group = %job.group, name = %job.name, job_type = %job.job_type, "job started");
         let started = std::time::Instant::now();
         let outcome = jobs::execute(&services, &job, occurrence).await;

@@ -232,9 +232,13 @@ with_simulator! {
             let request = app.client.post(format!("{second}/api/graphql")).bearer_auth(app.admin_token()).json(&json!({ "query": SYNC }));
             tokio::spawn(async move { request.send().await.unwrap().json::<Value>().await.unwrap() })
         };
-        while sim.count_calls("/cgi-bin/user/get") == 0 {
+        for _ in 0..1000 {
+            if sim.count_calls("/cgi-bin/user/get") > 0 {
+                break;
+            }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        assert!(sim.count_calls("/cgi-bin/user/get") > 0, "the sync began listing within 10 s");
         stop.send(()).unwrap();
         server.await.unwrap();
         let interrupted = running.await.unwrap();

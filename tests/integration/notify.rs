@@ -455,6 +455,8 @@ with_simulator! {
         let nobody = app.graphql(NOTIFY, json!({ "a": 424242 })).await;
         assert_eq!(error_of(&nobody).0, "not-found");
         let user = app.token(Role::User, Some(&ids[0].to_string()));
+        let spam = app.graphql_with(Some(&user), NOTIFY, json!({ "a": ids[0], "w": 1 })).await;
+        assert!(error_of(&spam).1.contains("at least 600"), "a user cannot shorten the throttle: {spam}");
         let refused = app.graphql_with(Some(&user), DIGEST, json!({})).await;
         assert_eq!(error_of(&refused).0, "access-denied");
         assert!(refused["data"].is_null());
@@ -550,12 +552,13 @@ with_simulator! {
         let trigger = json!({ "query": r#"mutation { triggerScheduledJob(group: "digest", name: "daily") }"# });
         let response = app.client.post(format!("{first}/api/graphql")).bearer_auth(app.admin_token()).json(&trigger).send().await.unwrap();
         assert_eq!(response.json::<Value>().await.unwrap()["data"]["triggerScheduledJob"], true);
-        for _ in 0..200 {
+        for _ in 0..1000 {
             if !sim.sent_messages().is_empty() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        assert!(!sim.sent_messages().is_empty(), "the job began sending within 10 s");
         stop_first.send(()).unwrap();
         first_server.await.unwrap();
 

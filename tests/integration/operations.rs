@@ -60,7 +60,7 @@ async fn doctor_says_when_the_database_cannot_be_opened() {
 /// JSON, and SIGTERM stops the server cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_never_carry_secrets_and_sigterm_stops_cleanly() {
-    use std::io::Read;
+    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
     use crate::common::{Backend, TestDb, sim_settings};
@@ -71,13 +71,12 @@ async fn json_logs_never_carry_secrets_and_sigterm_stops_cleanly() {
         let sim = Simulator::start(SimConfig::default()).await.unwrap();
         sim.add_followers([SimFollower::new("oaFan")]);
         sim.add_mp_users([SimMpUser::new("oMpFan", Some("uFan"), &["login-code"])]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut server = KillOnDrop(
             Command::new(env!("CARGO_BIN_EXE_wxnotify"))
                 .arg("serve")
                 .envs(sim_settings(&sim).into_iter().map(|(k, v)| (format!("WXNOTIFY_{k}"), v)))
                 .env("WXNOTIFY_DATABASE_URL", &test_db.url)
-                .env("WXNOTIFY_LISTEN", format!("127.0.0.1:{port}"))
+                .env("WXNOTIFY_LISTEN", "127.0.0.1:0")
                 .env("WXNOTIFY_JWT_SECRET", JWT_SECRET)
                 .env("WXNOTIFY_LOG_FORMAT", "json")
                 .env("RUST_LOG", "debug")
@@ -86,24 +85,23 @@ async fn json_logs_never_carry_secrets_and_sigterm_stops_cleanly() {
                 .spawn()
                 .expect("the wxnotify binary starts"),
         );
-        let mut stderr = server.0.stderr.take().unwrap();
-        let logs = std::thread::spawn(move || {
-            let mut text = String::new();
-            stderr.read_to_string(&mut text).unwrap();
-            text
-        });
-
-        let client = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{port}");
-        let mut up = false;
-        for _ in 0..100 {
-            up = client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success());
-            if up {
-                break;
+        let (lines, logged) = std::sync::mpsc::channel::<String>();
+        let stderr = BufReader::new(server.0.stderr.take().unwrap());
+        std::thread::spawn(move || stderr.lines().map_while(Result::ok).try_for_each(|line| lines.send(line)));
+        // The port it bound, from its own "listening" line.
+        let mut logs = Vec::new();
+        let addr = loop {
+            let line = logged.recv_timeout(std::time::Duration::from_secs(30)).expect("the server logs that it listens");
+            let listening =
+                serde_json::from_str::<serde_json::Value>(&line).ok().and_then(|l| l["fields"]["addr"].as_str().map(String::from));
+            logs.push(line);
+            if let Some(addr) = listening {
+                break addr;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        assert!(up, "the server answers /healthz");
+        };
+        let client = reqwest::Client::new();
+        let base = format!("http://{addr}");
+        assert!(client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()), "the server answers /healthz");
         let graphql = |token: Option<String>, query: &'static str| {
             let mut request = client.post(format!("{base}/api/graphql")).json(&json!({ "query": query }));
             if let Some(token) = token {
@@ -145,7 +143,8 @@ async fn json_logs_never_carry_secrets_and_sigterm_stops_cleanly() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let status = status.expect("the server stops within 10 s of SIGTERM");
-        let logs = logs.join().unwrap();
+        logs.extend(logged.iter()); // until the process closed its stderr
+        let logs = logs.join("\n");
         assert!(status.success(), "SIGTERM is a clean stop: {status}\n{logs}");
         assert!(logs.contains("wxnotify stopped"), "{logs}");
         for line in logs.lines().filter(|l| !l.trim().is_empty()) {
