@@ -107,6 +107,7 @@ impl Application {
         let addr = self.listener.local_addr()?;
         let services = self.state.services.clone();
         let mut scheduler = self.state.settings.scheduler.then(|| scheduler::spawn(services.clone()));
+        let mut sweeper = Some(notify::spawn_sweeper(services.clone()));
         tracing::info!(%addr, "wxnotify listening; GraphiQL at http://{addr}/");
         let app = http::router(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(self.listener, app).with_graceful_shutdown(services.stopping.clone().cancelled_owned()).into_future();
@@ -118,15 +119,16 @@ impl Application {
         };
         services.stopping.cancel();
         // In order: open requests, the scheduler's current tick (it may still
-        // start a run), then every run, callback and send in the background.
+        // start a run) and the outbox sweep, then every run, callback and
+        // send in the background.
         let grace = self.state.settings.shutdown_grace;
         let drained = tokio::time::timeout(grace, async {
             let served = match failed {
                 Some(served) => served,
                 None => (&mut server).await,
             };
-            if let Some(scheduler) = scheduler.take() {
-                let _ = scheduler.await;
+            for loop_task in [scheduler.take(), sweeper.take()].into_iter().flatten() {
+                let _ = loop_task.await;
             }
             services.background.close();
             services.background.wait().await;

@@ -97,6 +97,8 @@ pub struct Settings {
     pub client_ip_header: Option<axum::http::HeaderName>,
     /// How long a stopping server waits for in-flight requests and jobs.
     pub shutdown_grace: Duration,
+    /// A PENDING delivery untouched this long is sent by the next sweep.
+    pub pending_retry_after: Duration,
 }
 
 /// `count` events per `per`, e.g. `30/min`.
@@ -154,6 +156,11 @@ pub const SETTINGS: &[SettingInfo] = &[
         "header your reverse proxy puts the client address in (X-Real-IP, X-Forwarded-For); unset: the connection's peer",
     ),
     setting("SHUTDOWN_GRACE", Some("30s"), "how long a stopping server lets in-flight requests, jobs and sends finish"),
+    setting(
+        "PENDING_RETRY_AFTER",
+        Some("10m"),
+        "a message left PENDING (by a stopped server or a quota stop) this long is sent by any running server",
+    ),
 ];
 
 /// A setting that could not be used; `Display` is one line naming it.
@@ -268,6 +275,7 @@ impl Settings {
                 axum::http::HeaderName::try_from(v).map_err(|_| "is not an HTTP header name like X-Real-IP".into())
             })?,
             shutdown_grace: raw.parse("SHUTDOWN_GRACE", parse_duration)?,
+            pending_retry_after: raw.parse("PENDING_RETRY_AFTER", parse_duration)?,
         })
     }
 

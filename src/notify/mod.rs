@@ -45,3 +45,24 @@ pub fn recover_in_background(services: Arc<Services>) {
         }
     });
 }
+
+/// Starts the outbox sweeper: every quarter of `WXNOTIFY_PENDING_RETRY_AFTER`
+/// (at most every minute) it runs [`outbox::sweep`], until the server stops.
+/// Every server runs one; rows are claimed atomically, so they never clash.
+pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
+    let every =
+        (services.settings.pending_retry_after / 4).clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(60));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = services.stopping.cancelled() => break,
+            }
+            match outbox::sweep(&services).await {
+                Ok(tally) if tally.is_empty() => {}
+                Ok(tally) => tracing::info!(?tally, "outbox sweep: sent deliveries left pending"),
+                Err(e) => tracing::warn!(error = %e, "outbox sweep failed; trying again later"),
+            }
+        }
+    })
+}

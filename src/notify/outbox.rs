@@ -205,28 +205,62 @@ pub async fn deliver(services: &Services, scope: &Scope) -> Result<Tally, DbErr>
 }
 
 /// Settles rows a dead process left SENDING (see the module doc), then
-/// sends every PENDING row. Runs when a server starts.
+/// sends the PENDING rows earlier processes left. Runs when a server starts.
 pub async fn recover(services: &Services, started: DateTime<Utc>) -> Result<Tally, DbErr> {
-    // A live sender finishes a row within its retries and timeouts; a row
-    // SENDING for much longer belongs to a process that is gone.
+    settle_abandoned(services).await?;
+    // Only what earlier processes left: work queued since this process
+    // started belongs to whoever queued it.
+    let leftovers = pending_before(services, delivery::Column::CreatedAt, started, None).await?;
+    deliver(services, &Scope::Ids(leftovers)).await
+}
+
+/// Most rows one sweep takes.
+const SWEEP_BATCH: u64 = 1000;
+
+/// What every server does every little while (see [`super::spawn_sweeper`]):
+/// settles abandoned SENDING rows and sends PENDING rows nobody has touched
+/// for `WXNOTIFY_PENDING_RETRY_AFTER`: those a server put back as it stopped
+/// while another was already running (a rolling deploy), or that a run left
+/// after a quota stop (then the first send says whether the quota is back).
+pub async fn sweep(services: &Services) -> Result<Tally, DbErr> {
+    settle_abandoned(services).await?;
+    let idle = chrono::Duration::from_std(services.settings.pending_retry_after).unwrap_or_else(|_| chrono::Duration::hours(1));
+    let stale = pending_before(services, delivery::Column::UpdatedAt, Utc::now() - idle, Some(SWEEP_BATCH)).await?;
+    if stale.is_empty() {
+        return Ok(Tally::default());
+    }
+    deliver(services, &Scope::Ids(stale)).await
+}
+
+/// Marks FAILED (outcome unknown) the rows SENDING for far longer than a
+/// live sender takes: their process is gone.
+async fn settle_abandoned(services: &Services) -> Result<(), DbErr> {
     let lease = services.settings.wechat_timeout * 12 + Duration::from_secs(60);
     let cutoff = Utc::now() - chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::hours(1));
     let settled = settle_stale(&services.db, cutoff).await?;
     if settled > 0 {
         tracing::warn!(rows = settled, "deliveries left SENDING by a stopped process were marked FAILED (outcome unknown; not resent)");
     }
-    // Only what earlier processes left: work queued since this process
-    // started belongs to whoever queued it.
-    let leftovers: Vec<i64> = delivery::Entity::find()
+    Ok(())
+}
+
+/// Ids of PENDING rows whose `column` is before `cutoff`, oldest first.
+async fn pending_before(
+    services: &Services,
+    column: delivery::Column,
+    cutoff: DateTime<Utc>,
+    limit: Option<u64>,
+) -> Result<Vec<i64>, DbErr> {
+    delivery::Entity::find()
         .select_only()
         .column(delivery::Column::Id)
         .filter(delivery::Column::Status.eq("PENDING"))
-        .filter(delivery::Column::CreatedAt.lt(started))
+        .filter(column.lt(cutoff))
         .order_by_asc(delivery::Column::Id)
+        .limit(limit)
         .into_tuple()
         .all(&services.db)
-        .await?;
-    deliver(services, &Scope::Ids(leftovers)).await
+        .await
 }
 
 /// Marks rows SENDING since before `cutoff` FAILED, outcome unknown.
@@ -237,7 +271,7 @@ pub async fn settle_stale(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> R
     sql.execute(db).await
 }
 
-const SERVER_STOPPING: &str = "the server is stopping: messages not yet sent stay PENDING and are sent when a server starts again";
+const SERVER_STOPPING: &str = "the server is stopping: messages not yet sent stay PENDING; a running server sends them after WXNOTIFY_PENDING_RETRY_AFTER, a starting one at once";
 
 const UNKNOWN_AFTER_CRASH: &str = "outcome unknown: the sending process stopped while WeChat had the message; \
     not resent so it cannot arrive twice (set status to PENDING to resend; WeChat drops a repeat of the same client_msg_id)";

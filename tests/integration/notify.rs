@@ -536,7 +536,7 @@ with_simulator! {
 }
 
 with_simulator! {
-    async fn a_stopping_server_finishes_the_sends_it_started_and_leaves_the_rest_pending(app, sim) {
+    async fn a_stopping_server_finishes_the_sends_it_started_and_a_running_one_sends_the_rest(app, sim) {
         digest_template(&app).await;
         let rows: Vec<Value> = (0..40).map(|i| json!({ "nickname": format!("u{i}"), "oaopenid": format!("oaU{i}") })).collect();
         for id in accounts(&app, &sim, Value::Array(rows)).await {
@@ -544,7 +544,11 @@ with_simulator! {
         }
         app.data(r#"mutation { addScheduledJob(input: {name: "daily", group: "digest", jobType: NOTIFY_DIGEST,
             triggerConfigs: [{triggerType: "cron", cron: "0 0 20 * * ?"}], dataMap: {template: "digest"}}) { name } }"#, json!({})).await;
-        // A second server process runs the job, slowly, and is stopped mid-run.
+        // A rolling deploy: the new server is up before the old one stops.
+        let mut settings = sim_settings(&sim);
+        settings.push(("PENDING_RETRY_AFTER".into(), "5s".into()));
+        let (_state, _new, stop_new, new_server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
+        // The old server runs the job, slowly, and is stopped mid-run.
         sim.set_latency(Duration::from_millis(250));
         let mut settings = sim_settings(&sim);
         settings.push(("WECHAT_CONCURRENCY".into(), "4".into()));
@@ -577,17 +581,17 @@ with_simulator! {
         assert_eq!(status("PENDING").await, 40 - sent);
         assert!(sent < 40, "the stop came before the run's end ({sent} sent)");
 
-        // The next server to start sends the rest, each message once.
+        // The server still running sends the rest once they have sat for
+        // PENDING_RETRY_AFTER, each message once.
         sim.set_latency(Duration::ZERO);
-        let (_state, _second, stop_second, second_server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
         for _ in 0..400 {
             if status("SENT").await == 40 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        stop_second.send(()).unwrap();
-        second_server.await.unwrap();
+        stop_new.send(()).unwrap();
+        new_server.await.unwrap();
         assert_eq!(status("SENT").await, 40);
         let tousers = sent_to(&sim);
         assert_eq!((sim.sent_messages().len(), tousers.len()), (40, 40), "every follower once: {tousers:?}");
