@@ -44,6 +44,11 @@ impl Caller {
     pub const ANONYMOUS: Caller = Caller { role: Role::Anonymous, sub: None };
     pub const ADMIN: Caller = Caller { role: Role::Admin, sub: None };
 
+    /// Who sent the GraphQL request being resolved (anonymous without a token).
+    pub fn of(ctx: &async_graphql::Context<'_>) -> Caller {
+        ctx.data_opt::<Caller>().cloned().unwrap_or(Caller::ANONYMOUS)
+    }
+
     /// The caller's account id, when `sub` is one.
     pub fn account_id(&self) -> Option<i64> {
         self.sub.as_deref().and_then(|s| s.parse().ok())

@@ -25,7 +25,7 @@ pub fn services<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Arc<
 
 /// Who is calling (anonymous when no token was given).
 pub fn caller(ctx: &ResolverContext<'_>) -> Caller {
-    ctx.ctx.data_opt::<Caller>().cloned().unwrap_or(Caller::ANONYMOUS)
+    Caller::of(ctx.ctx)
 }
 
 /// The caller, if its role is one of `roles`; otherwise an `access-denied`

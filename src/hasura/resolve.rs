@@ -53,13 +53,8 @@ impl Splice {
     }
 }
 
-/// Who sent the request (anonymous without a token).
-fn request_caller(ctx: &ResolverContext<'_>) -> Caller {
-    ctx.ctx.data_opt::<Caller>().cloned().unwrap_or(Caller::ANONYMOUS)
-}
-
 fn permissions(ctx: &ResolverContext<'_>) -> Permissions {
-    Permissions::new(request_caller(ctx))
+    Permissions::new(Caller::of(ctx.ctx))
 }
 
 fn parse_json(text: &str) -> Result<Value, EngineError> {
@@ -111,7 +106,7 @@ impl Engine {
     /// relations, aggregates), for operations that return a table type; read
     /// with the request's permissions, as `T_by_pk` would.
     pub async fn select_by_pk(&self, ctx: &ResolverContext<'_>, table: &str, id: i64) -> Result<Option<Value>, EngineError> {
-        self.select_by_pk_as(ctx, table, id, request_caller(ctx)).await
+        self.select_by_pk_as(ctx, table, id, Caller::of(ctx.ctx)).await
     }
 
     /// [`select_by_pk`](Self::select_by_pk) with `caller`'s permissions in

@@ -340,6 +340,18 @@ enum Outcome {
     Skipped(String),
 }
 
+impl Outcome {
+    /// The `delivery.status` the row takes (Unsent: back to PENDING).
+    fn status(&self) -> &'static str {
+        match self {
+            Outcome::Sent(_) => "SENT",
+            Outcome::Failed { .. } => "FAILED",
+            Outcome::Unsent { .. } => "PENDING",
+            Outcome::Skipped(_) => "SKIPPED",
+        }
+    }
+}
+
 /// How a failure changes the account's link to the service account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Unlink {
@@ -515,12 +527,12 @@ async fn record(db: &impl ConnectionTrait, outcomes: &[(i64, Outcome)]) -> Resul
     let rows: Vec<Row> = outcomes
         .iter()
         .map(|(_, outcome)| match outcome {
-            Outcome::Sent(msgid) => ("SENT", 1, None, None, *msgid, Some(now)),
-            Outcome::Failed { errcode, errmsg, .. } => ("FAILED", 1, errcode.map(|c| c as i32), Some(errmsg.clone()), None, None),
+            Outcome::Sent(msgid) => (outcome.status(), 1, None, None, *msgid, Some(now)),
+            Outcome::Failed { errcode, errmsg, .. } => (outcome.status(), 1, errcode.map(|c| c as i32), Some(errmsg.clone()), None, None),
             Outcome::Unsent { errcode, errmsg, tried } => {
-                ("PENDING", *tried as i32, errcode.map(|c| c as i32), Some(errmsg.clone()), None, None)
+                (outcome.status(), *tried as i32, errcode.map(|c| c as i32), Some(errmsg.clone()), None, None)
             }
-            Outcome::Skipped(reason) => ("SKIPPED", 0, None, Some(reason.clone()), None, None),
+            Outcome::Skipped(reason) => (outcome.status(), 0, None, Some(reason.clone()), None, None),
         })
         .collect();
     let arms = |pick: &dyn Fn(&Row) -> sea_orm::Value| keys.iter().cloned().zip(rows.iter().map(pick)).collect::<Vec<_>>();
@@ -577,13 +589,7 @@ fn count(tally: &mut Tally, outcomes: &[(i64, Outcome)]) {
 fn observe(outcomes: &[(i64, Outcome)], rows: &HashMap<i64, &Claimed>) {
     for (id, outcome) in outcomes {
         let channel = rows.get(id).and_then(|r| r.channel).map_or("unknown", Channel::as_str);
-        let status = match outcome {
-            Outcome::Sent(_) => "SENT",
-            Outcome::Failed { .. } => "FAILED",
-            Outcome::Unsent { .. } => "PENDING",
-            Outcome::Skipped(_) => "SKIPPED",
-        };
-        ::metrics::counter!("wxnotify_deliveries_total", "channel" => channel, "status" => status).increment(1);
+        ::metrics::counter!("wxnotify_deliveries_total", "channel" => channel, "status" => outcome.status()).increment(1);
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wxnotify::sim::{CallbackTarget, SimConfig, SimEvent, SimFollower, SimHandle, SimMpUser, Simulator};
 use wxnotify::wechat::crypto;
 
-use crate::common::{Backend, TestApp, spawn_app_with, start_server};
+use crate::common::{Backend, TestApp, borrowed, sim_settings, spawn_app_with, start_server};
 
 const CALLBACK_TOKEN: &str = "test-callback-token";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
@@ -44,22 +44,16 @@ macro_rules! with_simulator {
 async fn start(backend: Backend, followers: usize) -> Option<(TestApp, SimHandle)> {
     let config = SimConfig { followers: (0..followers).map(SimFollower::generated).collect(), page_size: PAGE, ..SimConfig::default() };
     let sim = Simulator::start(config).await.expect("the simulator starts");
-    let app = spawn_app_with(backend, &settings(&sim)).await?;
+    let app = spawn_app_with(backend, &borrowed(&settings(&sim))).await?;
     Some((app, sim))
 }
 
-fn settings(sim: &SimHandle) -> Vec<(&'static str, &'static str)> {
-    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-    vec![
-        ("WECHAT_API_BASE", leak(sim.base_url())),
-        ("OA_APPID", leak(sim.oa_appid())),
-        ("OA_SECRET", "sim-oa-secret"),
-        ("MP_APPID", leak(sim.mp_appid())),
-        ("MP_SECRET", "sim-mp-secret"),
-        ("OA_TOKEN", CALLBACK_TOKEN),
-        ("OA_AES_KEY", AES_KEY),
-        ("WECHAT_CONCURRENCY", "4"),
-    ]
+/// The simulator's settings plus the callback's token and key.
+fn settings(sim: &SimHandle) -> Vec<(String, String)> {
+    let mut settings = sim_settings(sim);
+    settings
+        .extend([("OA_TOKEN", CALLBACK_TOKEN), ("OA_AES_KEY", AES_KEY), ("WECHAT_CONCURRENCY", "4")].map(|(k, v)| (k.into(), v.into())));
+    settings
 }
 
 fn openid(n: usize) -> String {
@@ -212,7 +206,7 @@ with_simulator! {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         // A second server process on the same database.
-        let (_state, second, _stop, _server) = start_server(app.test_db.url.clone(), &settings(&sim)).await;
+        let (_state, second, _stop, _server) = start_server(app.test_db.url.clone(), &borrowed(&settings(&sim))).await;
         let response = app.client.post(format!("{second}/api/graphql")).bearer_auth(app.admin_token()).json(&json!({ "query": SYNC })).send().await.unwrap();
         let refused: Value = response.json().await.unwrap();
         assert_eq!(refused["errors"][0]["extensions"]["code"], "sync-running", "{refused}");
@@ -227,7 +221,7 @@ with_simulator! {
         let ids = insert_accounts(&app, json!([{ "mp_openid": "m0", "unionid": unionid(0) }])).await;
         sim.set_latency(std::time::Duration::from_millis(300));
         // Another server process runs the sync and is stopped while it lists.
-        let (_state, second, stop, server) = start_server(app.test_db.url.clone(), &settings(&sim)).await;
+        let (_state, second, stop, server) = start_server(app.test_db.url.clone(), &borrowed(&settings(&sim))).await;
         let running = {
             let request = app.client.post(format!("{second}/api/graphql")).bearer_auth(app.admin_token()).json(&json!({ "query": SYNC }));
             tokio::spawn(async move { request.send().await.unwrap().json::<Value>().await.unwrap() })
