@@ -16,6 +16,7 @@
 //!   everything that keeps `account.oaopenid` true.
 //! - [`notify`]: sending: the outbox, digests, throttled notices, credits.
 //! - [`ratelimit`]: limits per client address (logins).
+//! - [`error`]: the one mapping from every capability's errors to GraphQL.
 //! - [`metrics`], [`telemetry`], [`doctor`]: operating it.
 //! - [`Application`]: binds a listener and serves until told to stop; `main`
 //!   and the integration tests both start the server through it.
@@ -23,6 +24,7 @@
 pub mod auth;
 pub mod db;
 pub mod doctor;
+pub mod error;
 pub mod flows;
 pub mod graphql;
 pub mod hasura;

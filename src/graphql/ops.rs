@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use async_graphql::ErrorExtensions;
 use async_graphql::dynamic::{Field, ResolverContext, Type};
 
 use crate::auth::{Caller, Role};
@@ -36,8 +35,7 @@ pub fn require(ctx: &ResolverContext<'_>, roles: &[Role]) -> async_graphql::Resu
         return Ok(caller);
     }
     let field = ctx.ctx.field();
-    Err(async_graphql::Error::new(format!("role {:?} may not run `{}`", caller.role, field.name()).to_lowercase())
-        .extend_with(|_, e| e.set("code", "access-denied")))
+    Err(crate::error::coded("access-denied", format!("role {:?} may not run `{}`", caller.role, field.name()).to_lowercase()))
 }
 
 /// The client's address, when the request came over HTTP.
@@ -45,7 +43,5 @@ pub fn client_address(ctx: &ResolverContext<'_>) -> Option<std::net::IpAddr> {
     ctx.ctx.data_opt::<crate::http::ClientAddress>().and_then(|a| a.0)
 }
 
-/// An error with a Hasura-style `extensions.code`.
-pub fn error(code: &'static str, message: impl Into<String>) -> async_graphql::Error {
-    async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", code))
-}
+/// An error with a Hasura-style `extensions.code` (see [`crate::error`]).
+pub use crate::error::coded as error;

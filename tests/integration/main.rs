@@ -2,6 +2,7 @@
 
 mod common;
 
+mod errors;
 mod foundation;
 mod hostile;
 mod limits;
