@@ -5,6 +5,7 @@
 //! - [`db`]: connecting, migrating, the development JWT secret.
 //! - [`auth`]: JWT bearer tokens and roles.
 //! - [`hasura`]: the Zion/Hasura table surface, one engine over entity metadata.
+//! - [`tables`]: the project's tables and their permissions, as the engine serves them.
 //! - [`graphql`]: the schema: the generated table fields plus the operations.
 //! - [`services`]: what operations reach (database, settings, WeChat client).
 //! - [`scheduler`]: durable Quartz-cron jobs; [`flows`] the action flows
@@ -37,6 +38,7 @@ pub mod scheduler;
 pub mod services;
 pub mod settings;
 pub mod sim;
+pub mod tables;
 pub mod telemetry;
 pub mod wechat;
 

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 use sea_orm::{ColumnTrait, ColumnType, EntityTrait, IdenStatic, Iterable, RelationTrait, RelationType};
 
+use super::permission::TablePermissions;
+
 /// The GraphQL scalar a column is exposed as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scalar {
@@ -104,6 +106,8 @@ pub struct Table {
     pub columns: Vec<Column>,
     pub uniques: Vec<UniqueKey>,
     pub relations: Vec<Relation>,
+    /// Who may read and write which rows (admin: everything).
+    pub permissions: TablePermissions,
 }
 
 impl Table {
@@ -140,12 +144,21 @@ impl Catalog {
     }
 
     /// Registers an entity. `docs` describes its columns (name, text); the
-    /// table's description is the entity's `comment`.
-    pub fn register<E>(mut self, entity: E, docs: &[(&str, &str)]) -> Self
+    /// table's description is the entity's `comment`; `permissions` says
+    /// what the roles other than admin may do.
+    ///
+    /// # Panics
+    /// When a permission names a column the table does not have: the
+    /// table list is fixed at build time, and a test builds it.
+    pub fn register<E>(mut self, entity: E, docs: &[(&str, &str)], permissions: TablePermissions) -> Self
     where
         E: EntityTrait,
     {
-        let table = table_of(entity, docs);
+        let mut table = table_of(entity, docs);
+        for column in permissions.own_columns() {
+            assert!(table.column(column).is_some(), "a permission of `{}` names the unknown column `{column}`", table.name);
+        }
+        table.permissions = permissions;
         self.index.insert(table.name.clone(), self.tables.len());
         self.tables.push(table);
         self
@@ -179,7 +192,14 @@ fn table_of<E: EntityTrait>(entity: E, docs: &[(&str, &str)]) -> Table {
     }
     uniques.extend(composite_keys(E::default()));
     let relations = E::Relation::iter().map(|r| relation_of(r.def())).collect();
-    Table { description: entity.comment().unwrap_or_default().to_string(), name, columns, uniques, relations }
+    Table {
+        description: entity.comment().unwrap_or_default().to_string(),
+        name,
+        columns,
+        uniques,
+        relations,
+        permissions: TablePermissions::admin_only(),
+    }
 }
 
 fn system_column_doc(column: &str) -> &'static str {

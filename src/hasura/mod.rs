@@ -7,9 +7,11 @@
 //! - [`input`] and [`ir`]: arguments and selections, parsed and checked;
 //! - [`sql`]: one SQL statement per root field, the database building the JSON;
 //! - [`resolve`]: the root fields, which compile, run and answer;
-//! - [`permission`]: the per-role row filters every field consults.
+//! - [`permission`]: the per-role row filters, declared with each table, that
+//!   every field consults.
 //!
-//! Adding a table means registering its entity in [`crate::graphql::catalog`].
+//! Adding a table means registering its entity, with its permissions, in
+//! [`crate::tables::catalog`]; nothing here names a project table.
 
 pub mod error;
 pub mod input;

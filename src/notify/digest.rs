@@ -136,7 +136,7 @@ pub fn summary(counts: &BTreeMap<String, i64>) -> String {
 
 fn catalog() -> &'static Catalog {
     static CATALOG: OnceLock<Catalog> = OnceLock::new();
-    CATALOG.get_or_init(crate::graphql::catalog)
+    CATALOG.get_or_init(crate::tables::catalog)
 }
 
 /// The one aggregate query: following accounts matching `filter` with

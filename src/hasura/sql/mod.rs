@@ -158,7 +158,7 @@ impl<'a> Writer<'a> {
     }
 
     /// The row filter the caller's role puts on `table`, if any.
-    pub fn permission(&self, table: &str, operation: Operation) -> Result<Option<BoolExp>, EngineError> {
+    pub fn permission(&self, table: &Table, operation: Operation) -> Result<Option<BoolExp>, EngineError> {
         self.perms.filter(table, operation)
     }
 
