@@ -1,4 +1,4 @@
-//! Helpers for the operations of contract §5 (everything that is not the
+//! Helpers for the operations beyond tables (everything that is not the
 //! generated table surface): each capability module returns its
 //! [`Operations`], and resolvers reach [`Services`] and the caller here.
 

@@ -1,4 +1,4 @@
-//! The HTTP surface (contract §6): GraphQL at `/api/graphql`, GraphiQL on
+//! The HTTP surface: GraphQL at `/api/graphql`, GraphiQL on
 //! `GET /` and `GET /api/graphql`, `/healthz`, and `/wechat/callback`
 //! (handled in [`crate::linking::callback`]).
 //!

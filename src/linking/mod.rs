@@ -1,5 +1,5 @@
-//! Linking users: everything that makes `account.oaopenid` true (contract
-//! §5), so a mini-program user can be reached through the service account.
+//! Linking users: everything that makes `account.oaopenid` true, so a
+//! mini-program user can be reached through the service account.
 //!
 //! - [`login`]: `loginWithWechatMiniApp` upserts the account by mp_openid and
 //!   links it at once when its unionid already follows.

@@ -1,4 +1,4 @@
-//! The GraphQL operations of sending (contract §5): `sendTemplateMessage`,
+//! The GraphQL operations of sending: `sendTemplateMessage`,
 //! `notifyDigest`, `notifyAccount`, `collectFormIds`, `grantSubscription`,
 //! `pushBroadcast`. Each checks the caller's role, parses its arguments
 //! into the types of the modules that do the work, and answers an object.

@@ -15,4 +15,5 @@ mod seed_documents;
 mod simulator;
 mod tables;
 mod wechat;
+mod wechat_crypto;
 mod where_property;
