@@ -38,9 +38,14 @@ pub fn require(ctx: &ResolverContext<'_>, roles: &[Role]) -> async_graphql::Resu
     Err(crate::error::coded("access-denied", format!("role {:?} may not run `{}`", caller.role, field.name()).to_lowercase()))
 }
 
+/// The address a request came from, as the transport puts it into the
+/// request's data for the resolvers (logins are limited per address).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
 /// The client's address, when the request came over HTTP.
 pub fn client_address(ctx: &ResolverContext<'_>) -> Option<std::net::IpAddr> {
-    ctx.ctx.data_opt::<crate::http::ClientAddress>().and_then(|a| a.0)
+    ctx.ctx.data_opt::<ClientAddress>().and_then(|a| a.0)
 }
 
 /// An error with a Hasura-style `extensions.code` (see [`crate::error`]).

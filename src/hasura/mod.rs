@@ -7,12 +7,15 @@
 //! - [`input`] and [`ir`]: arguments and selections, parsed and checked;
 //! - [`sql`]: one SQL statement per root field, the database building the JSON;
 //! - [`resolve`]: the root fields, which compile, run and answer;
+//! - [`condition`]: a `T_bool_exp` value compiled to a bare SQL condition,
+//!   for server code (digests) that filters in the table surface's language;
 //! - [`permission`]: the per-role row filters, declared with each table, that
 //!   every field consults.
 //!
 //! Adding a table means registering its entity, with its permissions, in
 //! [`crate::tables::catalog`]; nothing here names a project table.
 
+pub mod condition;
 pub mod error;
 pub mod input;
 pub mod ir;

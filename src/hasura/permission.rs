@@ -12,66 +12,8 @@ use crate::auth::{Caller, Role};
 
 use super::error::EngineError;
 use super::ir::BoolExp;
+pub use super::meta::{Operation, Rows, TablePermissions};
 use super::meta::{Scalar, Table};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    Select,
-    Insert,
-    Update,
-    Delete,
-}
-
-impl Operation {
-    fn verb(self) -> &'static str {
-        match self {
-            Operation::Select => "read",
-            Operation::Insert => "insert into",
-            Operation::Update => "update",
-            Operation::Delete => "delete from",
-        }
-    }
-}
-
-/// The rows one rule lets a role touch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rows {
-    /// Every row.
-    All,
-    /// The rows whose column (a bigint) equals the caller's account id.
-    Own(&'static str),
-}
-
-/// A table's permissions for the roles other than admin.
-#[derive(Clone, Debug, Default)]
-pub struct TablePermissions {
-    rules: Vec<(Role, Operation, Rows)>,
-}
-
-impl TablePermissions {
-    /// Only admin may touch the table.
-    pub fn admin_only() -> Self {
-        TablePermissions::default()
-    }
-
-    /// Lets `role` do `operation` on `rows`.
-    pub fn allow(mut self, role: Role, operation: Operation, rows: Rows) -> Self {
-        self.rules.push((role, operation, rows));
-        self
-    }
-
-    fn rule(&self, role: Role, operation: Operation) -> Option<&Rows> {
-        self.rules.iter().find(|(r, o, _)| *r == role && *o == operation).map(|(_, _, rows)| rows)
-    }
-
-    /// The columns `Own` rules name, to check them against the table.
-    pub fn own_columns(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.rules.iter().filter_map(|(_, _, rows)| match rows {
-            Rows::Own(column) => Some(*column),
-            Rows::All => None,
-        })
-    }
-}
 
 /// A caller's permissions, asked table by table.
 #[derive(Clone, Debug)]

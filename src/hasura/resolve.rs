@@ -13,7 +13,6 @@ use super::input::{self, as_list, column_names, sql_value};
 use super::ir::{BoolExp, FieldSel, MutationPart, OnConflict};
 use super::meta::{Catalog, Scalar, Table};
 use super::permission::Permissions;
-use super::schema::list_arguments;
 use super::sql::{Compiled, Dialect, InsertRequest, MutationOutput, RootOutput, UpdateRequest, Writer, compile_select};
 use crate::auth::Caller;
 
@@ -500,6 +499,22 @@ pub fn mutation_fields(engine: &Engine, table: &Table) -> Vec<Field> {
             .description(format!("delete single row from the table: \"{t}\""))
             .argument(InputValue::new("id", TypeRef::named_nn("bigint")).description("the row's id")),
     ]
+}
+
+/// `where`, `order_by`, `distinct_on`, `limit`, `offset`.
+pub fn list_arguments(field: Field, table: &str) -> Field {
+    field
+        .argument(
+            InputValue::new("distinct_on", TypeRef::named_nn_list(format!("{table}_select_column")))
+                .description("distinct select on columns"),
+        )
+        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)).description("limit the number of rows returned"))
+        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)).description("skip the first n rows. Use only with order_by"))
+        .argument(
+            InputValue::new("order_by", TypeRef::named_nn_list(format!("{table}_order_by")))
+                .description("sort the rows by one or more columns"),
+        )
+        .argument(InputValue::new("where", TypeRef::named(format!("{table}_bool_exp"))).description("filter the rows returned"))
 }
 
 /// A scalar field of a generated object: the value under its response key.

@@ -230,12 +230,12 @@ fn object_type(table: &Table) -> Object {
                 );
             }
             RelationKind::Array => {
-                let list = list_arguments(
+                let list = resolve::list_arguments(
                     resolve::object_field(&relation.name, TypeRef::named_nn_list_nn(target))
                         .description(format!("the related \"{target}\" rows ({target}.{} = {t}.{})", relation.remote, relation.local)),
                     target,
                 );
-                let aggregate = list_arguments(
+                let aggregate = resolve::list_arguments(
                     resolve::object_field(format!("{}_aggregate", relation.name), TypeRef::named_nn(format!("{target}_aggregate")))
                         .description(format!("an aggregate over the related \"{target}\" rows")),
                     target,
@@ -245,22 +245,6 @@ fn object_type(table: &Table) -> Object {
         }
     }
     object
-}
-
-/// `where`, `order_by`, `distinct_on`, `limit`, `offset`.
-pub fn list_arguments(field: Field, table: &str) -> Field {
-    field
-        .argument(
-            InputValue::new("distinct_on", TypeRef::named_nn_list(format!("{table}_select_column")))
-                .description("distinct select on columns"),
-        )
-        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)).description("limit the number of rows returned"))
-        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)).description("skip the first n rows. Use only with order_by"))
-        .argument(
-            InputValue::new("order_by", TypeRef::named_nn_list(format!("{table}_order_by")))
-                .description("sort the rows by one or more columns"),
-        )
-        .argument(InputValue::new("where", TypeRef::named(format!("{table}_bool_exp"))).description("filter the rows returned"))
 }
 
 fn aggregate_fields(table: &Table) -> Object {

@@ -5,7 +5,7 @@
 //! The transport is a thin shell: it works out who is calling and hands the
 //! request to the schema, which owns everything else.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::BatchRequest;
@@ -84,9 +84,7 @@ async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/api/graphql").title("wxnotify").finish())
 }
 
-/// The address the request came from, as the schema's resolvers see it.
-#[derive(Clone, Copy, Debug)]
-pub struct ClientAddress(pub Option<IpAddr>);
+pub use crate::graphql::ops::ClientAddress;
 
 /// The client's address: from `WXNOTIFY_CLIENT_IP_HEADER` when a reverse
 /// proxy sets it (the last entry of a list, the one the proxy added), else

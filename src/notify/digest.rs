@@ -148,9 +148,7 @@ pub async fn candidates(services: &Services, filter: Option<&GqlValue>) -> Resul
     };
     let condition = match filter {
         // An absent or null `where` is every account, as in Hasura.
-        Some(value) if !matches!(value, GqlValue::Null) => {
-            crate::hasura::sql::condition::condition(catalog(), dialect, "account", "a", value)?
-        }
+        Some(value) if !matches!(value, GqlValue::Null) => crate::hasura::condition::condition(catalog(), dialect, "account", "a", value)?,
         _ => crate::hasura::sql::Compiled { sql: "(1=1)".into(), params: Vec::<Value>::new() },
     };
     let text = format!(
