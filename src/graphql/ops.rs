@@ -38,6 +38,9 @@ pub fn require(ctx: &ResolverContext<'_>, roles: &[Role]) -> async_graphql::Resu
     Err(crate::error::coded("access-denied", format!("role {:?} may not run `{}`", caller.role, field.name()).to_lowercase()))
 }
 
+/// The parent object's value under a key (see [`crate::hasura::resolve::parent_field`]).
+pub use crate::hasura::resolve::parent_field;
+
 /// The address a request came from, as the transport puts it into the
 /// request's data for the resolvers (logins are limited per address).
 #[derive(Clone, Copy, Debug)]

@@ -533,11 +533,18 @@ pub fn object_field(name: impl Into<String>, ty: TypeRef) -> Field {
     })
 }
 
+/// The entry under the field's response key (its alias, else its name).
 fn parent_entry<'a>(ctx: &ResolverContext<'a>) -> Option<&'a Value> {
+    let field = ctx.ctx.field();
+    parent_field(ctx, field.alias().unwrap_or(field.name()))
+}
+
+/// The parent object's value under `key` (a null counts as absent), whether
+/// the parent was given by value or borrowed from the database's JSON. Every
+/// field that reads its value from its parent goes through here.
+pub fn parent_field<'a>(ctx: &ResolverContext<'a>, key: &str) -> Option<&'a Value> {
     let parent: &'a FieldValue<'a> = ctx.parent_value;
     let parent = parent.as_value().or_else(|| parent.downcast_ref::<Value>())?;
     let Value::Object(map) = parent else { return None };
-    let field = ctx.ctx.field();
-    let key = field.alias().unwrap_or(field.name());
     map.get(key).filter(|v| !matches!(v, Value::Null))
 }

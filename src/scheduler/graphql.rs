@@ -90,11 +90,7 @@ pub fn operations() -> Operations {
 }
 
 fn value_of<'a>(ctx: &async_graphql::dynamic::ResolverContext<'a>, key: &str) -> FieldFuture<'a> {
-    let value = match ctx.parent_value.as_value() {
-        Some(Value::Object(map)) => map.get(key).cloned(),
-        _ => None,
-    };
-    FieldFuture::from_value(value)
+    FieldFuture::from_value(ops::parent_field(ctx, key).cloned())
 }
 
 fn add_scheduled_job() -> Field {
