@@ -3,6 +3,7 @@
 //! contributes. Built once at start-up; `wxnotify schema` prints it and
 //! `schema.graphql` must match what the server serves (a test checks).
 
+pub mod execute;
 mod limits;
 pub mod ops;
 
