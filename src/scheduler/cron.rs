@@ -23,7 +23,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 /// A parsed schedule.
@@ -68,7 +68,9 @@ enum Days {
     Nth { weekday: u32, k: u32 },
     /// Classic cron: day-of-month bits 1–31, day-of-week bits 0–6, and
     /// whether each was restricted (not `*`).
-    Classic { dom: u64, dow: u64, dom_restricted: bool, dow_restricted: bool },
+    /// `hour_restricted`: croniter moves a time in the spring-forward gap
+    /// to the gap's end only when the hour field is not `*`.
+    Classic { dom: u64, dow: u64, dom_restricted: bool, dow_restricted: bool, hour_restricted: bool },
 }
 
 /// Latest year Quartz can fire in: 100 years after the current one.
@@ -163,6 +165,15 @@ impl Kind {
     }
 }
 
+/// Which grammar a field is read with: Quartz's checks steps outside
+/// ranges and refuses ranges mixing names and numbers; classic cron (as
+/// croniter) takes any positive step and mixed ranges.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Quartz,
+    Classic,
+}
+
 /// A field's problem, before it is tied to the expression.
 type FieldResult<T> = Result<T, String>;
 
@@ -191,30 +202,49 @@ impl Schedule {
     /// `zone`; `None` when the schedule never fires again.
     pub fn next_after(&self, after: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
         let local = after.with_timezone(&zone).naive_local();
-        let mut from = Some(local.time().with_nanosecond(0).unwrap_or(local.time()));
-        let mut date = local.date();
-        let last = horizon();
-        while date.year() <= last {
-            let Some(year) = self.rule.year_from(date.year()) else { return None };
-            if year != date.year() {
-                date = NaiveDate::from_ymd_opt(year, 1, 1)?;
-                from = None;
-                continue;
-            }
-            if !bit(self.rule.months, date.month()) {
-                date = first_of_next_month(date)?;
-                from = None;
-                continue;
-            }
-            if self.rule.days.matches(date)
-                && let Some(found) = self.rule.first_time(date, from, zone)
-            {
-                return Some(found);
-            }
-            date = date.succ_opt()?;
-            from = None;
+        let local = local.with_nanosecond(0).unwrap_or(local);
+        match self.rule.days {
+            Days::Classic { hour_restricted, .. } => self.next_classic(after, local, zone, hour_restricted),
+            _ => self.next_quartz(local, zone),
         }
-        None
+    }
+
+    /// Quartz: the next matching wall-clock time that exists; a time the
+    /// fall-back overlap repeats fires at its second (standard-time) instant,
+    /// as Java's calendar resolves it.
+    fn next_quartz(&self, mut wall: NaiveDateTime, zone: Tz) -> Option<DateTime<Utc>> {
+        loop {
+            wall = self.rule.next_wall(wall)?;
+            match zone.from_local_datetime(&wall) {
+                LocalResult::Single(t) => return Some(t.with_timezone(&Utc)),
+                LocalResult::Ambiguous(_, later) => return Some(later.with_timezone(&Utc)),
+                LocalResult::None => continue,
+            }
+        }
+    }
+
+    /// Classic cron, as croniter does it: every instant whose wall-clock
+    /// time matches fires (both passes of the fall-back overlap), and a
+    /// time in the spring-forward gap fires when the gap ends if the hour
+    /// is restricted (a wildcard hour finds the same minute after). Wall-clock
+    /// order and instant order differ only within an overlap, so the search
+    /// starts two hours early and ends two hours past the first hit.
+    fn next_classic(&self, after: DateTime<Utc>, local: NaiveDateTime, zone: Tz, shift_gap: bool) -> Option<DateTime<Utc>> {
+        let window = chrono::TimeDelta::hours(2);
+        let mut wall = local - window;
+        let mut best: Option<(DateTime<Utc>, NaiveDateTime)> = None;
+        while let Some(next) = self.rule.next_wall(wall) {
+            wall = next;
+            if best.is_some_and(|(_, at)| wall > at + window) {
+                break;
+            }
+            for instant in instants(zone, wall, shift_gap).into_iter().filter(|t| *t > after) {
+                if best.is_none_or(|(b, _)| instant < b) {
+                    best = Some((instant, wall));
+                }
+            }
+        }
+        best.map(|(instant, _)| instant)
     }
 
     /// The next `count` occurrences after `after`.
@@ -243,24 +273,62 @@ impl Rule {
         }
     }
 
-    /// The first fire time on `date` after the wall-clock time `from`
-    /// (anywhere on the day when `None`) that exists in `zone`.
-    fn first_time(&self, date: NaiveDate, from: Option<NaiveTime>, zone: Tz) -> Option<DateTime<Utc>> {
+    /// The first matching wall-clock time after `from`, whatever the zone.
+    fn next_wall(&self, from: NaiveDateTime) -> Option<NaiveDateTime> {
+        let mut date = from.date();
+        let mut floor = Some(from.time());
+        let last = horizon();
+        while date.year() <= last {
+            let year = self.year_from(date.year())?;
+            if year != date.year() {
+                date = NaiveDate::from_ymd_opt(year, 1, 1)?;
+                floor = None;
+                continue;
+            }
+            if !bit(self.months, date.month()) {
+                date = first_of_next_month(date)?;
+                floor = None;
+                continue;
+            }
+            if self.days.matches(date)
+                && let Some(time) = self.first_time(floor)
+            {
+                return Some(date.and_time(time));
+            }
+            date = date.succ_opt()?;
+            floor = None;
+        }
+        None
+    }
+
+    /// The first time of day after `from` (any time when `None`).
+    fn first_time(&self, from: Option<NaiveTime>) -> Option<NaiveTime> {
         let floor = from.map(|t| (t.hour(), t.minute(), t.second()));
         for h in bits(self.hours).filter(|&h| floor.is_none_or(|f| h >= f.0)) {
             for m in bits(self.minutes).filter(|&m| floor.is_none_or(|f| (h, m) >= (f.0, f.1))) {
-                for s in bits(self.seconds).filter(|&s| floor.is_none_or(|f| (h, m, s) > f)) {
-                    let Some(wall) = date.and_hms_opt(h, m, s) else { continue };
-                    match zone.from_local_datetime(&wall) {
-                        LocalResult::Single(t) => return Some(t.with_timezone(&Utc)),
-                        // Quartz (through Java's calendar) takes the standard-time instant.
-                        LocalResult::Ambiguous(_, later) => return Some(later.with_timezone(&Utc)),
-                        LocalResult::None => continue,
-                    }
+                if let Some(s) = bits(self.seconds).find(|&s| floor.is_none_or(|f| (h, m, s) > f)) {
+                    return NaiveTime::from_hms_opt(h, m, s);
                 }
             }
         }
         None
+    }
+}
+
+/// The instants a wall-clock time names in `zone`: one, two in a fall-back
+/// overlap, or, in a spring-forward gap, the instant the gap ends (none
+/// unless `shift_gap`).
+fn instants(zone: Tz, wall: NaiveDateTime, shift_gap: bool) -> Vec<DateTime<Utc>> {
+    match zone.from_local_datetime(&wall) {
+        LocalResult::Single(t) => vec![t.with_timezone(&Utc)],
+        LocalResult::Ambiguous(a, b) => vec![a.with_timezone(&Utc), b.with_timezone(&Utc)],
+        LocalResult::None if !shift_gap => Vec::new(),
+        LocalResult::None => (1..=240)
+            .map(|m| wall.with_second(0).unwrap_or(wall) + chrono::TimeDelta::minutes(m))
+            .find_map(|w| zone.from_local_datetime(&w).earliest())
+            .map(|t| t.with_timezone(&Utc))
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -278,7 +346,7 @@ impl Days {
             Days::OfWeek(days) => bit(days, weekday),
             Days::LastOfWeek(w) => w == weekday && day + 7 > last,
             Days::Nth { weekday: w, k } => w == weekday && (day - 1) / 7 + 1 == k,
-            Days::Classic { dom, dow, dom_restricted, dow_restricted } => {
+            Days::Classic { dom, dow, dom_restricted, dow_restricted, .. } => {
                 let (by_dom, by_dow) = (bit(dom, day), bit(dow, weekday - 1));
                 if dom_restricted && dow_restricted { by_dom || by_dow } else { by_dom && by_dow }
             }
@@ -327,15 +395,15 @@ fn in_field<T>(kind: Kind, text: &str, result: FieldResult<T>) -> FieldResult<T>
 
 fn quartz(fields: &[&str]) -> FieldResult<Rule> {
     let kinds = [Kind::Second, Kind::Minute, Kind::Hour, Kind::DayOfMonth, Kind::Month, Kind::DayOfWeek, Kind::Year];
-    let set = |i: usize| in_field(kinds[i], fields[i], values(kinds[i], fields[i]).map(to_bits));
+    let set = |i: usize| in_field(kinds[i], fields[i], values(kinds[i], fields[i], Dialect::Quartz).map(to_bits));
     let (dom, dow) = (fields[3], fields[5]);
     let days = match (dom == "?", dow == "?") {
         (true, true) => {
-            return Err("has ? in both day-of-month and day-of-week; Quartz expects ? in exactly one of them (e.g. `0 0 12 ? * MON` or `0 0 12 1 * ?`)".into());
+            return Err("has ? in both the day-of-month and the day-of-week field; Quartz expects ? in exactly one of them (e.g. `0 0 12 ? * MON` or `0 0 12 1 * ?`)".into());
         }
         (false, false) => {
             return Err(format!(
-                "restricts both day-of-month ({dom:?}) and day-of-week ({dow:?}); Quartz expects ? in one of them (e.g. `0 0 12 ? * MON` or `0 0 12 1 * ?`)"
+                "restricts both the day-of-month field ({dom:?}) and the day-of-week field ({dow:?}); Quartz expects ? in one of them (e.g. `0 0 12 ? * MON` or `0 0 12 1 * ?`)"
             ));
         }
         (false, true) => in_field(Kind::DayOfMonth, dom, day_of_month(dom))?,
@@ -344,7 +412,7 @@ fn quartz(fields: &[&str]) -> FieldResult<Rule> {
     let years = match fields.get(6) {
         None => None,
         Some(text) if *text == "*" => None,
-        Some(text) => Some(in_field(Kind::Year, text, values(Kind::Year, text))?.into_iter().map(|y| y as i32).collect()),
+        Some(text) => Some(in_field(Kind::Year, text, values(Kind::Year, text, Dialect::Quartz))?.into_iter().map(|y| y as i32).collect()),
     };
     Ok(Rule { seconds: set(0)?, minutes: set(1)?, hours: set(2)?, months: set(4)?, years, days })
 }
@@ -353,10 +421,11 @@ fn classic(fields: &[&str]) -> FieldResult<Rule> {
     let kinds = [Kind::Minute, Kind::Hour, Kind::DayOfMonth, Kind::Month, Kind::ClassicDayOfWeek];
     let set = |i: usize| {
         let text = fields[i];
-        let problem = if text.contains(['?', 'L', 'W', '#']) {
+        let unnamed = kinds[i].names().iter().fold(text.to_string(), |t, name| t.replace(name, ""));
+        let problem = if unnamed.contains(['?', 'L', 'W', '#']) {
             Err("uses ?, L, W or # which only Quartz's 6-field form (seconds first) has".to_string())
         } else {
-            values(kinds[i], text).map(to_bits)
+            values(kinds[i], text, Dialect::Classic).map(to_bits)
         };
         problem.map_err(|p| format!("the {} field {text:?} {p}; classic cron expects {}", kinds[i].name(), classic_expects(kinds[i])))
     };
@@ -369,7 +438,13 @@ fn classic(fields: &[&str]) -> FieldResult<Rule> {
         hours: set(1)?,
         months: set(3)?,
         years: None,
-        days: Days::Classic { dom: set(2)?, dow, dom_restricted: fields[2] != "*", dow_restricted: fields[4] != "*" },
+        days: Days::Classic {
+            dom: set(2)?,
+            dow,
+            dom_restricted: fields[2] != "*",
+            dow_restricted: fields[4] != "*",
+            hour_restricted: fields[1] != "*",
+        },
     })
 }
 
@@ -414,7 +489,7 @@ fn day_of_month(text: &str) -> FieldResult<Days> {
             Err(_) => Err("uses W with something other than one day number (W takes one day, e.g. 15W)".into()),
         };
     }
-    Ok(Days::OfMonth(to_bits(values(Kind::DayOfMonth, text)?)))
+    Ok(Days::OfMonth(to_bits(values(Kind::DayOfMonth, text, Dialect::Quartz)?)))
 }
 
 /// Quartz's day-of-week: a list, or `L`, `nL`, `n#k` alone.
@@ -432,10 +507,7 @@ fn day_of_week(text: &str) -> FieldResult<Days> {
     if let Some(day) = text.strip_suffix('L') {
         return Ok(Days::LastOfWeek(weekday(day)?));
     }
-    if text.contains(['L', 'W']) {
-        return Err("uses L or W where Quartz does not take them (L alone, or nL for the last weekday n)".into());
-    }
-    Ok(Days::OfWeek(to_bits(values(Kind::DayOfWeek, text)?)))
+    Ok(Days::OfWeek(to_bits(values(Kind::DayOfWeek, text, Dialect::Quartz)?)))
 }
 
 /// One Quartz weekday, by number or name, as `#` and `L` take it.
@@ -449,33 +521,40 @@ fn weekday(text: &str) -> FieldResult<u32> {
 
 /// The values a list field names: items `*`, `*/n`, `a`, `a/n`, `a-b`,
 /// `a-b/n`, separated by commas; a range whose end is below its start wraps.
-fn values(kind: Kind, text: &str) -> FieldResult<Vec<u32>> {
+fn values(kind: Kind, text: &str, dialect: Dialect) -> FieldResult<Vec<u32>> {
     let mut all = Vec::new();
     for item in text.split(',') {
         if item.is_empty() {
             return Err("has an empty list item".into());
         }
-        all.extend(item_values(kind, item)?);
+        all.extend(item_values(kind, item, dialect)?);
     }
     all.sort_unstable();
     all.dedup();
     Ok(all)
 }
 
-fn item_values(kind: Kind, item: &str) -> FieldResult<Vec<u32>> {
+fn item_values(kind: Kind, item: &str, dialect: Dialect) -> FieldResult<Vec<u32>> {
     let (min, max) = kind.bounds();
     let (range, step) = match item.split_once('/') {
-        Some((range, step)) => (range, Some(parse_step(kind, step)?)),
+        Some((range, step)) => (range, Some(parse_step(kind, step, dialect)?)),
         None => (item, None),
     };
+    // `a/n` runs to the field's end; classic cron's weekdays end at 6.
+    let top = if kind == Kind::ClassicDayOfWeek { 6 } else { max };
     let (start, end) = match range {
         "*" => (min, max),
         "?" => return Err("uses ? inside a list or where it does not belong (? stands alone, in day-of-month or day-of-week)".into()),
         _ => match range.split_once('-') {
-            Some((a, b)) => (value(kind, a, step.is_some())?, value(kind, b, step.is_some())?),
+            Some((a, b)) => {
+                if dialect == Dialect::Quartz && kind.named(a).is_some() != kind.named(b).is_some() {
+                    return Err(format!("mixes a name and a number in the range {range}; use two names or two numbers"));
+                }
+                (value(kind, a, step.is_some())?, value(kind, b, step.is_some())?)
+            }
             None => {
                 let a = value(kind, range, step.is_some())?;
-                (a, if step.is_some() { max } else { a })
+                (a, if step.is_some() { top } else { a })
             }
         },
     };
@@ -490,9 +569,11 @@ fn cycle(min: u32, max: u32, start: u32, end: u32) -> Vec<u32> {
     if start <= end { (start..=end).collect() } else { (start..=max).chain(min..=end).collect() }
 }
 
-fn parse_step(kind: Kind, text: &str) -> FieldResult<u32> {
+fn parse_step(kind: Kind, text: &str, dialect: Dialect) -> FieldResult<u32> {
+    let most = if dialect == Dialect::Classic { u32::MAX } else { kind.max_step() };
     match text.parse::<u32>() {
-        Ok(n) if (1..=kind.max_step()).contains(&n) => Ok(n),
+        Ok(0) if dialect == Dialect::Classic => Err("has the step 0; a step is at least 1".into()),
+        Ok(n) if (1..=most).contains(&n) => Ok(n),
         Ok(n) => Err(format!("has the step {n}; the step must be 1–{}", kind.max_step())),
         Err(_) => Err(format!("has {text:?} after /; a step is a whole number")),
     }

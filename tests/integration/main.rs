@@ -2,6 +2,8 @@
 
 mod common;
 
+mod cron_oracle;
+
 mod foundation;
 mod hostile;
 mod limits;

@@ -5,6 +5,8 @@
 // and writes one answer a line, in the same order:
 //   OK TAB <fire time, epoch seconds>,<...>   (up to count; fewer when the schedule ends)
 //   ERR TAB <Quartz's message>
+//   HANG TAB <seconds>   (getTimeAfter did not return within the budget:
+//                        Quartz loops forever on some schedules)
 // One JVM answers the whole corpus, so the test pays for one start.
 import java.io.BufferedReader;
 import java.io.BufferedWriter;
@@ -22,10 +24,27 @@ public class QuartzOracle {
         String line;
         while ((line = in.readLine()) != null) {
             String[] parts = line.split("\t", 4);
-            out.write(answer(parts[0], Long.parseLong(parts[1]), Integer.parseInt(parts[2]), parts[3]));
+            out.write(bounded(parts[0], Long.parseLong(parts[1]), Integer.parseInt(parts[2]), parts[3]));
             out.write('\n');
         }
         out.flush();
+    }
+
+    static final long BUDGET_MILLIS = 5000;
+
+    // Runs one case on its own thread and gives up on it after the budget.
+    @SuppressWarnings("removal")
+    static String bounded(String zone, long start, int count, String expression) throws InterruptedException {
+        String[] result = new String[1];
+        Thread worker = new Thread(() -> result[0] = answer(zone, start, count, expression));
+        worker.setDaemon(true);
+        worker.start();
+        worker.join(BUDGET_MILLIS);
+        if (worker.isAlive()) {
+            worker.stop(); // deprecated, still works on Java 17; the loop holds no locks of ours
+            return "HANG\t" + (BUDGET_MILLIS / 1000);
+        }
+        return result[0];
     }
 
     static String answer(String zone, long start, int count, String expression) {
