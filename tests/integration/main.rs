@@ -3,6 +3,7 @@
 mod common;
 
 mod cron_oracle;
+mod cron_schedules;
 
 mod foundation;
 mod hostile;
