@@ -17,7 +17,10 @@ const ADD: &str = r#"mutation($n: String!, $c: String!, $f: String!) { addSchedu
 /// A harmless action flow for the jobs to run.
 async fn flow(app: &TestApp) -> String {
     let saved = app
-        .data(r#"mutation { saveActionFlow(name: "count", document: "query { account_aggregate { aggregate { count } } }") { uuid } }"#, json!({}))
+        .data(
+            r#"mutation { saveActionFlow(name: "count", document: "query { account_aggregate { aggregate { count } } }") { uuid } }"#,
+            json!({}),
+        )
         .await;
     saved["saveActionFlow"]["uuid"].as_str().unwrap().to_string()
 }
