@@ -128,7 +128,7 @@ impl Kind {
             Kind::DayOfMonth => "1–31, ranges, lists, steps, or one of ?, L, L-n (n at most 30), LW, nW",
             Kind::Month => "1–12 or JAN–DEC, ranges, lists, steps (n at most 12)",
             Kind::DayOfWeek => "1–7 (1 = SUN … 7 = SAT) or SUN–SAT, ranges (FRI-MON wraps), lists, steps, or one of ?, L, nL, n#k (k 1–5)",
-            Kind::Year => "1970–2199, ranges a-b with a ≤ b, lists, steps",
+            Kind::Year => "1970–2199, ranges a-b with a ≤ b, lists, steps (n at most 100)",
             Kind::ClassicDayOfWeek => "0–7 (0 and 7 = SUN) or SUN–SAT, ranges, lists, steps",
         }
     }
@@ -141,7 +141,8 @@ impl Kind {
             Kind::DayOfMonth => 31,
             Kind::Month => 12,
             Kind::DayOfWeek | Kind::ClassicDayOfWeek => 7,
-            Kind::Year => 229,
+            // Quartz accepts larger year steps but then fires every year.
+            Kind::Year => 100,
         }
     }
 

@@ -116,6 +116,8 @@ const HAND_PICKED: &[&str] = &[
     "0 0 12 lw * ?",
     "0 0 12 * * ? 2026,2028",
     "0 0 12 1 1 ? */7",
+    "0 0 12 1 1 ? */50",
+    "0 0 12 1 1 ? */100",
     "0 0 12 * * ? 2030-2026",
     "0 0 12 1 1 ? 2099",
     "0 0 12 1 1 ? 2020",
@@ -191,7 +193,8 @@ const DELIBERATE: &[&str] = &[
     "0 5/0 12 * * ?", // zero or oversized steps in a range
     "0 5-10/100 12 * * ?",
     "0 0 12 * * ? 2026/0",
-    "0 0 12 * * ? 0", // years Quartz can never reach
+    "0 0 12 * * ? */200", // Quartz then fires every year
+    "0 0 12 * * ? 0",     // years Quartz can never reach
     "0 0 12 * * ? 3000",
     "/5 * * * * ?",            // a step without a start
     "0 0 12 * * ? 2026 extra", // an eighth field: Quartz ignores it
