@@ -41,7 +41,11 @@ public class QuartzOracle {
         worker.start();
         worker.join(BUDGET_MILLIS);
         if (worker.isAlive()) {
-            worker.stop(); // deprecated, still works on Java 17; the loop holds no locks of ours
+            try {
+                worker.stop(); // deprecated; works up to Java 19, and the loop holds no locks of ours
+            } catch (UnsupportedOperationException e) {
+                // Java 20+: leave the daemon thread spinning; it dies with the JVM.
+            }
             return "HANG\t" + (BUDGET_MILLIS / 1000);
         }
         return result[0];
