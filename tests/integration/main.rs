@@ -2,6 +2,8 @@
 
 mod common;
 
+mod cron_oracle;
+mod cron_schedules;
 mod errors;
 mod foundation;
 mod hostile;
