@@ -11,7 +11,8 @@
 //!   they (and `runActionFlow`) run.
 //! - [`wechat`]: the typed WeChat client and its token cache; [`sim`] the
 //!   WeChat simulator tests, benchmarks and `serve --demo` run against.
-//! - [`http`]: the axum router, a thin shell over the schema.
+//! - [`http`]: the axum router, a thin shell over the schema; [`console`]
+//!   the embedded web console (GraphQL IDE and dashboard) it serves.
 //! - [`linking`]: login, follower sync, callback events and scan-to-bind:
 //!   everything that keeps `account.oaopenid` true.
 //! - [`notify`]: sending: the outbox, digests, throttled notices, credits.
@@ -21,6 +22,7 @@
 //!   and the integration tests both start the server through it.
 
 pub mod auth;
+pub mod console;
 pub mod db;
 pub mod doctor;
 pub mod flows;
@@ -108,7 +110,7 @@ impl Application {
         let services = self.state.services.clone();
         let mut scheduler = self.state.settings.scheduler.then(|| scheduler::spawn(services.clone()));
         let mut sweeper = Some(notify::spawn_sweeper(services.clone()));
-        tracing::info!(%addr, "wxnotify listening; GraphiQL at http://{addr}/");
+        tracing::info!(%addr, "wxnotify listening; console (GraphQL IDE and dashboard) at http://{addr}/");
         let app = http::router(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(self.listener, app).with_graceful_shutdown(services.stopping.clone().cancelled_owned()).into_future();
         tokio::pin!(server);

@@ -1,6 +1,6 @@
-//! The HTTP surface (contract §6): GraphQL at `/api/graphql`, GraphiQL on
-//! `GET /` and `GET /api/graphql`, `/healthz`, and `/wechat/callback`
-//! (handled in [`crate::linking::callback`]).
+//! The HTTP surface (contract §6): GraphQL at `/api/graphql`, the console
+//! (see [`crate::console`]) on `GET /` and `GET /api/graphql`, `/healthz`,
+//! and `/wechat/callback` (handled in [`crate::linking::callback`]).
 //!
 //! The transport is a thin shell: it works out who is calling and hands the
 //! request to the schema, which owns everything else.
@@ -9,11 +9,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_graphql::BatchRequest;
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -24,8 +23,9 @@ use crate::hasura::Splice;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(graphiql))
-        .route("/api/graphql", get(graphiql).post(graphql))
+        .route("/", get(crate::console::page))
+        .route("/api/graphql", get(crate::console::page).post(graphql))
+        .merge(crate::console::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/wechat/callback", get(crate::linking::callback::verify).post(crate::linking::callback::receive))
@@ -78,10 +78,6 @@ async fn explain_too_large(State(state): State<Arc<AppState>>, request: axum::ex
     );
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": "body-too-large" } }] });
     (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response()
-}
-
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/api/graphql").title("wxnotify").finish())
 }
 
 /// The address the request came from, as the schema's resolvers see it.
