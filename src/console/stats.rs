@@ -6,7 +6,6 @@
 //! token itself). Every figure is one aggregate statement, written once for
 //! SQLite and PostgreSQL except where their SQL differs (epoch seconds).
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -28,15 +27,20 @@ const SYNCS_KEPT: usize = 10;
 const RUNS_SHOWN: i64 = 20;
 const FAILURE_GROUPS: i64 = 20;
 
-static RECENT_SYNCS: Mutex<VecDeque<(DateTime<Utc>, SyncReport)>> = Mutex::new(VecDeque::new());
+/// Syncs run on request, by database URL: one process may serve several
+/// databases (the tests do), and each dashboard shows its own.
+static RECENT_SYNCS: Mutex<Vec<(String, DateTime<Utc>, SyncReport)>> = Mutex::new(Vec::new());
 
-/// Remembers a finished follower sync for the dashboard.
-pub fn remember_sync(report: &SyncReport) {
+/// Remembers a finished follower sync for the dashboard of `database_url`.
+pub fn remember_sync(database_url: &str, report: &SyncReport) {
     if let Ok(mut syncs) = RECENT_SYNCS.lock() {
-        if syncs.len() == SYNCS_KEPT {
-            syncs.pop_back();
+        syncs.push((database_url.to_string(), Utc::now(), report.clone()));
+        let mine = syncs.iter().filter(|(url, ..)| url == database_url).count();
+        if mine > SYNCS_KEPT {
+            if let Some(oldest) = syncs.iter().position(|(url, ..)| url == database_url) {
+                syncs.remove(oldest);
+            }
         }
-        syncs.push_front((Utc::now(), report.clone()));
     }
 }
 
@@ -60,7 +64,7 @@ pub async fn handler(State(state): State<Arc<AppState>>, headers: HeaderMap, Que
         let message = format!("window={name} is not one of 1h, 24h, 7d: pick one of those");
         return refusal(StatusCode::BAD_REQUEST, "bad-request", &message);
     };
-    match collect(&state.db, Window { name, length, bucket: length / buckets }).await {
+    match collect(&state.db, &state.settings.database_url, Window { name, length, bucket: length / buckets }).await {
         Ok(body) => ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "console statistics: a database query failed");
@@ -81,7 +85,7 @@ struct Window {
     bucket: i64,
 }
 
-async fn collect(db: &DatabaseConnection, window: Window) -> Result<Value, DbErr> {
+async fn collect(db: &DatabaseConnection, database_url: &str, window: Window) -> Result<Value, DbErr> {
     let now = Utc::now();
     Ok(json!({
         "generated_at": now,
@@ -91,7 +95,7 @@ async fn collect(db: &DatabaseConnection, window: Window) -> Result<Value, DbErr
         "outbox": outbox(db).await?,
         "jobs": jobs(db).await?,
         "runs": runs(db).await?,
-        "syncs": syncs(db).await?,
+        "syncs": syncs(db, database_url).await?,
         "tokens": tokens(db, now).await?,
     }))
 }
@@ -229,7 +233,7 @@ async fn runs(db: &DatabaseConnection) -> Result<Value, DbErr> {
 
 /// Syncs run by scheduled jobs (from `job_run`, any process) and those this
 /// process ran on request, newest first.
-async fn syncs(db: &DatabaseConnection) -> Result<Value, DbErr> {
+async fn syncs(db: &DatabaseConnection, database_url: &str) -> Result<Value, DbErr> {
     let sql = format!("SELECT {RUN_COLUMNS} WHERE j.job_type = 'SYNC_FOLLOWERS' ORDER BY r.id DESC LIMIT $1");
     let rows = all(db, &sql, vec![(SYNCS_KEPT as i64).into()]).await?;
     let mut syncs: Vec<(DateTime<Utc>, Value)> = Vec::new();
@@ -246,7 +250,7 @@ async fn syncs(db: &DatabaseConnection) -> Result<Value, DbErr> {
         syncs.push((at, sync));
     }
     if let Ok(recent) = RECENT_SYNCS.lock() {
-        for (at, report) in recent.iter() {
+        for (_, at, report) in recent.iter().filter(|(url, ..)| url == database_url) {
             let mut sync = serde_json::to_value(report).unwrap_or_else(|_| json!({}));
             sync["at"] = json!(at);
             sync["source"] = json!("request");

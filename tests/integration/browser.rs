@@ -263,9 +263,18 @@ impl Page<'_> {
         }
     }
 
-    /// A PNG of the page as it is shown now.
+    /// A PNG of the page as it is shown now, as tall as the visible view's
+    /// content (the console scrolls inside its views, not the document).
     pub async fn screenshot(&self) -> Vec<u8> {
+        let height = self
+            .eval("Math.max(900, ...[...document.querySelectorAll('header, main .view:not([hidden])')].map(e => e.scrollHeight))")
+            .await;
+        let height = height.as_u64().unwrap_or(900) + 60;
+        let metrics = json!({ "width": 1400, "height": height, "deviceScaleFactor": 1, "mobile": false });
+        self.call("Emulation.setDeviceMetricsOverride", metrics).await;
+        self.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))").await;
         let shot = self.call("Page.captureScreenshot", json!({ "format": "png" })).await;
+        self.call("Emulation.clearDeviceMetricsOverride", json!({})).await;
         base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap_or_default()).expect("a base64 PNG")
     }
 

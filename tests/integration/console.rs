@@ -145,7 +145,7 @@ in_chromium! {
         page.click("#prettify").await;
         let pretty = page.eval("document.getElementById('query').value").await;
         assert!(pretty.as_str().unwrap_or_default().lines().count() > 5, "{pretty}");
-        page.eval("const r = document.getElementById('result'); r.textContent = ''; delete r.dataset.done; document.getElementById('query').focus()").await;
+        page.eval("{ const r = document.getElementById('result'); r.textContent = ''; delete r.dataset.done; document.getElementById('query').focus(); }").await;
         page.press("Enter", "Enter", 13, 2).await;
         page.until("document.getElementById('result').dataset.done", "the prettified query answers").await;
         let again: Value = serde_json::from_str(&text(&page, "#result").await).expect("the result is JSON");
@@ -153,6 +153,14 @@ in_chromium! {
         let history = text(&page, "#history").await;
         assert!(history.contains("notice"), "the run is in the history: {history}");
         screenshot(&page, &app, "console-ide").await;
+
+        // The seed's addScheduledJob, run from its example, shows up on the dashboard below.
+        page.click("[data-example=jj]").await;
+        page.eval("{ const r = document.getElementById('result'); delete r.dataset.done; document.getElementById('query').focus(); }").await;
+        page.press("Enter", "Enter", 13, 2).await;
+        page.until("document.getElementById('result').dataset.done", "the addScheduledJob mutation answers").await;
+        let added: Value = serde_json::from_str(&text(&page, "#result").await).expect("the result is JSON");
+        assert_eq!(added["data"]["addScheduledJob"]["name"], "updateOrderShippingStatus", "{added}");
 
         // The schema explorer finds update_account, with its arguments.
         page.click("#explorer-toggle").await;
@@ -178,6 +186,11 @@ in_chromium! {
         assert_eq!(page.eval("document.querySelectorAll('#d-chart rect[data-status]').length").await, json!(2));
         let recent = text(&page, "#d-recent").await;
         assert!(recent.contains("oaConsole") && recent.contains("SENT"), "{recent}");
+        let jobs = text(&page, "#d-jobs").await;
+        assert!(jobs.contains("updateOrderShippingStatus.updateOrderShippingStatus") && jobs.contains("0 */1 * * *"), "{jobs}");
+        let syncs = text(&page, "#d-syncs").await;
+        assert!(syncs.contains("request"), "the sync the seed ran is listed: {syncs}");
+        assert_eq!(page.eval("document.querySelectorAll('#d-syncs tbody tr').length").await, json!(1), "{syncs}");
         let failures = text(&page, "#d-failures").await;
         assert!(failures.contains("43004") && failures.contains("must follow"), "{failures}");
         screenshot(&page, &app, "console-dashboard").await;
@@ -217,7 +230,7 @@ in_chromium! {
         screenshot(&page, &app, "console-zh-CN").await;
 
         // The language switch goes back to English.
-        page.eval("const s = document.getElementById('lang'); s.value = 'en'; s.dispatchEvent(new Event('change'))").await;
+        page.eval("{ const s = document.getElementById('lang'); s.value = 'en'; s.dispatchEvent(new Event('change')); }").await;
         assert_eq!(text(&page, "#tab-dashboard").await, "Dashboard");
         assert_same_origin(&page, &app);
     }
