@@ -49,11 +49,16 @@ async fn spawn(backend: Backend, sim: &SimHandle) -> Option<TestApp> {
 }
 
 /// A follower who logged in to the mini-program, linked by a sync, with
-/// unread rows for the notice query; one message sent, one refused (43004).
+/// unread rows for the notice query, and a user who does not follow; one
+/// message sent, one refused (43004).
 async fn seed(app: &TestApp, sim: &SimHandle) {
     sim.add_followers([SimFollower::new("oaConsole").with_unionid("uConsole"), SimFollower::new("oaGone")]);
-    sim.add_mp_users([SimMpUser::new("mpConsole", Some("uConsole"), &["code-console"])]);
+    sim.add_mp_users([
+        SimMpUser::new("mpConsole", Some("uConsole"), &["code-console"]),
+        SimMpUser::new("mpNotFollowing", Some("uNotFollowing"), &["code-not-following"]),
+    ]);
     let login = app.data(r#"mutation { loginWithWechatMiniApp(code: "code-console") { account { id } } }"#, json!({})).await;
+    app.data(r#"mutation { loginWithWechatMiniApp(code: "code-not-following") { account { id } } }"#, json!({})).await;
     let id = login["loginWithWechatMiniApp"]["account"]["id"].clone();
     app.data("mutation { syncFollowers { matched } }", json!({})).await;
     app.data(
@@ -178,7 +183,9 @@ in_chromium! {
         page.click("#tab-dashboard").await;
         page.until("document.getElementById('dash-message').dataset.state === 'ok'", "the dashboard loads for an admin").await;
         assert_eq!(text(&page, "[data-stat=linked]").await, "1");
-        assert_eq!(text(&page, "[data-stat=accounts]").await, "1");
+        assert_eq!(text(&page, "[data-stat=accounts]").await, "2");
+        assert_eq!(text(&page, "[data-stat=with_unionid]").await, "2");
+        assert_eq!(text(&page, "[data-stat=coverage]").await, "50%");
         // oaGone's 43004 told the server it no longer follows.
         assert_eq!(text(&page, "[data-stat=followers]").await, "1");
         assert_eq!(text(&page, "[data-total=SENT]").await, "SENT: 1");
