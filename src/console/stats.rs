@@ -36,10 +36,10 @@ pub fn remember_sync(database_url: &str, report: &SyncReport) {
     if let Ok(mut syncs) = RECENT_SYNCS.lock() {
         syncs.push((database_url.to_string(), Utc::now(), report.clone()));
         let mine = syncs.iter().filter(|(url, ..)| url == database_url).count();
-        if mine > SYNCS_KEPT {
-            if let Some(oldest) = syncs.iter().position(|(url, ..)| url == database_url) {
-                syncs.remove(oldest);
-            }
+        if mine > SYNCS_KEPT
+            && let Some(oldest) = syncs.iter().position(|(url, ..)| url == database_url)
+        {
+            syncs.remove(oldest);
         }
     }
 }
@@ -257,7 +257,7 @@ async fn syncs(db: &DatabaseConnection, database_url: &str) -> Result<Value, DbE
             syncs.push((*at, sync));
         }
     }
-    syncs.sort_by(|a, b| b.0.cmp(&a.0));
+    syncs.sort_by_key(|s| std::cmp::Reverse(s.0));
     Ok(Value::Array(syncs.into_iter().take(SYNCS_KEPT).map(|(_, s)| s).collect()))
 }
 

@@ -301,6 +301,16 @@ crate::both_databases! {
         assert_eq!(ok["linking"]["accounts"], 0);
         assert_eq!(ok["deliveries"]["buckets"], 24);
         assert_eq!(ok["tokens"], json!([]));
+
+        // A database failure is logged and answered generically; the server stays up.
+        app.sql("DROP TABLE job_run").await;
+        let broken = app.client.get(&url).bearer_auth(app.admin_token()).send().await.unwrap();
+        assert_eq!(broken.status(), 500);
+        let body: Value = broken.json().await.unwrap();
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("see the server log") && !message.contains("job_run"), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "unexpected");
+        assert_eq!(app.get("/healthz").await.status(), 200);
     }
 
     async fn the_stats_count_deliveries_by_bucket_status_and_errcode(app) {
