@@ -4,6 +4,7 @@ mod browser;
 mod common;
 
 mod console;
+mod errors;
 mod foundation;
 mod hostile;
 mod limits;
@@ -16,4 +17,5 @@ mod seed_documents;
 mod simulator;
 mod tables;
 mod wechat;
+mod wechat_crypto;
 mod where_property;
