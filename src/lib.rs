@@ -12,7 +12,8 @@
 //!   they (and `runActionFlow`) run.
 //! - [`wechat`]: the typed WeChat client and its token cache; [`sim`] the
 //!   WeChat simulator tests, benchmarks and `serve --demo` run against.
-//! - [`http`]: the axum router, a thin shell over the schema.
+//! - [`http`]: the axum router, a thin shell over the schema; [`console`]
+//!   the embedded web console (GraphQL IDE and dashboard) it serves.
 //! - [`linking`]: login, follower sync, callback events and scan-to-bind:
 //!   everything that keeps `account.oaopenid` true.
 //! - [`notify`]: sending: the outbox, digests, throttled notices, credits.
@@ -26,6 +27,7 @@
 //! table, and follows a request, a sync, a send and a job run through them.
 
 pub mod auth;
+pub mod console;
 pub mod db;
 pub mod doctor;
 pub mod error;

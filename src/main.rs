@@ -94,7 +94,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 (settings, None)
             };
+            let (ip, text_logs) = (settings.listen.ip(), settings.log_format == wxnotify::settings::LogFormat::Text);
             let app = wxnotify::Application::build(settings).await?;
+            // For people reading a terminal; JSON logs carry the address in
+            // their "listening" line and must stay one JSON object a line.
+            if text_logs {
+                // A wildcard bind is reachable on loopback, the address to open here.
+                let host = if ip.is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { ip };
+                eprintln!("console (GraphQL IDE and dashboard / 控制台): http://{}/", std::net::SocketAddr::new(host, app.port()));
+            }
             app.run_until(wxnotify::shutdown_signal()).await
         }
         Command::Sim { listen, followers, latency_ms } => {

@@ -65,7 +65,7 @@ impl Application {
         let services = self.state.services.clone();
         let mut scheduler = self.state.settings.scheduler.then(|| scheduler::spawn(services.clone()));
         let mut sweeper = Some(notify::spawn_sweeper(services.clone()));
-        tracing::info!(%addr, "wxnotify listening; GraphiQL at http://{addr}/");
+        tracing::info!(%addr, "wxnotify listening; console (GraphQL IDE and dashboard) at http://{addr}/");
         let app = http::router(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(self.listener, app).with_graceful_shutdown(services.stopping.clone().cancelled_owned()).into_future();
         tokio::pin!(server);

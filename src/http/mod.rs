@@ -1,6 +1,6 @@
-//! The HTTP surface: GraphQL at `/api/graphql`, GraphiQL on
-//! `GET /` and `GET /api/graphql`, `/healthz`, and `/wechat/callback`
-//! (handled in [`crate::linking::callback`]).
+//! The HTTP surface (contract §6): GraphQL at `/api/graphql`, the console
+//! (see [`crate::console`]) on `GET /` and `GET /api/graphql`, `/healthz`,
+//! and `/wechat/callback` (handled in [`crate::linking::callback`]).
 //!
 //! The transport is a thin shell: it works out who is calling (token and
 //! client address), applies the transport's limits (body size, batch size,
@@ -11,11 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::BatchRequest;
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -45,8 +44,9 @@ impl std::ops::Deref for AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(graphiql))
-        .route("/api/graphql", get(graphiql).post(graphql))
+        .route("/", get(crate::console::page))
+        .route("/api/graphql", get(crate::console::page).post(graphql))
+        .merge(crate::console::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/wechat/callback", get(crate::linking::callback::verify).post(crate::linking::callback::receive))
@@ -99,10 +99,6 @@ async fn explain_too_large(State(state): State<Arc<AppState>>, request: axum::ex
     );
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": "body-too-large" } }] });
     (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response()
-}
-
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/api/graphql").title("wxnotify").finish())
 }
 
 pub use crate::graphql::ops::ClientAddress;

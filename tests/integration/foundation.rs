@@ -19,11 +19,11 @@ both_databases! {
         }
     }
 
-    async fn graphiql_is_served_on_the_root_and_the_endpoint(app) {
+    async fn the_console_is_served_on_the_root_and_the_endpoint(app) {
         for path in ["/", "/api/graphql"] {
             let response = app.get(path).await;
             assert_eq!(response.status(), 200, "{path}");
-            assert!(response.text().await.unwrap().contains("graphiql"), "{path}");
+            assert!(response.text().await.unwrap().contains("wxnotify console"), "{path}");
         }
     }
 

@@ -1,7 +1,9 @@
 //! Integration tests: the real server on port 0, on SQLite and PostgreSQL.
 
+mod browser;
 mod common;
 
+mod console;
 mod cron_oracle;
 mod cron_schedules;
 mod errors;

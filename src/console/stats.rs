@@ -1,0 +1,278 @@
+//! `GET /api/console/stats` (admin only): what the dashboard shows that
+//! GraphQL cannot give in one cheap request: linking coverage, deliveries
+//! over time by status and channel, failures by errcode, the outbox
+//! backlog, scheduled jobs and their last runs, the last follower syncs and
+//! the access tokens' state (when each expires and was refreshed; never the
+//! token itself). Every figure is one aggregate statement, written once for
+//! SQLite and PostgreSQL except where their SQL differs (epoch seconds).
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, Value as SqlValue};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Role;
+use crate::linking::sync::SyncReport;
+
+/// The chart's windows: (name, length in seconds, buckets).
+const WINDOWS: [(&str, i64, i64); 3] = [("1h", 3_600, 60), ("24h", 86_400, 24), ("7d", 604_800, 28)];
+/// Syncs this process remembers (those run by a scheduled job are also in `job_run`).
+const SYNCS_KEPT: usize = 10;
+const RUNS_SHOWN: i64 = 20;
+const FAILURE_GROUPS: i64 = 20;
+
+/// Syncs run on request, by database URL: one process may serve several
+/// databases (the tests do), and each dashboard shows its own.
+static RECENT_SYNCS: Mutex<Vec<(String, DateTime<Utc>, SyncReport)>> = Mutex::new(Vec::new());
+
+/// Remembers a finished follower sync for the dashboard of `database_url`.
+pub fn remember_sync(database_url: &str, report: &SyncReport) {
+    if let Ok(mut syncs) = RECENT_SYNCS.lock() {
+        syncs.push((database_url.to_string(), Utc::now(), report.clone()));
+        let mine = syncs.iter().filter(|(url, ..)| url == database_url).count();
+        if mine > SYNCS_KEPT
+            && let Some(oldest) = syncs.iter().position(|(url, ..)| url == database_url)
+        {
+            syncs.remove(oldest);
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct Params {
+    window: Option<String>,
+}
+
+pub async fn handler(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(params): Query<Params>) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let caller = match state.services.jwt.caller(authorization) {
+        Ok(caller) => caller,
+        Err(e) => return refusal(StatusCode::UNAUTHORIZED, "invalid-jwt", &e.to_string()),
+    };
+    if caller.role != Role::Admin {
+        let message = "the dashboard's statistics are for admins: send an admin token (`wxnotify token --role admin`)";
+        return refusal(StatusCode::FORBIDDEN, "access-denied", message);
+    }
+    let name = params.window.as_deref().unwrap_or("24h");
+    let Some(&(name, length, buckets)) = WINDOWS.iter().find(|w| w.0 == name) else {
+        let message = format!("window={name} is not one of 1h, 24h, 7d: pick one of those");
+        return refusal(StatusCode::BAD_REQUEST, "bad-request", &message);
+    };
+    match collect(&state.db, &state.settings.database_url, Window { name, length, bucket: length / buckets }).await {
+        Ok(body) => ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console statistics: a database query failed");
+            let message = "the dashboard's statistics could not be read; see the server log";
+            refusal(StatusCode::INTERNAL_SERVER_ERROR, "unexpected", message)
+        }
+    }
+}
+
+fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))).into_response()
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    name: &'static str,
+    length: i64,
+    bucket: i64,
+}
+
+async fn collect(db: &DatabaseConnection, database_url: &str, window: Window) -> Result<Value, DbErr> {
+    let now = Utc::now();
+    Ok(json!({
+        "generated_at": now,
+        "linking": linking(db).await?,
+        "deliveries": deliveries(db, window, now).await?,
+        "failures": failures(db).await?,
+        "outbox": outbox(db).await?,
+        "jobs": jobs(db).await?,
+        "runs": runs(db).await?,
+        "syncs": syncs(db, database_url).await?,
+        "tokens": tokens(db, now).await?,
+    }))
+}
+
+async fn all(db: &DatabaseConnection, sql: &str, values: Vec<SqlValue>) -> Result<Vec<QueryResult>, DbErr> {
+    db.query_all_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, values)).await
+}
+
+fn count(row: &QueryResult, column: &str) -> Result<i64, DbErr> {
+    Ok(row.try_get::<Option<i64>>("", column)?.unwrap_or(0))
+}
+
+async fn linking(db: &DatabaseConnection) -> Result<Value, DbErr> {
+    let accounts = all(db, "SELECT count(*) AS accounts, count(unionid) AS with_unionid, count(oaopenid) AS linked FROM account", vec![]);
+    let followers = all(
+        db,
+        "SELECT count(CASE WHEN subscribed THEN 1 END) AS followers, \
+         count(CASE WHEN subscribed AND unionid IS NOT NULL THEN 1 END) AS with_unionid FROM oa_follower",
+        vec![],
+    );
+    let (accounts, followers) = (accounts.await?, followers.await?);
+    let (Some(a), Some(f)) = (accounts.first(), followers.first()) else { return Ok(Value::Null) };
+    Ok(json!({
+        "accounts": count(a, "accounts")?,
+        "with_unionid": count(a, "with_unionid")?,
+        "linked": count(a, "linked")?,
+        "followers": count(f, "followers")?,
+        "followers_with_unionid": count(f, "with_unionid")?,
+    }))
+}
+
+/// Seconds since 1970 of a timestamp column, in the database's own SQL.
+fn epoch(db: &DatabaseConnection, column: &str) -> String {
+    match db.get_database_backend() {
+        DbBackend::Postgres => format!("CAST(floor(extract(epoch FROM {column})) AS BIGINT)"),
+        _ => format!("CAST(strftime('%s', {column}) AS INTEGER)"),
+    }
+}
+
+async fn deliveries(db: &DatabaseConnection, window: Window, now: DateTime<Utc>) -> Result<Value, DbErr> {
+    // Buckets end at the next bucket boundary after now, so the last one is the current one.
+    let end = (now.timestamp() / window.bucket + 1) * window.bucket;
+    let start = end - window.length;
+    let since = DateTime::<Utc>::from_timestamp(start, 0).unwrap_or(now);
+    let sql = format!(
+        "SELECT ({} - $1) / $2 AS bucket, status, channel, count(*) AS n FROM delivery \
+         WHERE created_at >= $3 GROUP BY 1, status, channel ORDER BY 1, status, channel",
+        epoch(db, "created_at")
+    );
+    let rows = all(db, &sql, vec![start.into(), window.bucket.into(), since.into()]).await?;
+    let mut series = Vec::with_capacity(rows.len());
+    for row in &rows {
+        series.push(json!({
+            "bucket": count(row, "bucket")?,
+            "status": row.try_get::<String>("", "status")?,
+            "channel": row.try_get::<String>("", "channel")?,
+            "count": count(row, "n")?,
+        }));
+    }
+    Ok(json!({
+        "window": window.name, "start": since, "bucket_seconds": window.bucket,
+        "buckets": window.length / window.bucket, "series": series,
+    }))
+}
+
+async fn failures(db: &DatabaseConnection) -> Result<Value, DbErr> {
+    let sql = "SELECT errcode, count(*) AS n, max(errmsg) AS errmsg, max(updated_at) AS last_at FROM delivery \
+               WHERE status = 'FAILED' GROUP BY errcode ORDER BY n DESC, errcode LIMIT $1";
+    let rows = all(db, sql, vec![FAILURE_GROUPS.into()]).await?;
+    let mut groups = Vec::with_capacity(rows.len());
+    for row in &rows {
+        groups.push(json!({
+            "errcode": row.try_get::<Option<i32>>("", "errcode")?,
+            "count": count(row, "n")?,
+            "errmsg": row.try_get::<Option<String>>("", "errmsg")?,
+            "last_at": row.try_get::<Option<DateTime<Utc>>>("", "last_at")?,
+        }));
+    }
+    Ok(Value::Array(groups))
+}
+
+async fn outbox(db: &DatabaseConnection) -> Result<Value, DbErr> {
+    let sql = "SELECT count(CASE WHEN status = 'PENDING' THEN 1 END) AS pending, \
+               count(CASE WHEN status = 'SENDING' THEN 1 END) AS sending, \
+               min(CASE WHEN status IN ('PENDING', 'SENDING') THEN created_at END) AS oldest \
+               FROM delivery WHERE status IN ('PENDING', 'SENDING')";
+    let rows = all(db, sql, vec![]).await?;
+    let Some(row) = rows.first() else { return Ok(Value::Null) };
+    Ok(json!({
+        "pending": count(row, "pending")?,
+        "sending": count(row, "sending")?,
+        "oldest_at": row.try_get::<Option<DateTime<Utc>>>("", "oldest")?,
+    }))
+}
+
+async fn jobs(db: &DatabaseConnection) -> Result<Value, DbErr> {
+    let sql = "SELECT \"group\", name, cron, job_type, paused, next_fire_at, last_fire_at FROM scheduled_job \
+               ORDER BY paused, next_fire_at, \"group\", name LIMIT 100";
+    let rows = all(db, sql, vec![]).await?;
+    let mut jobs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        jobs.push(json!({
+            "group": row.try_get::<String>("", "group")?,
+            "name": row.try_get::<String>("", "name")?,
+            "cron": row.try_get::<String>("", "cron")?,
+            "job_type": row.try_get::<String>("", "job_type")?,
+            "paused": row.try_get::<bool>("", "paused")?,
+            "next_fire_at": row.try_get::<Option<DateTime<Utc>>>("", "next_fire_at")?,
+            "last_fire_at": row.try_get::<Option<DateTime<Utc>>>("", "last_fire_at")?,
+        }));
+    }
+    Ok(Value::Array(jobs))
+}
+
+const RUN_COLUMNS: &str = "j.\"group\" AS job_group, j.name AS job_name, r.scheduled_for, r.finished_at, r.status, r.error, \
+                           CAST(r.result AS TEXT) AS result FROM job_run r JOIN scheduled_job j ON j.id = r.scheduled_job_scheduled_job";
+
+fn run_json(row: &QueryResult) -> Result<Value, DbErr> {
+    let result = row.try_get::<Option<String>>("", "result")?.and_then(|r| serde_json::from_str::<Value>(&r).ok());
+    Ok(json!({
+        "group": row.try_get::<String>("", "job_group")?,
+        "name": row.try_get::<String>("", "job_name")?,
+        "scheduled_for": row.try_get::<DateTime<Utc>>("", "scheduled_for")?,
+        "finished_at": row.try_get::<Option<DateTime<Utc>>>("", "finished_at")?,
+        "status": row.try_get::<String>("", "status")?,
+        "error": row.try_get::<Option<String>>("", "error")?,
+        "result": result,
+    }))
+}
+
+async fn runs(db: &DatabaseConnection) -> Result<Value, DbErr> {
+    let rows = all(db, &format!("SELECT {RUN_COLUMNS} ORDER BY r.id DESC LIMIT $1"), vec![RUNS_SHOWN.into()]).await?;
+    Ok(Value::Array(rows.iter().map(run_json).collect::<Result<_, _>>()?))
+}
+
+/// Syncs run by scheduled jobs (from `job_run`, any process) and those this
+/// process ran on request, newest first.
+async fn syncs(db: &DatabaseConnection, database_url: &str) -> Result<Value, DbErr> {
+    let sql = format!("SELECT {RUN_COLUMNS} WHERE j.job_type = 'SYNC_FOLLOWERS' ORDER BY r.id DESC LIMIT $1");
+    let rows = all(db, &sql, vec![(SYNCS_KEPT as i64).into()]).await?;
+    let mut syncs: Vec<(DateTime<Utc>, Value)> = Vec::new();
+    for row in &rows {
+        let run = run_json(row)?;
+        let at = row.try_get::<Option<DateTime<Utc>>>("", "finished_at")?.unwrap_or(row.try_get("", "scheduled_for")?);
+        let mut sync = run["result"].clone();
+        if !sync.is_object() {
+            sync = json!({});
+        }
+        sync["at"] = json!(at);
+        sync["source"] = json!(format!("job {}.{}", run["group"].as_str().unwrap_or(""), run["name"].as_str().unwrap_or("")));
+        sync["error"] = run["error"].clone();
+        syncs.push((at, sync));
+    }
+    if let Ok(recent) = RECENT_SYNCS.lock() {
+        for (_, at, report) in recent.iter().filter(|(url, ..)| url == database_url) {
+            let mut sync = serde_json::to_value(report).unwrap_or_else(|_| json!({}));
+            sync["at"] = json!(at);
+            sync["source"] = json!("request");
+            syncs.push((*at, sync));
+        }
+    }
+    syncs.sort_by_key(|s| std::cmp::Reverse(s.0));
+    Ok(Value::Array(syncs.into_iter().take(SYNCS_KEPT).map(|(_, s)| s).collect()))
+}
+
+/// Each app's cached access token: when it expires and when it was fetched.
+async fn tokens(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<Value, DbErr> {
+    let rows = all(db, "SELECT appid, expiredtime, updated_at FROM actok ORDER BY appid", vec![]).await?;
+    let mut tokens = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let expires = row.try_get::<DateTime<Utc>>("", "expiredtime")?;
+        tokens.push(json!({
+            "appid": row.try_get::<String>("", "appid")?,
+            "expires_at": expires,
+            "expires_in_seconds": (expires - now).num_seconds(),
+            "refreshed_at": row.try_get::<DateTime<Utc>>("", "updated_at")?,
+        }));
+    }
+    Ok(Value::Array(tokens))
+}
