@@ -2,6 +2,7 @@
 
 mod common;
 
+mod auth;
 mod foundation;
 mod hostile;
 mod limits;
