@@ -5,7 +5,9 @@
 //! token signed with the public key, roles a token does not allow.
 //!
 //! Tokens are signed here with aws-lc-rs directly (RSA, ECDSA) or with the
-//! shared secret, independently of the server's verifier.
+//! shared secret, independently of the server's verifier. The standard
+//! claims' checks (`exp`, `nbf`, `iat`, `iss`, `aud`, leeway, signature,
+//! `alg`) are compared with PyJWT's over a generated corpus.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,6 +48,7 @@ on_both_databases!(
     an_admin_secret_header_is_refused_when_none_is_configured,
     rs256_through_a_pem_key_and_confusion_refused,
     rs256_and_es256_through_a_rotating_jwks,
+    time_and_audience_checks_agree_with_pyjwt,
 );
 
 const ACCOUNTS: &str = "{ account(order_by: {id: asc}) { id } }";
@@ -451,4 +454,100 @@ async fn rs256_and_es256_through_a_rotating_jwks(backend: Backend) {
     refused(sees(&app, &app.admin_token(), &[]).await, "invalid-jwt", "WXNOTIFY_JWT_ALGORITHMS", "");
     let swapped = token(json!({"alg": "RS256", "kid": "k2"}), &json!({"role": "admin", "exp": exp}), hmac(new.pem().as_bytes()));
     refused(sees(&app, &swapped, &[]).await, "invalid-jwt", "signature", &swapped);
+}
+
+/// A Python that can `import jwt` (PyJWT): `python3`, else the system one.
+fn pyjwt_python() -> String {
+    for candidate in ["python3", "/usr/bin/python3"] {
+        let ok = std::process::Command::new(candidate).args(["-c", "import jwt"]).output().is_ok_and(|o| o.status.success());
+        if ok {
+            return candidate.to_string();
+        }
+    }
+    panic!("the auth oracle needs PyJWT: `apt-get install python3-jwt` or `pip install PyJWT` (.ci/run installs it)");
+}
+
+/// PyJWT's verdict on each token.
+fn pyjwt_verdicts(tokens: &[String], issuer: &str, audience: &str) -> Vec<bool> {
+    use std::io::Write;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/pyjwt_verdicts.py");
+    let spec = json!({"secret": JWT_SECRET, "issuer": issuer, "audience": audience, "leeway": 60, "tokens": tokens});
+    let mut child = std::process::Command::new(pyjwt_python())
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("running the PyJWT oracle");
+    child.stdin.take().expect("its stdin").write_all(spec.to_string().as_bytes()).expect("writing the corpus");
+    let output = child.wait_with_output().expect("the oracle's answer");
+    assert!(output.status.success(), "the PyJWT oracle failed");
+    serde_json::from_slice(&output.stdout).expect("a JSON list of verdicts")
+}
+
+/// One generated token: time claims at least 30 s away from every leeway
+/// boundary (so the seconds the test takes cannot flip a verdict), `iss`
+/// and `aud` present, absent or wrong, and now and then a bad signature,
+/// `alg: none` or a tampered payload.
+fn generated_token(rng: &mut rand::rngs::StdRng, now: i64) -> String {
+    use rand::Rng;
+    use rand::seq::IndexedRandom;
+    let mut claims = json!({"role": "admin"});
+    let mut time = |name: &str, presence: f64, offsets: &[i64], rng: &mut rand::rngs::StdRng| {
+        if rng.random_bool(presence) {
+            let offset = *offsets.choose(rng).unwrap_or(&0);
+            claims[name] = if rng.random_bool(0.03) { json!("soon") } else { json!(now + offset) };
+        }
+    };
+    time("exp", 0.9, &[-3600, -90, -30, 30, 600, 600, 86400, 86400], rng);
+    time("nbf", 0.5, &[-3600, -30, -30, 30, 90, 3600], rng);
+    time("iat", 0.5, &[-86400, -30, -30, 30, 90, 3600], rng);
+    let iss = [None, Some("zionbackend"), Some("zionbackend"), Some("zionbackend"), Some("zionbackend"), Some("elsewhere")];
+    if let Some(iss) = iss.choose(rng).copied().flatten() {
+        claims["iss"] = json!(iss);
+    }
+    let aud = [None, Some(json!("app")), Some(json!("app")), Some(json!("app")), Some(json!(["other", "app"]))];
+    let aud = if rng.random_bool(0.15) {
+        [Some(json!("other")), Some(json!(["x"]))].choose(rng).cloned().flatten()
+    } else {
+        aud.choose(rng).cloned().flatten()
+    };
+    if let Some(aud) = aud {
+        claims["aud"] = aud;
+    }
+    match rng.random_range(0..20) {
+        0 => token(json!({"alg": "HS256", "typ": "JWT"}), &claims, hmac(b"not-the-server-secret-not-the-server")),
+        1 => format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT"}"#), b64(claims.to_string().as_bytes())),
+        2 => {
+            let signed = hs256(claims.clone());
+            let parts: Vec<&str> = signed.split('.').collect();
+            claims["role"] = json!("user");
+            format!("{}.{}.{}", parts[0], b64(claims.to_string().as_bytes()), parts[2])
+        }
+        _ => hs256(claims),
+    }
+}
+
+async fn time_and_audience_checks_agree_with_pyjwt(backend: Backend) {
+    use rand::SeedableRng;
+    let Some(app) = start(backend, &[("JWT_ISSUER", "zionbackend"), ("JWT_AUDIENCE", "app")]).await else { return };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+    let now = now();
+    let tokens: Vec<String> = (0..600).map(|_| generated_token(&mut rng, now)).collect();
+    let expected = pyjwt_verdicts(&tokens, "zionbackend", "app");
+    assert_eq!(expected.len(), tokens.len());
+    let accepted = expected.iter().filter(|v| **v).count();
+    println!("PyJWT accepts {accepted} of {} generated tokens", tokens.len());
+    assert!(accepted >= 20 && accepted <= tokens.len() - 20, "the corpus needs both verdicts: {accepted}");
+    for (token, expected) in tokens.iter().zip(expected) {
+        let got = sees(&app, token, &[]).await;
+        match (&got, expected) {
+            (Ok(ids), true) => assert_eq!(ids, &vec![1, 2, 3]),
+            (Err((code, _)), false) => assert_eq!(code, "invalid-jwt", "{got:?}"),
+            _ => {
+                let claims = token.split('.').nth(1).and_then(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok());
+                let claims = String::from_utf8_lossy(&claims.unwrap_or_default()).to_string();
+                panic!("PyJWT says {expected}, wxnotify answers {got:?}, for claims {claims}");
+            }
+        }
+    }
 }
