@@ -19,6 +19,7 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPai
 use base64::Engine;
 use serde_json::{Value, json};
 use wxnotify::auth::Role;
+use wxnotify::doctor::Verdict;
 
 use crate::common::{Backend, JWT_SECRET, TestApp, spawn_app_with};
 
@@ -320,6 +321,7 @@ async fn zion_tokens_work_as_they_are(backend: Backend) {
 
 async fn the_admin_secret_grants_admin_and_poses_as_a_user(backend: Backend) {
     let Some(app) = start(backend, &[("ADMIN_SECRET", ADMIN_SECRET)]).await else { return };
+    assert_eq!(doctor_auth(&app).await, Verdict::Ok("algorithms HS256; admin secret set".into()));
     let as_admin = |name| vec![(name, ADMIN_SECRET)];
     assert_eq!(outcome(post(&app, &as_admin(SECRET_HEADER), ACCOUNTS).await), Ok(vec![1, 2, 3]));
     assert_eq!(outcome(post(&app, &as_admin("x-hasura-admin-secret"), ACCOUNTS).await), Ok(vec![1, 2, 3]));
@@ -359,6 +361,7 @@ async fn an_admin_secret_header_is_refused_when_none_is_configured(backend: Back
     refused(outcome(body), "access-denied", "WXNOTIFY_ADMIN_SECRET is unset", "");
     // Bearer tokens still work.
     assert_eq!(sees(&app, &app.admin_token(), &[]).await, Ok(vec![1, 2, 3]));
+    assert_eq!(doctor_auth(&app).await, Verdict::Ok("algorithms HS256; no admin secret (the header is refused)".into()));
 }
 
 async fn rs256_through_a_pem_key_and_confusion_refused(backend: Backend) {
@@ -454,6 +457,17 @@ async fn rs256_and_es256_through_a_rotating_jwks(backend: Backend) {
     refused(sees(&app, &app.admin_token(), &[]).await, "invalid-jwt", "WXNOTIFY_JWT_ALGORITHMS", "");
     let swapped = token(json!({"alg": "RS256", "kid": "k2"}), &json!({"role": "admin", "exp": exp}), hmac(new.pem().as_bytes()));
     refused(sees(&app, &swapped, &[]).await, "invalid-jwt", "signature", &swapped);
+
+    // `wxnotify doctor` reports the mode, fetching the set to prove it answers.
+    let auth = doctor_auth(&app).await;
+    let Verdict::Warn(text) = &auth else { panic!("{auth:?}") };
+    assert!(text.contains("RS256,ES256") && text.contains("2 signing key(s)") && text.contains("HS256 is not allowed"), "{text}");
+}
+
+/// The `auth` line of `wxnotify doctor` for the app's settings.
+async fn doctor_auth(app: &TestApp) -> Verdict {
+    let checks = wxnotify::doctor::run(&app.state.settings).await;
+    checks.into_iter().find(|c| c.name == "auth").map(|c| c.verdict).expect("doctor has an auth check")
 }
 
 /// A Python that can `import jwt` (PyJWT): `python3`, else the system one.
