@@ -275,7 +275,7 @@ impl Settings {
             ));
         }
         let jwt_public_key = raw.optional("JWT_PUBLIC_KEY", auth_config::parse_public_key)?;
-        let jwt_jwks_url = raw.optional("JWT_JWKS_URL", parse_base_url)?;
+        let jwt_jwks_url = raw.optional("JWT_JWKS_URL", parse_url)?;
         let jwt_algorithms = match raw.optional("JWT_ALGORITHMS", auth_config::parse_algorithms)? {
             Some(listed) => listed,
             None => auth_config::default_algorithms(jwt_public_key.as_ref(), jwt_jwks_url.is_some()),
@@ -409,6 +409,16 @@ fn parse_aes_key(v: &str) -> Result<Secret, String> {
 fn parse_base_url(v: &str) -> Result<String, String> {
     if v.starts_with("http://") || v.starts_with("https://") {
         Ok(v.trim_end_matches('/').to_string())
+    } else {
+        Err("is not an http:// or https:// URL".into())
+    }
+}
+
+/// An http:// or https:// URL, kept exactly as written.
+fn parse_url(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if (v.starts_with("http://") || v.starts_with("https://")) && !v.contains(char::is_whitespace) {
+        Ok(v.to_string())
     } else {
         Err("is not an http:// or https:// URL".into())
     }
