@@ -70,7 +70,8 @@ impl Jwks {
         }
         Err(AuthError::InvalidJwt(match kid {
             Some(kid) => format!(
-                "no key with kid {kid:?} for {alg:?} in the key set at WXNOTIFY_JWT_JWKS_URL (it is fetched again at most once a minute)"
+                "no key with kid {:?} for {alg:?} in the key set at WXNOTIFY_JWT_JWKS_URL (it is fetched again at most once a minute)",
+                kid.chars().take(64).collect::<String>()
             ),
             None => format!("the token has no kid and no {alg:?} key in the key set at WXNOTIFY_JWT_JWKS_URL fits it"),
         }))
