@@ -50,7 +50,8 @@ impl std::str::FromStr for Role {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub role: Role,
-    /// The account id for users (`sub`), as the JWT carries it.
+    /// For users the account id (from `WXNOTIFY_JWT_USER_ID_CLAIM`,
+    /// `x-hasura-user-id` or `sub`); for admins the token's `sub`, if any.
     pub sub: Option<String>,
 }
 
