@@ -1,4 +1,5 @@
-//! Who is calling, and the three roles of contract §7. A request is one of:
+//! Who is calling, and the three roles (anonymous, user, admin; see
+//! `docs/dialect.md`). A request is one of:
 //! the admin secret ([`admin`]), a bearer JWT, or anonymous. A JWT is
 //! verified here (signature with the HS256 secret, a PEM public key or a
 //! JWKS ([`jwks`]); `exp`, and `iat`, `nbf`, `iss`, `aud` when present or
@@ -23,6 +24,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::error::CodedError;
 use crate::settings::{Secret, Settings};
 
 /// A caller's role. Anything the server does is allowed or refused by role.
@@ -85,8 +87,8 @@ struct MintedClaims<'a> {
     aud: Option<&'a str>,
 }
 
-/// Why a request's credentials were refused; [`AuthError::code`] is the
-/// `extensions.code` Hasura uses for the same refusal. Messages say what
+/// Why a request's credentials were refused; its [`CodedError::code`] is
+/// the `extensions.code` Hasura uses for the same refusal. Messages say what
 /// was wrong and which setting governs it, never the token itself.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
@@ -100,8 +102,9 @@ pub enum AuthError {
     AccessDenied(String),
 }
 
-impl AuthError {
-    pub fn code(&self) -> &'static str {
+/// Auth refusals are all expected: each is answered with its own message.
+impl CodedError for AuthError {
+    fn code(&self) -> &'static str {
         match self {
             AuthError::InvalidJwt(_) => "invalid-jwt",
             AuthError::InvalidClaims(_) => "jwt-invalid-claims",

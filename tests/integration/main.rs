@@ -3,6 +3,7 @@
 mod common;
 
 mod auth;
+mod errors;
 mod foundation;
 mod hostile;
 mod limits;
@@ -15,4 +16,5 @@ mod seed_documents;
 mod simulator;
 mod tables;
 mod wechat;
+mod wechat_crypto;
 mod where_property;
