@@ -3,6 +3,8 @@
 mod common;
 
 mod auth;
+mod cron_oracle;
+mod cron_schedules;
 mod errors;
 mod foundation;
 mod hostile;
