@@ -1,5 +1,5 @@
 //! `wxnotify doctor`: checks what a deployment needs and says what to fix —
-//! the settings, the database and its migrations, the JWT secret, the
+//! the settings, the database and its migrations, the JWT secret and auth mode, the
 //! service account's and the mini-program's credentials (against WeChat, or
 //! whatever `WXNOTIFY_WECHAT_API_BASE` names), and the callback settings.
 //! It spends no token quota when a valid token is already cached (and then
@@ -57,6 +57,7 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
             (None, DatabaseKind::Postgres) => Verdict::Fail("WXNOTIFY_JWT_SECRET is required with PostgreSQL".into()),
         },
     );
+    push("auth", auth_mode(settings).await);
     match WechatClient::new(settings, db.clone()) {
         Ok(wechat) => {
             push("service account", service_account(&wechat).await);
@@ -92,6 +93,32 @@ async fn mini_program(wechat: &WechatClient) -> Verdict {
         Ok(_) => Verdict::Ok("jscode2session answered".into()),
         Err(e) => Verdict::Fail(e.to_string()),
     }
+}
+
+/// Which tokens and headers are accepted; a JWKS is fetched to prove it answers.
+async fn auth_mode(settings: &Settings) -> Verdict {
+    let mut modes = vec![format!("algorithms {}", names(&settings.jwt_algorithms))];
+    if let Some(key) = &settings.jwt_public_key {
+        modes.push(format!("{:?} public key (WXNOTIFY_JWT_PUBLIC_KEY)", key.family));
+    }
+    if let Some(url) = &settings.jwt_jwks_url {
+        match crate::auth::jwks::Jwks::new(url.clone()).count().await {
+            Ok(count) => modes.push(format!("JWKS at {url} with {count} signing key(s)")),
+            Err(e) => return Verdict::Fail(format!("WXNOTIFY_JWT_JWKS_URL: {url} cannot be used: {e}")),
+        }
+    }
+    modes.push(if settings.admin_secret.is_some() { "admin secret set".into() } else { "no admin secret (the header is refused)".into() });
+    let summary = modes.join("; ");
+    if !settings.jwt_algorithms.contains(&jsonwebtoken::Algorithm::HS256) {
+        return Verdict::Warn(format!(
+            "{summary}: HS256 is not allowed, so tokens from loginWithWechatMiniApp and `wxnotify token` are refused"
+        ));
+    }
+    Verdict::Ok(summary)
+}
+
+fn names(algorithms: &[jsonwebtoken::Algorithm]) -> String {
+    algorithms.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(",")
 }
 
 fn callback(settings: &Settings) -> Verdict {

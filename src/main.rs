@@ -134,7 +134,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let db = wxnotify::db::connect(&settings).await?;
             wxnotify::db::migrate(&db).await?;
             let (secret, _) = wxnotify::db::jwt_secret(&db, &settings).await?;
-            println!("{}", Jwt::new(&secret).mint(role, sub.as_deref(), ttl));
+            println!("{}", Jwt::from_settings(&secret, &settings).mint(role, sub.as_deref(), ttl));
             Ok(())
         }
     }

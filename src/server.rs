@@ -37,7 +37,13 @@ impl Application {
         let settings = Arc::new(settings);
         let wechat =
             wechat::WechatClient::new(&settings, db.clone()).map_err(|e| anyhow::anyhow!("setting up the WeChat client failed: {e}"))?;
-        let services = Arc::new(services::Services::new(db.clone(), settings.clone(), wechat, Jwt::new(&secret)));
+        let jwt = Jwt::from_settings(&secret, &settings);
+        if !jwt.accepts_own_tokens() {
+            tracing::warn!(
+                "WXNOTIFY_JWT_ALGORITHMS leaves out HS256: the tokens loginWithWechatMiniApp and `wxnotify token` mint will be refused"
+            );
+        }
+        let services = Arc::new(services::Services::new(db.clone(), settings.clone(), wechat, jwt));
         let schema = graphql::build_schema(services.clone())?;
         let _ = services.schema.set(schema.clone());
         notify::recover_in_background(services.clone());

@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::auth::config::{self as auth_config, ClaimPath, ClaimsFormat, PublicKey};
+
 /// A value that must never reach a log line, an error message or a response.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -57,6 +59,26 @@ pub struct Settings {
     /// HS256 key for bearer tokens. `None` only with SQLite, where a
     /// development secret is generated and kept in the database.
     pub jwt_secret: Option<Secret>,
+    /// A PEM public key verifying RS/PS/ES/EdDSA tokens of its family.
+    pub jwt_public_key: Option<PublicKey>,
+    /// A JWKS URL whose keys verify RS/PS/ES/EdDSA tokens.
+    pub jwt_jwks_url: Option<String>,
+    /// The algorithms a token may be signed with; never `none`, and each
+    /// asymmetric one has a key to verify it.
+    pub jwt_algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// Where Hasura-style `x-hasura-*` claims live.
+    pub jwt_claims_namespace: ClaimPath,
+    pub jwt_claims_format: ClaimsFormat,
+    /// When set, a token's `iss` must be this.
+    pub jwt_issuer: Option<String>,
+    /// When not empty, a token's `aud` must name one of these.
+    pub jwt_audience: Vec<String>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    pub jwt_leeway: Duration,
+    /// The claim holding a user's account id when `sub` is not it.
+    pub jwt_user_id_claim: Option<ClaimPath>,
+    /// Grants admin through `X-Hasura-Admin-Secret`; `None` refuses that header.
+    pub admin_secret: Option<Secret>,
     pub oa_appid: Option<String>,
     pub oa_secret: Option<Secret>,
     /// The callback token configured on the service account's server page.
@@ -129,6 +151,16 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting("DATABASE_URL", Some("sqlite://wxnotify.db"), "sqlite://FILE (created and migrated on start) or postgres://USER@HOST/DB"),
     setting("LISTEN", Some("127.0.0.1:8080"), "address and port the HTTP server binds"),
     secret("JWT_SECRET", "HS256 key for bearer tokens (at least 32 characters); required with PostgreSQL"),
+    setting("JWT_PUBLIC_KEY", None, "PEM public key (RSA, EC or Ed25519) that verifies tokens from an outside identity provider"),
+    setting("JWT_JWKS_URL", None, "JWKS URL whose keys verify tokens from an outside identity provider"),
+    setting("JWT_ALGORITHMS", None, "algorithms tokens may use, like HS256,RS256; default HS256 plus the key's (RS256/ES256)"),
+    setting("JWT_CLAIMS_NAMESPACE", Some(crate::auth::HASURA_NAMESPACE), "claim (or $.path) holding x-hasura-* claims"),
+    setting("JWT_CLAIMS_FORMAT", Some("json"), "json or stringified_json: how the namespace's claims are written"),
+    setting("JWT_ISSUER", None, "when set, a token's iss must be this"),
+    setting("JWT_AUDIENCE", None, "when set, a token's aud must be one of these (comma-separated)"),
+    setting("JWT_LEEWAY", Some("60s"), "clock skew allowed on exp, nbf and iat"),
+    setting("JWT_USER_ID_CLAIM", None, "claim (or $.path) holding a user's account id when sub is not it"),
+    secret("ADMIN_SECRET", "X-Hasura-Admin-Secret value that grants admin; unset: the header is refused"),
     setting("OA_APPID", None, "service account (服务号) appid"),
     secret("OA_SECRET", "service account AppSecret"),
     secret("OA_TOKEN", "callback Token from the service account's server configuration"),
@@ -238,14 +270,33 @@ impl Settings {
         if jwt_secret.is_none() && database_kind == DatabaseKind::Postgres {
             return Err(SettingsError::new(
                 "JWT_SECRET",
-                "is required with PostgreSQL: set it to a random string of at least 32 characters (e.g. `openssl rand -hex 32`)",
+                "is required with PostgreSQL (it signs the tokens loginWithWechatMiniApp and `wxnotify token` mint): \
+                 set it to a random string of at least 32 characters (e.g. `openssl rand -hex 32`)",
             ));
         }
+        let jwt_public_key = raw.optional("JWT_PUBLIC_KEY", auth_config::parse_public_key)?;
+        let jwt_jwks_url = raw.optional("JWT_JWKS_URL", parse_url)?;
+        let jwt_algorithms = match raw.optional("JWT_ALGORITHMS", auth_config::parse_algorithms)? {
+            Some(listed) => listed,
+            None => auth_config::default_algorithms(jwt_public_key.as_ref(), jwt_jwks_url.is_some()),
+        };
+        auth_config::check_algorithms(&jwt_algorithms, jwt_public_key.as_ref(), jwt_jwks_url.is_some())
+            .map_err(|problem| SettingsError::new("JWT_ALGORITHMS", problem))?;
         Ok(Settings {
             database_url,
             database_kind,
             listen: raw.parse("LISTEN", |v| v.parse().map_err(|_| "is not an address like 127.0.0.1:8080".into()))?,
             jwt_secret,
+            jwt_public_key,
+            jwt_jwks_url,
+            jwt_algorithms,
+            jwt_claims_namespace: raw.parse("JWT_CLAIMS_NAMESPACE", auth_config::parse_claim_path)?,
+            jwt_claims_format: raw.parse("JWT_CLAIMS_FORMAT", auth_config::parse_claims_format)?,
+            jwt_issuer: raw.optional("JWT_ISSUER", |v| Ok(v.trim().to_string()))?,
+            jwt_audience: raw.optional("JWT_AUDIENCE", parse_list)?.unwrap_or_default(),
+            jwt_leeway: raw.parse("JWT_LEEWAY", parse_duration)?,
+            jwt_user_id_claim: raw.optional("JWT_USER_ID_CLAIM", auth_config::parse_claim_path)?,
+            admin_secret: raw.optional("ADMIN_SECRET", parse_admin_secret)?,
             oa_appid: raw.optional("OA_APPID", parse_appid)?,
             oa_secret: raw.optional("OA_SECRET", parse_secret)?,
             oa_token: raw.optional("OA_TOKEN", parse_secret)?,
@@ -325,6 +376,19 @@ fn parse_jwt_secret(v: &str) -> Result<Secret, String> {
     Ok(Secret::new(v))
 }
 
+fn parse_admin_secret(v: &str) -> Result<Secret, String> {
+    if v.len() < 16 {
+        return Err("is too short: use at least 16 characters (e.g. `openssl rand -hex 16`)".into());
+    }
+    Ok(Secret::new(v))
+}
+
+/// `a,b,c`, blanks dropped.
+fn parse_list(v: &str) -> Result<Vec<String>, String> {
+    let items: Vec<String> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    if items.is_empty() { Err("lists nothing".into()) } else { Ok(items) }
+}
+
 fn parse_secret(v: &str) -> Result<Secret, String> {
     Ok(Secret::new(v.trim()))
 }
@@ -345,6 +409,16 @@ fn parse_aes_key(v: &str) -> Result<Secret, String> {
 fn parse_base_url(v: &str) -> Result<String, String> {
     if v.starts_with("http://") || v.starts_with("https://") {
         Ok(v.trim_end_matches('/').to_string())
+    } else {
+        Err("is not an http:// or https:// URL".into())
+    }
+}
+
+/// An http:// or https:// URL, kept exactly as written.
+fn parse_url(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if (v.starts_with("http://") || v.starts_with("https://")) && !v.contains(char::is_whitespace) {
+        Ok(v.to_string())
     } else {
         Err("is not an http:// or https:// URL".into())
     }
@@ -465,6 +539,24 @@ mod tests {
                 setting.name
             );
         }
+    }
+
+    #[test]
+    fn auth_settings_are_checked_together() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.jwt_algorithms, [jsonwebtoken::Algorithm::HS256]);
+        assert_eq!(s.jwt_leeway, Duration::from_secs(60));
+        let err = load(&[("JWT_ALGORITHMS", "RS256")]).unwrap_err();
+        assert_eq!(err.setting, "WXNOTIFY_JWT_ALGORITHMS");
+        let err = load(&[("JWT_ALGORITHMS", "none")]).unwrap_err().to_string();
+        assert!(err.contains("never accepted"), "{err}");
+        let s = load(&[("JWT_JWKS_URL", "https://idp.example/jwks.json"), ("JWT_AUDIENCE", "a, b")]).unwrap();
+        assert_eq!(s.jwt_algorithms.len(), 3);
+        assert_eq!(s.jwt_audience, ["a", "b"]);
+        assert_eq!(load(&[("JWT_PUBLIC_KEY", "not a key")]).unwrap_err().setting, "WXNOTIFY_JWT_PUBLIC_KEY");
+        assert_eq!(load(&[("JWT_CLAIMS_FORMAT", "xml")]).unwrap_err().setting, "WXNOTIFY_JWT_CLAIMS_FORMAT");
+        let err = load(&[("ADMIN_SECRET", "short")]).unwrap_err().to_string();
+        assert!(err.starts_with("WXNOTIFY_ADMIN_SECRET") && !err.contains("short\""), "{err}");
     }
 
     #[test]

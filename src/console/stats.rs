@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Role;
+use crate::error::CodedError;
 use crate::linking::sync::SyncReport;
 
 /// The chart's windows: (name, length in seconds, buckets).
@@ -50,10 +51,10 @@ pub struct Params {
 }
 
 pub async fn handler(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(params): Query<Params>) -> Response {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let caller = match state.services.jwt.caller(authorization) {
+    // The same credentials GraphQL takes: a bearer token or the admin secret.
+    let caller = match state.services.jwt.authenticate(&headers).await {
         Ok(caller) => caller,
-        Err(e) => return refusal(StatusCode::UNAUTHORIZED, "invalid-jwt", &e.to_string()),
+        Err(e) => return refusal(StatusCode::UNAUTHORIZED, e.code(), &e.to_string()),
     };
     if caller.role != Role::Admin {
         let message = "the dashboard's statistics are for admins: send an admin token (`wxnotify token --role admin`)";

@@ -20,6 +20,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::auth::Caller;
+use crate::error::CodedError;
 use crate::graphql::execute::{Answer, to_json};
 use crate::services::Services;
 
@@ -121,12 +122,13 @@ async fn graphql(
     request: GraphQLBatchRequest,
 ) -> Response {
     let address = client_address(&state, &headers, peer);
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let caller = match state.services.jwt.caller(authorization) {
+    let caller = match state.services.jwt.authenticate(&headers).await {
         Ok(caller) => caller,
-        // As Hasura: a GraphQL error with code `invalid-jwt`, and nothing runs.
+        // As Hasura: a GraphQL error with its code (`invalid-jwt`,
+        // `access-denied`, ...), and nothing runs.
         Err(e) => {
-            let body = json!({ "errors": [{ "message": e.to_string(), "extensions": { "code": "invalid-jwt" } }] });
+            tracing::debug!(code = e.code(), reason = %e, "request credentials refused");
+            let body = json!({ "errors": [{ "message": e.to_string(), "extensions": { "code": e.code() } }] });
             return Json(body).into_response();
         }
     };

@@ -3,6 +3,7 @@
 mod browser;
 mod common;
 
+mod auth;
 mod console;
 mod cron_oracle;
 mod cron_schedules;
