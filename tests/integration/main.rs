@@ -8,6 +8,7 @@ mod limits;
 mod linking;
 mod notify;
 mod operations;
+mod query_plans;
 mod roles;
 mod scheduler;
 mod seed_documents;

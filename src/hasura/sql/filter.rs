@@ -19,6 +19,7 @@ impl Writer<'_> {
             }
             BoolExp::Compare { column, scalar, op } => {
                 self.push("(");
+                self.indexed_json_paths(&table.name, alias, column, *scalar, op);
                 self.compare(&format!("{alias}.\"{column}\""), *scalar, op)?;
                 self.push(")");
             }
