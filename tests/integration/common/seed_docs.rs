@@ -23,7 +23,17 @@ pub const NOTICE_UPSERT: &str = r#"mutation upsertNotice($account: bigint!, $exp
 
 /// How many accounts carry unread `point_count` rows, whatever the table
 /// size, so the `notice` query's answer does not grow with it.
-pub const UNREAD_ACCOUNTS: i64 = 50;
+pub const UNREAD_ACCOUNTS: i64 = 100;
+
+/// Unread rows per such account: seven 聊天, three 投递邀约.
+const UNREAD_TYPES: [&str; 10] = ["聊天", "聊天", "聊天", "聊天", "聊天", "聊天", "聊天", "投递邀约", "投递邀约", "投递邀约"];
+
+/// The accounts with unread rows: spread over the whole id range (so no
+/// plan finds them by reading a prefix), of every status and both states.
+pub fn unread_accounts(accounts: i64) -> Vec<i64> {
+    let stride = (accounts / UNREAD_ACCOUNTS).max(1);
+    (0..UNREAD_ACCOUNTS).map(|k| k * stride + 1 + k % stride.min(6)).filter(|n| *n <= accounts).collect()
+}
 
 /// The unionid account `n` logged in with (only in its login map, as Zion
 /// stores it).
@@ -33,8 +43,8 @@ pub fn unionid(n: i64) -> String {
 
 /// `accounts` accounts as Zion's login leaves them (mp openid and the login
 /// map; no `unionid` column), every second one following, three statuses in
-/// turn; the first [`UNREAD_ACCOUNTS`] have three unread rows each (two
-/// 聊天, one 投递邀约). Then statistics, so planners see the real sizes.
+/// turn; [`unread_accounts`] have ten unread rows each. Then statistics, so
+/// planners see the real sizes.
 pub async fn load(db: &DatabaseConnection, accounts: i64) {
     let now = chrono::Utc::now();
     let backend = db.get_database_backend();
@@ -63,8 +73,8 @@ pub async fn load(db: &DatabaseConnection, accounts: i64) {
     }
     let mut sql = String::from("INSERT INTO point_count (created_at, updated_at, account_account, type, sender, content) VALUES ");
     let mut values: Vec<Value> = Vec::new();
-    for n in 1..=UNREAD_ACCOUNTS.min(accounts) {
-        for (k, kind) in ["聊天", "聊天", "投递邀约"].iter().enumerate() {
+    for n in unread_accounts(accounts) {
+        for (k, kind) in UNREAD_TYPES.iter().enumerate() {
             let p = values.len();
             sql.push_str(&format!("{}(${}, ${}, ${}, ${}, ${}, ${})", if p == 0 { "" } else { "," }, p + 1, p + 2, p + 3, p + 4, p + 5, p + 6));
             values.extend([Value::from(now), now.into(), n.into(), (*kind).into(), format!("sender{k}").into(), "hello".into()]);
