@@ -6,6 +6,7 @@ mod foundation;
 mod hostile;
 mod limits;
 mod linking;
+mod login_map_index;
 mod notify;
 mod operations;
 mod query_plans;
