@@ -230,7 +230,12 @@ async fn main() {
             for (d, document) in DOCUMENTS.iter().enumerate() {
                 let ratio = ms(large[d]) / ms(small[d]);
                 let verdict = if ratio <= GOAL { "met" } else { "MISSED" };
-                println!("{:<9} {document:<14} {:>14.2} {:>16.2} {ratio:>6.2}× {verdict:>5}", format!("{backend:?}"), ms(small[d]), ms(large[d]));
+                println!(
+                    "{:<9} {document:<14} {:>14.2} {:>16.2} {ratio:>6.2}× {verdict:>5}",
+                    format!("{backend:?}"),
+                    ms(small[d]),
+                    ms(large[d])
+                );
             }
         }
     }

@@ -80,12 +80,14 @@ fn filters() -> Vec<Value> {
 }
 
 async fn load(app: &TestApp, maps: &[Value]) {
-    let objects: Vec<Value> = maps.iter().enumerate().map(|(i, m)| json!({ "mp_openid": format!("mp{i}"), "oauth2_user_info_map": m })).collect();
+    let objects: Vec<Value> =
+        maps.iter().enumerate().map(|(i, m)| json!({ "mp_openid": format!("mp{i}"), "oauth2_user_info_map": m })).collect();
     app.data("mutation($o: [account_insert_input!]!) { insert_account(objects: $o) { affected_rows } }", json!({ "o": objects })).await;
 }
 
 async fn selected(app: &TestApp, filter: &Value) -> Value {
-    let data = app.data("query($w: account_bool_exp) { account(where: $w, order_by: {id: asc}) { mp_openid } }", json!({ "w": filter })).await;
+    let data =
+        app.data("query($w: account_bool_exp) { account(where: $w, order_by: {id: asc}) { mp_openid } }", json!({ "w": filter })).await;
     data["account"].clone()
 }
 

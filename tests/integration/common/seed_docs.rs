@@ -76,14 +76,25 @@ pub async fn load(db: &DatabaseConnection, accounts: i64) {
     for n in unread_accounts(accounts) {
         for (k, kind) in UNREAD_TYPES.iter().enumerate() {
             let p = values.len();
-            sql.push_str(&format!("{}(${}, ${}, ${}, ${}, ${}, ${})", if p == 0 { "" } else { "," }, p + 1, p + 2, p + 3, p + 4, p + 5, p + 6));
+            sql.push_str(&format!(
+                "{}(${}, ${}, ${}, ${}, ${}, ${})",
+                if p == 0 { "" } else { "," },
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6
+            ));
             values.extend([Value::from(now), now.into(), n.into(), (*kind).into(), format!("sender{k}").into(), "hello".into()]);
         }
     }
     db.execute_raw(Statement::from_sql_and_values(backend, &sql, values)).await.expect("loading unread rows");
     if backend == sea_orm::DbBackend::Postgres {
         // Explicit ids above: move the sequence past them.
-        db.execute_unprepared("SELECT setval(pg_get_serial_sequence('account', 'id'), (SELECT max(id) FROM account))").await.expect("setval");
+        db.execute_unprepared("SELECT setval(pg_get_serial_sequence('account', 'id'), (SELECT max(id) FROM account))")
+            .await
+            .expect("setval");
     }
     db.execute_unprepared("ANALYZE").await.expect("ANALYZE");
 }
