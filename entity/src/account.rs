@@ -32,6 +32,24 @@ pub const DOCS: &[(&str, &str)] = &[
     ("oauth2_user_info_map", "Login data as Zion stores it: {\"WECHAT\":{\"openId\":..,\"unionId\":..}}."),
 ];
 
+/// The login map is what the seed's follower sync filters on
+/// (`oauth2_user_info_map: {_contains: {WECHAT: {unionId}}}`), once per
+/// follower, so it must not cost a scan of every account.
+pub const INDEXES: &[crate::index::Index] = {
+    use crate::index::{Index, Key};
+    &[
+        Index { name: "account_oauth2_user_info_map_idx", key: Key::JsonContainment("oauth2_user_info_map") },
+        Index {
+            name: "account_oauth2_user_info_map_unionid_idx",
+            key: Key::JsonPath { column: "oauth2_user_info_map", path: &["WECHAT", "unionId"] },
+        },
+        Index {
+            name: "account_oauth2_user_info_map_openid_idx",
+            key: Key::JsonPath { column: "oauth2_user_info_map", path: &["WECHAT", "openId"] },
+        },
+    ]
+};
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(has_many = "super::point_count::Entity")]

@@ -12,6 +12,9 @@
 //! documents name them in `on_conflict`: a single column `#[sea_orm(unique)]`
 //! is `<table>_<column>_key`; a composite key is declared with
 //! `unique_key = "<table>_<col>_<col>_key"` on each of its columns.
+//!
+//! Indexes beyond keys: a plain column index is `#[sea_orm(indexed)]`;
+//! expression and GIN indexes are the module's `INDEXES` (see [`index`]).
 
 /// Sets `created_at` on insert and moves `updated_at` on every save, so
 /// code that writes through SeaORM keeps the system columns true.
@@ -38,6 +41,7 @@ pub mod account;
 pub mod action_flow;
 pub mod actok;
 pub mod delivery;
+pub mod index;
 pub mod job_run;
 pub mod message_template;
 pub mod notice;

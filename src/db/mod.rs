@@ -5,8 +5,8 @@
 //! is for production. Both run every behaviour; where their SQL differs, the
 //! code asks [`DatabaseKind`].
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -15,13 +15,38 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbE
 use crate::settings::{DatabaseKind, Secret, Settings};
 
 /// Counts every SQL statement a connection pool runs (for `/metrics`, and for
-/// tests that prove a request's statement count does not grow with its rows).
+/// tests that prove a request's statement count does not grow with its rows),
+/// and on request keeps them (for tests that read their query plans).
 #[derive(Clone, Debug, Default)]
-pub struct StatementCounter(Arc<AtomicU64>);
+pub struct StatementCounter {
+    count: Arc<AtomicU64>,
+    recording: Arc<AtomicBool>,
+    recorded: Arc<Mutex<Vec<Statement>>>,
+}
 
 impl StatementCounter {
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Starts keeping every statement run from now on, forgetting earlier ones.
+    pub fn record(&self) {
+        self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        self.recording.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops keeping statements and hands back those kept since [`Self::record`].
+    pub fn take_recorded(&self) -> Vec<Statement> {
+        self.recording.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    fn observe(&self, statement: &Statement) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        // Checked first so a server that never records pays no lock.
+        if self.recording.load(Ordering::Relaxed) {
+            self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(statement.clone());
+        }
     }
 }
 
@@ -29,9 +54,9 @@ impl StatementCounter {
 pub async fn connect_counted(settings: &Settings) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
     let mut db = connect(settings).await?;
     let counter = StatementCounter::default();
-    let inner = counter.0.clone();
-    db.set_metric_callback(move |_| {
-        inner.fetch_add(1, Ordering::Relaxed);
+    let inner = counter.clone();
+    db.set_metric_callback(move |info| {
+        inner.observe(info.statement);
         ::metrics::counter!("wxnotify_sql_statements_total").increment(1);
     });
     Ok((db, counter))

@@ -4,7 +4,7 @@
 use super::{Dialect, Link, Writer};
 use crate::hasura::error::{EngineError, invalid};
 use crate::hasura::ir::{BoolExp, CompareOp};
-use crate::hasura::meta::{Scalar, Table};
+use crate::hasura::meta::{Relation, RelationKind, Scalar, Table};
 
 impl Writer<'_> {
     pub fn bool_exp(&mut self, table: &Table, alias: &str, exp: &BoolExp) -> Result<(), EngineError> {
@@ -19,6 +19,7 @@ impl Writer<'_> {
             }
             BoolExp::Compare { column, scalar, op } => {
                 self.push("(");
+                self.indexed_json_paths(&table.name, alias, column, *scalar, op);
                 self.compare(&format!("{alias}.\"{column}\""), *scalar, op)?;
                 self.push(")");
             }
@@ -26,14 +27,34 @@ impl Writer<'_> {
                 let target = self.table(&relation.target)?;
                 let inner = self.alias();
                 let permission = self.permission(target, crate::hasura::permission::Operation::Select)?;
+                let filters: Vec<&BoolExp> = permission.iter().chain(std::iter::once(filter.as_ref())).collect();
+                if self.dialect == Dialect::Sqlite && relation.kind == RelationKind::Array {
+                    return self.in_related(alias, relation, &inner, &filters);
+                }
                 self.push("EXISTS (SELECT 1 FROM ");
                 self.table_name(&target.name);
                 self.push(&format!(" AS {inner} WHERE "));
-                let filters: Vec<&BoolExp> = permission.iter().chain(std::iter::once(filter.as_ref())).collect();
                 self.conditions(target, &inner, Some(Link { parent_alias: alias, relation }), &filters)?;
                 self.push(")");
             }
         }
+        Ok(())
+    }
+
+    /// SQLite, a filter through an array relation: `parent.local IN (SELECT
+    /// child.remote ...)` rather than `EXISTS`. SQLite runs a correlated
+    /// `EXISTS` once per parent row, so the seed's `notice` query read every
+    /// account to find the few with unread rows; from `IN` it can start at
+    /// the child rows and fetch their parents by key. The NULL guards keep
+    /// `EXISTS`'s two-valued answer (under `_not` too).
+    fn in_related(&mut self, alias: &str, relation: &Relation, inner: &str, filters: &[&BoolExp]) -> Result<(), EngineError> {
+        let target = self.table(&relation.target)?;
+        let (local, remote) = (&relation.local, &relation.remote);
+        self.push(&format!("({alias}.\"{local}\" IS NOT NULL AND {alias}.\"{local}\" IN (SELECT {inner}.\"{remote}\" FROM "));
+        self.table_name(&target.name);
+        self.push(&format!(" AS {inner} WHERE {inner}.\"{remote}\" IS NOT NULL AND "));
+        self.conditions(target, inner, None, filters)?;
+        self.push("))");
         Ok(())
     }
 

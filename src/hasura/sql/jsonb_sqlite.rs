@@ -11,10 +11,17 @@
 //!
 //! Keys and values are bound parameters. The caller wraps the result so an
 //! SQL NULL column stays unknown.
+//!
+//! SQLite cannot index that unrolled form, so where the entity declares an
+//! expression index on a JSON path (`entity::index`), a pattern holding a
+//! string at that path is also written as `json_extract(column, '$.path') =
+//! value AND ...`, the indexed expression verbatim, which the planner uses.
 
 use serde_json::Value as Json;
 
-use super::Writer;
+use super::{Dialect, Writer};
+use crate::hasura::ir::CompareOp;
+use crate::hasura::meta::Scalar;
 
 /// Where the JSON under test is: a whole document, or a `json_each` row.
 #[derive(Clone)]
@@ -51,6 +58,32 @@ impl Node {
 }
 
 impl Writer<'_> {
+    /// SQLite, `_contains` or `_eq` on a jsonb column: `json_extract(column,
+    /// '$.path') = value AND ` for each indexed path at which the pattern
+    /// holds a string. Every document the full check accepts has that string
+    /// there, so the conjunct changes no answer (an SQL NULL column gives NULL
+    /// either way); it only lets the index find the candidates. Strings only:
+    /// `json_extract` turns JSON into SQL values, and other types would need
+    /// the type check the full condition already makes.
+    pub(super) fn indexed_json_paths(&mut self, table: &str, alias: &str, column: &str, scalar: Scalar, op: &CompareOp) {
+        if self.dialect != Dialect::Sqlite || scalar != Scalar::Jsonb {
+            return;
+        }
+        let pattern = match op {
+            CompareOp::Contains(pattern) => pattern.clone(),
+            CompareOp::Eq(sea_orm::Value::Json(Some(pattern))) => (**pattern).clone(),
+            _ => return,
+        };
+        for path in entity::index::sqlite_json_paths(table, column) {
+            let leaf = path.iter().try_fold(&pattern, |node, key| node.as_object()?.get(*key));
+            if let Some(Json::String(value)) = leaf {
+                self.push(&format!("json_extract({alias}.\"{column}\", '{}') = ", entity::index::Key::sqlite_path(path)));
+                self.param(value.clone());
+                self.push(" AND ");
+            }
+        }
+    }
+
     /// `column @> pattern`.
     pub(super) fn json_contains(&mut self, column: &str, pattern: &Json) {
         let doc = Node::Document(column.to_string());

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod seed_docs;
+
 use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
