@@ -99,6 +99,13 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// A PENDING delivery untouched this long is sent by the next sweep.
     pub pending_retry_after: Duration,
+    /// How long after its first send a template message whose outcome is
+    /// unknown may be sent again with the same `client_msg_id` (WeChat drops
+    /// the repeat for 10 minutes); at most 10 minutes.
+    pub resend_window: Duration,
+    /// How long a sender's claim on a SENDING delivery lasts without a
+    /// heartbeat; a dead process's rows are settled once it lapses.
+    pub delivery_lease: Duration,
 }
 
 /// `count` events per `per`, e.g. `30/min`.
@@ -136,7 +143,11 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting("MP_APPID", None, "mini-program appid"),
     secret("MP_SECRET", "mini-program AppSecret"),
     setting("WECHAT_API_BASE", Some("https://api.weixin.qq.com"), "WeChat API host; tests point it at the simulator"),
-    setting("WECHAT_STABLE_TOKEN", Some("false"), "fetch tokens from /cgi-bin/stable_token instead of /cgi-bin/token"),
+    setting(
+        "WECHAT_STABLE_TOKEN",
+        Some("true"),
+        "fetch tokens from /cgi-bin/stable_token (cannot invalidate another system's token); false: /cgi-bin/token",
+    ),
     setting("WECHAT_TIMEOUT", Some("10s"), "timeout of each WeChat call"),
     setting("WECHAT_CONCURRENCY", Some("16"), "WeChat calls one batch runs at once"),
     setting("TIMEZONE", Some("Asia/Shanghai"), "IANA time zone for cron schedules and {{now}}"),
@@ -160,6 +171,16 @@ pub const SETTINGS: &[SettingInfo] = &[
         "PENDING_RETRY_AFTER",
         Some("10m"),
         "a message left PENDING (by a stopped server or a quota stop) this long is sent by any running server",
+    ),
+    setting(
+        "RESEND_WINDOW",
+        Some("8m"),
+        "a template message whose outcome is unknown (crash, timeout) is sent again with the same client_msg_id this long after its first send (WeChat drops repeats for 10 minutes; at most 10m)",
+    ),
+    setting(
+        "DELIVERY_LEASE",
+        Some("30s"),
+        "how long a sender's claim on a message outlives its last heartbeat; another server settles a dead one's messages after it",
     ),
 ];
 
@@ -276,6 +297,8 @@ impl Settings {
             })?,
             shutdown_grace: raw.parse("SHUTDOWN_GRACE", parse_duration)?,
             pending_retry_after: raw.parse("PENDING_RETRY_AFTER", parse_duration)?,
+            resend_window: raw.parse("RESEND_WINDOW", parse_resend_window)?,
+            delivery_lease: raw.parse("DELIVERY_LEASE", parse_lease)?,
         })
     }
 
@@ -383,6 +406,25 @@ fn parse_rate(v: &str) -> Result<Option<Rate>, String> {
 }
 
 /// `500ms`, `10s`, `5m`, `1h`, `7d`, or a bare number of seconds.
+/// WeChat keeps a `client_msg_id` for 10 minutes; a longer window could
+/// send a message twice.
+fn parse_resend_window(v: &str) -> Result<Duration, String> {
+    let window = parse_duration(v)?;
+    if window > Duration::from_secs(600) {
+        return Err("is longer than the 10 minutes WeChat remembers a client_msg_id: use 10m or less (8m leaves a margin)".into());
+    }
+    Ok(window)
+}
+
+/// A lease shorter than 100 ms would lapse between heartbeats.
+fn parse_lease(v: &str) -> Result<Duration, String> {
+    let lease = parse_duration(v)?;
+    if lease < Duration::from_millis(100) {
+        return Err("is shorter than 100ms: a live sender could not renew it in time".into());
+    }
+    Ok(lease)
+}
+
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let err = || "is not a duration like 500ms, 10s, 5m, 1h or 7d".to_string();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());

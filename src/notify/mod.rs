@@ -46,12 +46,16 @@ pub fn recover_in_background(services: Arc<Services>) {
     });
 }
 
-/// Starts the outbox sweeper: every quarter of `WXNOTIFY_PENDING_RETRY_AFTER`
-/// (at most every minute) it runs [`outbox::sweep`], until the server stops.
-/// Every server runs one; rows are claimed atomically, so they never clash.
+/// Starts the outbox sweeper: every half `WXNOTIFY_DELIVERY_LEASE` or
+/// quarter `WXNOTIFY_PENDING_RETRY_AFTER`, whichever is shorter (at most
+/// every minute), it runs [`outbox::sweep`], until the server stops. Every
+/// server runs one; rows are claimed atomically, so they never clash, and a
+/// dead server's rows are settled within a lease and half of it.
 pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
-    let every =
-        (services.settings.pending_retry_after / 4).clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(60));
+    let settings = &services.settings;
+    let every = (settings.pending_retry_after / 4)
+        .min(settings.delivery_lease / 2)
+        .clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(60));
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -62,6 +66,30 @@ pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
                 Ok(tally) if tally.is_empty() => {}
                 Ok(tally) => tracing::info!(?tally, "outbox sweep: sent deliveries left pending"),
                 Err(e) => tracing::warn!(error = %e, "outbox sweep failed; trying again later"),
+            }
+        }
+    })
+}
+
+/// Starts the heartbeat that renews this process's leases on the deliveries
+/// it is sending, three times per `WXNOTIFY_DELIVERY_LEASE`. It outlives the
+/// stop signal while sends are still in flight (they get the shutdown grace)
+/// and ends once none are; when the process dies, the leases lapse and
+/// another server settles the rows.
+pub fn spawn_heartbeat(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
+    let every = (services.settings.delivery_lease / 3).max(std::time::Duration::from_millis(30));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let held = services.leases.held();
+            if held.is_empty() {
+                if services.stopping.is_cancelled() {
+                    break;
+                }
+                continue;
+            }
+            if let Err(e) = outbox::renew_leases(&services).await {
+                tracing::warn!(error = %e, rows = held.len(), "renewing the leases of deliveries in flight failed; trying again");
             }
         }
     })
