@@ -195,3 +195,243 @@ each_backend_and_answer! {
         app.stop().await;
     }
 }
+
+/// The real `wxnotify` binary on a database, killed when dropped.
+struct Binary {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Binary {
+    /// Starts `wxnotify serve` talking to `sim` and waits for its address.
+    fn start(sim: &SimHandle, database_url: &str, extra: &[(&str, &str)]) -> Binary {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wxnotify"));
+        command
+            .arg("serve")
+            .envs(sim_settings(sim).into_iter().map(|(k, v)| (format!("WXNOTIFY_{k}"), v)))
+            .env("WXNOTIFY_DATABASE_URL", database_url)
+            .env("WXNOTIFY_LISTEN", "127.0.0.1:0")
+            .env("WXNOTIFY_JWT_SECRET", crate::common::JWT_SECRET)
+            .env("WXNOTIFY_LOG_FORMAT", "json")
+            .env("WXNOTIFY_SCHEDULER", "false")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            command.env(format!("WXNOTIFY_{k}"), v);
+        }
+        let mut child = command.spawn().expect("the wxnotify binary starts");
+        let (lines, logged) = std::sync::mpsc::channel::<String>();
+        let stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+        // Drains the log for the process's whole life, so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if std::env::var_os("WXNOTIFY_TEST_SHOW_LOGS").is_some() {
+                    eprintln!("{line}");
+                }
+                let _ = lines.send(line);
+            }
+        });
+        let addr = loop {
+            let line = logged.recv_timeout(Duration::from_secs(60)).expect("the server logs that it listens");
+            if let Some(addr) = serde_json::from_str::<Value>(&line).ok().and_then(|l| l["fields"]["addr"].as_str().map(String::from)) {
+                break addr;
+            }
+        };
+        Binary { child, base: format!("http://{addr}") }
+    }
+
+    /// SIGKILL: no shutdown, no last words.
+    fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("the killed server is reaped");
+    }
+
+    async fn graphql(&self, query: &str, variables: Value) -> Value {
+        graphql_at(&self.base, query, variables).await
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn graphql_at(base: &str, query: &str, variables: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/graphql"))
+        .bearer_auth(admin_token())
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("POST /api/graphql");
+    response.json().await.expect("a JSON answer")
+}
+
+/// `n` following accounts with unread rows and the digest template, through
+/// the server's own GraphQL.
+async fn seed(server: &Binary, sim: &SimHandle, n: usize) {
+    sim.add_followers((0..n).map(|i| SimFollower::new(format!("oaU{i:04}"))));
+    let rows: Vec<Value> = (0..n).map(|i| json!({ "nickname": format!("u{i}"), "oaopenid": format!("oaU{i:04}") })).collect();
+    let inserted = server
+        .graphql("mutation($a: [account_insert_input!]!) { insert_account(objects: $a) { returning { id } } }", json!({ "a": rows }))
+        .await;
+    let ids: Vec<i64> = inserted["data"]["insert_account"]["returning"]
+        .as_array()
+        .expect("accounts inserted")
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    let unread: Vec<Value> = ids.iter().map(|id| json!({ "account_account": id, "type": "聊天" })).collect();
+    server
+        .graphql("mutation($r: [point_count_insert_input!]!) { insert_point_count(objects: $r) { affected_rows } }", json!({ "r": unread }))
+        .await;
+    let template = json!({ "name": "digest", "channel": "OA_TEMPLATE", "template_id": "tmpl-digest",
+        "data": {"thing1": {"value": "{{nickname}}"}, "thing2": {"value": "{{summary}}"}} });
+    server
+        .graphql(
+            "mutation($o: message_template_insert_input!) { insert_message_template_one(object: $o) { id } }",
+            json!({ "o": template }),
+        )
+        .await;
+}
+
+const DIGEST: &str = r#"mutation($r: String) { notifyDigest(run_id: $r) { run_id candidates sent failed skipped pending stopped } }"#;
+
+/// Starts a digest on `server` without waiting for its answer (there is
+/// none when the server is killed).
+fn start_digest(server: &Binary) -> tokio::task::JoinHandle<()> {
+    let request = reqwest::Client::new().post(format!("{}/api/graphql", server.base)).bearer_auth(admin_token()).json(&json!({
+        "query": DIGEST, "variables": { "r": "nightly" } }));
+    tokio::spawn(async move {
+        let _ = request.send().await;
+    })
+}
+
+fn admin_token() -> String {
+    wxnotify::auth::Jwt::new(&wxnotify::settings::Secret::new(crate::common::JWT_SECRET)).mint(
+        wxnotify::auth::Role::Admin,
+        None,
+        Duration::from_secs(3600),
+    )
+}
+
+async fn wait_for_sends(sim: &SimHandle, n: usize) {
+    for _ in 0..3000 {
+        if sim.sent_messages().len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the digest did not reach {n} sends within 30 s");
+}
+
+/// The delivery log straight from the database: (touser, status, msgid, errmsg).
+async fn log(db: &sea_orm::DatabaseConnection) -> Vec<(String, String, Option<i64>, Option<String>)> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let sql = "SELECT touser, status, msgid, errmsg FROM delivery ORDER BY id";
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("the delivery log reads")
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "touser").unwrap(),
+                r.try_get("", "status").unwrap(),
+                r.try_get("", "msgid").unwrap(),
+                r.try_get("", "errmsg").unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Polls the log (up to 90 s) until nothing is PENDING or SENDING.
+async fn settled_log(db: &sea_orm::DatabaseConnection) -> Vec<(String, String, Option<i64>, Option<String>)> {
+    let mut rows = log(db).await;
+    for _ in 0..900 {
+        if !rows.is_empty() && rows.iter().all(|(_, status, ..)| status != "PENDING" && status != "SENDING") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rows = log(db).await;
+    }
+    rows
+}
+
+/// Every follower has exactly one message at the simulator, and every
+/// delivery is SENT with the msgid the simulator gave that follower.
+fn assert_exactly_once(sim: &SimHandle, rows: &[(String, String, Option<i64>, Option<String>)], followers: usize) {
+    let by_user = msgids_by_user(sim);
+    assert_eq!(by_user.len(), followers, "every follower got a message");
+    let twice: Vec<_> = by_user.iter().filter(|(_, m)| m.len() != 1).collect();
+    assert!(twice.is_empty(), "nobody got two: {twice:?}");
+    assert_eq!(rows.len(), followers, "one delivery per follower");
+    for (touser, status, msgid, errmsg) in rows {
+        assert_eq!(status, "SENT", "{touser}: {status} {errmsg:?}");
+        assert_eq!(*msgid, Some(by_user[touser][0]), "{touser}'s delivery names the msgid WeChat gave it");
+    }
+}
+
+async fn count_status(db: &sea_orm::DatabaseConnection, status: &str) -> usize {
+    log(db).await.iter().filter(|(_, s, ..)| s == status).count()
+}
+
+/// SIGKILL mid-digest, then a restart that finishes the run by its run_id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_digest_then_restart_sends_every_message_once_and_logs_each_sent() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(test_db) = crate::common::TestDb::new(backend).await else { continue };
+        let sim = Simulator::start(Default::default()).await.unwrap();
+        let settings = [("DELIVERY_LEASE", "2s"), ("WECHAT_CONCURRENCY", "4")];
+        let mut first = Binary::start(&sim, &test_db.url, &settings);
+        seed(&first, &sim, 300).await;
+        sim.set_latency(Duration::from_millis(30));
+        let run = start_digest(&first);
+        wait_for_sends(&sim, 60).await;
+        first.kill();
+        let _ = run.await;
+        let db = test_db.connect().await;
+        let in_flight = count_status(&db, "SENDING").await;
+        assert!(in_flight > 0, "the kill left messages in flight ({backend:?})");
+        assert!(sim.sent_messages().len() < 300, "the kill came before the end");
+
+        let second = Binary::start(&sim, &test_db.url, &settings);
+        let resumed = second.graphql(DIGEST, json!({ "r": "nightly" })).await;
+        assert!(resumed.get("errors").is_none(), "{resumed}");
+        let rows = settled_log(&db).await;
+        assert_exactly_once(&sim, &rows, 300);
+        assert!(sim.repeats_dropped() <= in_flight, "only messages in flight were repeated");
+        eprintln!("{backend:?}: {in_flight} in flight at the kill, {} repeats dropped by WeChat", sim.repeats_dropped());
+        drop(second);
+        db.close().await.ok();
+    }
+}
+
+/// SIGKILL mid-digest with a second server already running: it settles the
+/// dead one's messages on its own, once their leases lapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_server_settles_a_killed_ones_messages_without_a_restart() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(test_db) = crate::common::TestDb::new(backend).await else { continue };
+        let sim = Simulator::start(Default::default()).await.unwrap();
+        let survivor = Binary::start(&sim, &test_db.url, &[("DELIVERY_LEASE", "2s"), ("PENDING_RETRY_AFTER", "2s")]);
+        let mut doomed = Binary::start(&sim, &test_db.url, &[("DELIVERY_LEASE", "2s"), ("WECHAT_CONCURRENCY", "4")]);
+        seed(&doomed, &sim, 200).await;
+        sim.set_latency(Duration::from_millis(30));
+        let run = start_digest(&doomed);
+        wait_for_sends(&sim, 50).await;
+        doomed.kill();
+        let _ = run.await;
+        let db = test_db.connect().await;
+        assert!(count_status(&db, "SENDING").await > 0, "the kill left messages in flight ({backend:?})");
+
+        let rows = settled_log(&db).await;
+        assert_exactly_once(&sim, &rows, 200);
+        assert!(survivor.graphql("{ delivery_aggregate { aggregate { count } } }", json!({})).await["data"].is_object());
+        db.close().await.ok();
+    }
+}
