@@ -200,6 +200,7 @@ each_backend_and_answer! {
 struct Binary {
     child: std::process::Child,
     base: String,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Binary {
@@ -225,12 +226,15 @@ impl Binary {
         let mut child = command.spawn().expect("the wxnotify binary starts");
         let (lines, logged) = std::sync::mpsc::channel::<String>();
         let stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = logs.clone();
         // Drains the log for the process's whole life, so it never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
                 if std::env::var_os("WXNOTIFY_TEST_SHOW_LOGS").is_some() {
                     eprintln!("{line}");
                 }
+                kept.lock().unwrap().push(line.clone());
                 let _ = lines.send(line);
             }
         });
@@ -240,7 +244,11 @@ impl Binary {
                 break addr;
             }
         };
-        Binary { child, base: format!("http://{addr}") }
+        Binary { child, base: format!("http://{addr}"), logs }
+    }
+
+    fn logged(&self, text: &str) -> bool {
+        self.logs.lock().unwrap().iter().any(|line| line.contains(text))
     }
 
     /// SIGKILL: no shutdown, no last words.
@@ -433,5 +441,175 @@ async fn a_running_server_settles_a_killed_ones_messages_without_a_restart() {
         assert_exactly_once(&sim, &rows, 200);
         assert!(survivor.graphql("{ delivery_aggregate { aggregate { count } } }", json!({})).await["data"].is_object());
         db.close().await.ok();
+    }
+}
+
+/// A PostgreSQL server of the test's own (initdb into a temporary
+/// directory), so it can be stopped without touching anyone else's.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    /// `None` (with a note) when no PostgreSQL binaries are installed,
+    /// except under `CI=true`, where that fails the test.
+    fn start() -> Option<PrivatePostgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|versions| {
+            let mut found: Vec<_> =
+                versions.filter_map(Result::ok).map(|v| v.path().join("bin")).filter(|b| b.join("initdb").exists()).collect();
+            found.sort();
+            found.pop()
+        });
+        let Some(bin) = bin else {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: no PostgreSQL binaries under /usr/lib/postgresql/*/bin");
+            eprintln!("note: no PostgreSQL binaries under /usr/lib/postgresql/*/bin; skipping the private-PostgreSQL test");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = PrivatePostgres { dir, bin, port };
+        // initdb refuses to run as root; the postgres user owns the cluster then.
+        if is_root() {
+            run(std::process::Command::new("chown").args(["-R", "postgres"]).arg(server.dir.path()));
+        }
+        run(server.command("initdb").args(["-A", "trust", "-U", "postgres", "-D"]).arg(server.data()));
+        server.pg_ctl_start();
+        Some(server)
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    fn command(&self, tool: &str) -> std::process::Command {
+        let path = self.bin.join(tool);
+        let mut command = if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            std::process::Command::new(path)
+        };
+        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        command
+    }
+
+    fn pg_ctl_start(&self) {
+        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
+        let log = self.dir.path().join("postgres.log");
+        run(self.command("pg_ctl").arg("-D").arg(self.data()).arg("-o").arg(options).arg("-l").arg(log).args(["-w", "start"]));
+    }
+
+    /// Stops the server at once, as a crash does: no checkpoint, every
+    /// connection cut.
+    fn stop_immediately(&self) {
+        run(self.command("pg_ctl").arg("-D").arg(self.data()).args(["-m", "immediate", "-w", "stop"]));
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self.command("pg_ctl").arg("-D").arg(self.data()).args(["-m", "immediate", "-w", "stop"]).status();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+fn run(command: &mut std::process::Command) {
+    let status = command.status().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(status.success(), "{command:?}: {status}");
+}
+
+/// The database stops mid-digest: PostgreSQL stopped with `-m immediate`
+/// (its own instance) and started 3 s later, then once more until the
+/// server's statements fail outright; SQLite locked by another writer past
+/// the server's busy timeout. Every follower gets one message, every
+/// delivery ends SENT with its msgid, the server stays up and says what
+/// happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_going_away_mid_digest_loses_no_outcome_and_sends_nothing_twice() {
+    use sea_orm::ConnectionTrait;
+    for (backend, until_refused) in [(Backend::Postgres, false), (Backend::Postgres, true), (Backend::Sqlite, true)] {
+        let (private, test_db) = match backend {
+            Backend::Postgres => {
+                let Some(private) = PrivatePostgres::start() else { continue };
+                let admin = sea_orm::Database::connect(private.url("postgres")).await.expect("the private PostgreSQL answers");
+                admin.execute_unprepared("CREATE DATABASE wxnotify").await.unwrap();
+                admin.close().await.ok();
+                (Some(private), None)
+            }
+            Backend::Sqlite => (None, crate::common::TestDb::new(backend).await),
+        };
+        let url = match (&private, &test_db) {
+            (Some(private), _) => private.url("wxnotify"),
+            (_, Some(db)) => db.url.clone(),
+            _ => continue,
+        };
+        let sim = Simulator::start(Default::default()).await.unwrap();
+        // A run the outage stopped leaves the rest PENDING; the sweeper
+        // sends it once it has sat for PENDING_RETRY_AFTER.
+        let settings = [("DELIVERY_LEASE", "2s"), ("WECHAT_CONCURRENCY", "4"), ("PENDING_RETRY_AFTER", "2s"), ("REQUEST_TIMEOUT", "5m")];
+        let server = Binary::start(&sim, &url, &settings);
+        seed(&server, &sim, 200).await;
+        sim.set_latency(Duration::from_millis(30));
+        let base = server.base.clone();
+        let run = tokio::spawn(async move { graphql_at(&base, DIGEST, json!({ "r": "nightly" })).await });
+        wait_for_sends(&sim, 50).await;
+        match &private {
+            Some(private) => {
+                private.stop_immediately();
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                // A pool waits up to 10 s for a connection; past that the
+                // outbox's own retries carry the outcomes.
+                for _ in 0..4000 {
+                    if !until_refused || server.logged("the database refused an outbox statement") {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                private.pg_ctl_start();
+            }
+            None => {
+                // Another writer holds the file longer than the server's
+                // 30-second busy timeout, so its statements fail outright.
+                let mut options = sea_orm::ConnectOptions::new(url.clone());
+                options.max_connections(1).sqlx_logging(false);
+                let locker = sea_orm::Database::connect(options).await.unwrap();
+                locker.execute_unprepared("BEGIN EXCLUSIVE").await.unwrap();
+                for _ in 0..3300 {
+                    if server.logged("the database refused an outbox statement") {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                locker.execute_unprepared("COMMIT").await.unwrap();
+                locker.close().await.ok();
+            }
+        }
+        let report = run.await.expect("the digest request returns");
+        assert!(report.get("errors").is_none(), "{backend:?}: {report}");
+        eprintln!("{backend:?} (until refused: {until_refused}): {report}");
+        let db = sea_orm::Database::connect(&url).await.unwrap();
+        let rows = settled_log(&db).await;
+        assert_exactly_once(&sim, &rows, 200);
+        // The run's own count can be lower than 200: the sweeper may send
+        // rows the run queued while it waited for the database.
+        assert_eq!(report["data"]["notifyDigest"]["failed"], 0, "{report}");
+        let health = reqwest::get(format!("{}/healthz", server.base)).await.unwrap();
+        assert!(health.status().is_success(), "the server stayed up");
+        if until_refused {
+            assert!(server.logged("the database refused an outbox statement"), "{backend:?}: the server said the database went away");
+            assert!(server.logged("the database answered again"), "{backend:?}: and that it came back");
+        }
+        db.close().await.ok();
+        drop(server);
     }
 }
