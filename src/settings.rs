@@ -459,6 +459,22 @@ mod tests {
     }
 
     #[test]
+    fn tokens_come_from_stable_token_unless_switched_off() {
+        assert!(load(&[]).unwrap().wechat_stable_token);
+        assert!(!load(&[("WECHAT_STABLE_TOKEN", "false")]).unwrap().wechat_stable_token);
+    }
+
+    #[test]
+    fn the_resend_window_stays_inside_wechats_ten_minutes() {
+        assert_eq!(load(&[]).unwrap().resend_window, Duration::from_secs(480));
+        assert_eq!(load(&[("RESEND_WINDOW", "10m")]).unwrap().resend_window, Duration::from_secs(600));
+        let err = load(&[("RESEND_WINDOW", "11m")]).unwrap_err().to_string();
+        assert!(err.starts_with("WXNOTIFY_RESEND_WINDOW: \"11m\" is longer than the 10 minutes"), "{err}");
+        let err = load(&[("DELIVERY_LEASE", "10ms")]).unwrap_err().to_string();
+        assert!(err.starts_with("WXNOTIFY_DELIVERY_LEASE:"), "{err}");
+    }
+
+    #[test]
     fn a_bad_value_names_the_setting_in_one_line() {
         let err = load(&[("LISTEN", "everywhere")]).unwrap_err().to_string();
         assert_eq!(err, r#"WXNOTIFY_LISTEN: "everywhere" is not an address like 127.0.0.1:8080"#);

@@ -196,6 +196,22 @@ each_backend_and_answer! {
     }
 }
 
+/// WeChat's errmsg for 40001 recommends stable_token, and it cannot
+/// invalidate a token another system holds: it is the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_come_from_stable_token_by_default() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let sim = Simulator::start(Default::default()).await.unwrap();
+        sim.add_followers([SimFollower::new("oaFan")]);
+        let Some(app) = spawn(backend, &sim, &[]).await else { continue };
+        let send =
+            r#"mutation { sendTemplateMessage(input: {touser: "oaFan", template_id: "t", data: {thing1: {value: "hi"}}}) { status } }"#;
+        assert_eq!(app.data(send, json!({})).await["sendTemplateMessage"]["status"], "SENT");
+        assert_eq!((sim.count_calls("/cgi-bin/stable_token"), sim.count_calls("/cgi-bin/token")), (1, 0), "{backend:?}");
+        app.stop().await;
+    }
+}
+
 /// The real `wxnotify` binary on a database, killed when dropped.
 struct Binary {
     child: std::process::Child,
