@@ -228,7 +228,8 @@ pub struct Tally {
     pub sent: u64,
     pub failed: u64,
     pub skipped: u64,
-    /// Rows left PENDING for a later run (after a stop).
+    /// Rows left for later: PENDING (after a stop), or SENDING with an
+    /// unknown outcome, to be re-sent with their `client_msg_id`.
     pub pending: u64,
     /// Why the run stopped early (quota, rate limit, WeChat busy, settings).
     pub stopped: Option<String>,
