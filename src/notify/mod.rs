@@ -52,10 +52,7 @@ pub fn recover_in_background(services: Arc<Services>) {
 /// server runs one; rows are claimed atomically, so they never clash, and a
 /// dead server's rows are settled within a lease and half of it.
 pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
-    let settings = &services.settings;
-    let every = (settings.pending_retry_after / 4)
-        .min(settings.delivery_lease / 2)
-        .clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(60));
+    let every = sweep_every(&services.settings);
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -69,6 +66,14 @@ pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// How often the sweeper runs: a lapsed lease is noticed within half a
+/// lease, and an idle PENDING row within a quarter of its wait.
+pub fn sweep_every(settings: &crate::settings::Settings) -> std::time::Duration {
+    (settings.pending_retry_after / 4)
+        .min(settings.delivery_lease / 2)
+        .clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(60))
 }
 
 /// Starts the heartbeat that renews this process's leases on the deliveries
@@ -93,4 +98,17 @@ pub fn spawn_heartbeat(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_the_defaults_a_dead_servers_messages_are_taken_over_within_a_minute() {
+        let settings = crate::settings::Settings::with_overrides([]).unwrap();
+        // The lease lapses, then the next sweep of any server takes the rows.
+        let worst = settings.delivery_lease + sweep_every(&settings);
+        assert!(worst < std::time::Duration::from_secs(60), "{worst:?}");
+    }
 }
