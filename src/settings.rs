@@ -106,6 +106,8 @@ pub struct Settings {
     /// How long a sender's claim on a SENDING delivery lasts without a
     /// heartbeat; a dead process's rows are settled once it lapses.
     pub delivery_lease: Duration,
+    /// The channels `notifyAccount` tries, best first; each at most once.
+    pub channel_order: Vec<crate::notify::outbox::Channel>,
 }
 
 /// `count` events per `per`, e.g. `30/min`.
@@ -181,6 +183,11 @@ pub const SETTINGS: &[SettingInfo] = &[
         "DELIVERY_LEASE",
         Some("30s"),
         "how long a sender's claim on a message outlives its last heartbeat; another server settles a dead one's messages after it",
+    ),
+    setting(
+        "CHANNEL_ORDER",
+        Some("OA_TEMPLATE,MP_SUBSCRIBE,MP_FORM"),
+        "the channels notifyAccount tries, best first, comma-separated: the first one that reaches the account (and has a credit) is used",
     ),
 ];
 
@@ -299,6 +306,7 @@ impl Settings {
             pending_retry_after: raw.parse("PENDING_RETRY_AFTER", parse_duration)?,
             resend_window: raw.parse("RESEND_WINDOW", parse_resend_window)?,
             delivery_lease: raw.parse("DELIVERY_LEASE", parse_lease)?,
+            channel_order: raw.parse("CHANNEL_ORDER", parse_channel_order)?,
         })
     }
 
@@ -416,6 +424,22 @@ fn parse_resend_window(v: &str) -> Result<Duration, String> {
     Ok(window)
 }
 
+/// `OA_TEMPLATE,MP_SUBSCRIBE,MP_FORM`: known channels, each at most once.
+fn parse_channel_order(v: &str) -> Result<Vec<crate::notify::outbox::Channel>, String> {
+    use crate::notify::outbox::Channel;
+    let mut order: Vec<Channel> = Vec::new();
+    for name in v.split(',').map(str::trim) {
+        let channel = Channel::parse(name).ok_or_else(|| {
+            format!("names `{name}`, not a channel: list OA_TEMPLATE, MP_SUBSCRIBE and MP_FORM, comma-separated, best first")
+        })?;
+        if order.contains(&channel) {
+            return Err(format!("names `{name}` twice: list each channel at most once"));
+        }
+        order.push(channel);
+    }
+    Ok(order)
+}
+
 /// A lease shorter than 100 ms would lapse between heartbeats.
 fn parse_lease(v: &str) -> Result<Duration, String> {
     let lease = parse_duration(v)?;
@@ -462,6 +486,20 @@ mod tests {
     fn tokens_come_from_stable_token_unless_switched_off() {
         assert!(load(&[]).unwrap().wechat_stable_token);
         assert!(!load(&[("WECHAT_STABLE_TOKEN", "false")]).unwrap().wechat_stable_token);
+    }
+
+    #[test]
+    fn the_channel_order_lists_known_channels_once_each() {
+        use crate::notify::outbox::Channel;
+        assert_eq!(load(&[]).unwrap().channel_order, [Channel::OaTemplate, Channel::MpSubscribe, Channel::MpForm]);
+        assert_eq!(
+            load(&[("CHANNEL_ORDER", "MP_SUBSCRIBE, OA_TEMPLATE")]).unwrap().channel_order,
+            [Channel::MpSubscribe, Channel::OaTemplate]
+        );
+        let err = load(&[("CHANNEL_ORDER", "OA_TEMPLATE,SMS")]).unwrap_err().to_string();
+        assert!(err.starts_with("WXNOTIFY_CHANNEL_ORDER:") && err.contains("`SMS`, not a channel"), "{err}");
+        let err = load(&[("CHANNEL_ORDER", "MP_FORM,MP_FORM")]).unwrap_err().to_string();
+        assert!(err.contains("twice"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod channels;
 mod exactly_once;
 mod foundation;
 mod hostile;
