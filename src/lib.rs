@@ -5,6 +5,7 @@
 //! - [`db`]: connecting, migrating, the development JWT secret.
 //! - [`auth`]: JWT bearer tokens and roles.
 //! - [`hasura`]: the Zion/Hasura table surface, one engine over entity metadata.
+//! - [`tables`]: the project's tables and their permissions, as the engine serves them.
 //! - [`graphql`]: the schema: the generated table fields plus the operations.
 //! - [`services`]: what operations reach (database, settings, WeChat client).
 //! - [`scheduler`]: durable Quartz-cron jobs; [`flows`] the action flows
@@ -16,6 +17,7 @@
 //!   everything that keeps `account.oaopenid` true.
 //! - [`notify`]: sending: the outbox, digests, throttled notices, credits.
 //! - [`ratelimit`]: limits per client address (logins).
+//! - [`error`]: the one mapping from every capability's errors to GraphQL.
 //! - [`metrics`], [`telemetry`], [`doctor`]: operating it.
 //! - [`Application`]: binds a listener and serves until told to stop; `main`
 //!   and the integration tests both start the server through it.
@@ -23,6 +25,7 @@
 pub mod auth;
 pub mod db;
 pub mod doctor;
+pub mod error;
 pub mod flows;
 pub mod graphql;
 pub mod hasura;
@@ -35,6 +38,7 @@ pub mod scheduler;
 pub mod services;
 pub mod settings;
 pub mod sim;
+pub mod tables;
 pub mod telemetry;
 pub mod wechat;
 

@@ -1,4 +1,5 @@
-//! SeaORM entities for every wxnotify table (contract §3).
+//! SeaORM entities for every wxnotify table (see `docs/architecture.md`
+//! for which module owns each).
 //!
 //! Zion conventions hold for every table: an `id bigint` primary key,
 //! `created_at` / `updated_at` set by the server, foreign keys named

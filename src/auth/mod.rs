@@ -1,5 +1,5 @@
 //! Who is calling: JWT bearer tokens (HS256, claims `sub`, `role`, `exp`) and
-//! the three roles of contract §7.
+//! the three roles (anonymous, user, admin; see `docs/dialect.md`).
 //!
 //! The algorithm is pinned, so `alg: none` or an RS256 header with our secret
 //! as its "public key" are refused before any claim is read.

@@ -20,8 +20,26 @@ pub enum FlowError {
     Failed(String),
     #[error("the server's schema is not ready")]
     NoSchema,
-    #[error("database error: {0}")]
+    #[error("the database failed; the server log has the details")]
     Database(#[from] sea_orm::DbErr),
+}
+
+impl crate::error::CodedError for FlowError {
+    fn code(&self) -> &'static str {
+        match self {
+            FlowError::Database(_) | FlowError::NoSchema => "unexpected",
+            FlowError::NotFound { .. } => "not-found",
+            _ => "validation-failed",
+        }
+    }
+
+    fn unexpected_cause(&self) -> Option<String> {
+        match self {
+            FlowError::Database(e) => Some(e.to_string()),
+            FlowError::NoSchema => Some("the schema was not set on the services".into()),
+            _ => None,
+        }
+    }
 }
 
 /// Stores `document` as the next version of flow `uuid` (a new uuid when

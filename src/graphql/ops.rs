@@ -1,10 +1,9 @@
-//! Helpers for the operations of contract §5 (everything that is not the
+//! Helpers for the operations beyond tables (everything that is not the
 //! generated table surface): each capability module returns its
 //! [`Operations`], and resolvers reach [`Services`] and the caller here.
 
 use std::sync::Arc;
 
-use async_graphql::ErrorExtensions;
 use async_graphql::dynamic::{Field, ResolverContext, Type};
 
 use crate::auth::{Caller, Role};
@@ -36,16 +35,21 @@ pub fn require(ctx: &ResolverContext<'_>, roles: &[Role]) -> async_graphql::Resu
         return Ok(caller);
     }
     let field = ctx.ctx.field();
-    Err(async_graphql::Error::new(format!("role {:?} may not run `{}`", caller.role, field.name()).to_lowercase())
-        .extend_with(|_, e| e.set("code", "access-denied")))
+    Err(crate::error::coded("access-denied", format!("role {:?} may not run `{}`", caller.role, field.name()).to_lowercase()))
 }
+
+/// The parent object's value under a key (see [`crate::hasura::resolve::parent_field`]).
+pub use crate::hasura::resolve::parent_field;
+
+/// The address a request came from, as the transport puts it into the
+/// request's data for the resolvers (logins are limited per address).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
 
 /// The client's address, when the request came over HTTP.
 pub fn client_address(ctx: &ResolverContext<'_>) -> Option<std::net::IpAddr> {
-    ctx.ctx.data_opt::<crate::http::ClientAddress>().and_then(|a| a.0)
+    ctx.ctx.data_opt::<ClientAddress>().and_then(|a| a.0)
 }
 
-/// An error with a Hasura-style `extensions.code`.
-pub fn error(code: &'static str, message: impl Into<String>) -> async_graphql::Error {
-    async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", code))
-}
+/// An error with a Hasura-style `extensions.code` (see [`crate::error`]).
+pub use crate::error::coded as error;

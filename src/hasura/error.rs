@@ -2,6 +2,8 @@
 
 use sea_orm::{DbErr, SqlErr};
 
+use crate::error::CodedError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The request is malformed for this schema (a null operand, an unknown
@@ -20,8 +22,8 @@ pub enum EngineError {
     Database(DbErr),
 }
 
-impl EngineError {
-    pub fn code(&self) -> &'static str {
+impl CodedError for EngineError {
+    fn code(&self) -> &'static str {
         match self {
             EngineError::Validation(_) => "validation-failed",
             EngineError::AccessDenied(_) => "access-denied",
@@ -30,13 +32,17 @@ impl EngineError {
         }
     }
 
-    pub fn into_graphql(self) -> async_graphql::Error {
-        use async_graphql::ErrorExtensions;
-        if let EngineError::Database(e) = &self {
-            tracing::error!(error = %e, "database error in a GraphQL request");
+    fn unexpected_cause(&self) -> Option<String> {
+        match self {
+            EngineError::Database(e) => Some(e.to_string()),
+            _ => None,
         }
-        let code = self.code();
-        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+impl EngineError {
+    pub fn into_graphql(self) -> async_graphql::Error {
+        crate::error::to_graphql(&self, "a table operation")
     }
 }
 

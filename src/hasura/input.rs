@@ -62,7 +62,7 @@ fn list_of_bool_exps(catalog: &Catalog, table: &Table, value: &Value) -> Result<
 }
 
 pub fn target_table<'c>(catalog: &'c Catalog, name: &str) -> Result<&'c Table, EngineError> {
-    catalog.table(name).ok_or_else(|| invalid(format!("unknown table `{name}`")))
+    catalog.require(name)
 }
 
 fn comparison(table: &Table, column: &Column, value: &Value) -> Result<BoolExp, EngineError> {

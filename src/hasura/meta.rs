@@ -6,6 +6,9 @@ use std::collections::HashMap;
 
 use sea_orm::{ColumnTrait, ColumnType, EntityTrait, IdenStatic, Iterable, RelationTrait, RelationType};
 
+use super::error::{EngineError, invalid};
+use crate::auth::Role;
+
 /// The GraphQL scalar a column is exposed as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scalar {
@@ -104,6 +107,8 @@ pub struct Table {
     pub columns: Vec<Column>,
     pub uniques: Vec<UniqueKey>,
     pub relations: Vec<Relation>,
+    /// Who may read and write which rows (admin: everything).
+    pub permissions: TablePermissions,
 }
 
 impl Table {
@@ -139,13 +144,27 @@ impl Catalog {
         self.index.get(name).map(|&i| &self.tables[i])
     }
 
+    /// The table `name`, or a validation error naming it.
+    pub fn require(&self, name: &str) -> Result<&Table, EngineError> {
+        self.table(name).ok_or_else(|| invalid(format!("unknown table `{name}`")))
+    }
+
     /// Registers an entity. `docs` describes its columns (name, text); the
-    /// table's description is the entity's `comment`.
-    pub fn register<E>(mut self, entity: E, docs: &[(&str, &str)]) -> Self
+    /// table's description is the entity's `comment`; `permissions` says
+    /// what the roles other than admin may do.
+    ///
+    /// # Panics
+    /// When a permission names a column the table does not have: the
+    /// table list is fixed at build time, and a test builds it.
+    pub fn register<E>(mut self, entity: E, docs: &[(&str, &str)], permissions: TablePermissions) -> Self
     where
         E: EntityTrait,
     {
-        let table = table_of(entity, docs);
+        let mut table = table_of(entity, docs);
+        for column in permissions.own_columns() {
+            assert!(table.column(column).is_some(), "a permission of `{}` names the unknown column `{column}`", table.name);
+        }
+        table.permissions = permissions;
         self.index.insert(table.name.clone(), self.tables.len());
         self.tables.push(table);
         self
@@ -179,7 +198,14 @@ fn table_of<E: EntityTrait>(entity: E, docs: &[(&str, &str)]) -> Table {
     }
     uniques.extend(composite_keys(E::default()));
     let relations = E::Relation::iter().map(|r| relation_of(r.def())).collect();
-    Table { description: entity.comment().unwrap_or_default().to_string(), name, columns, uniques, relations }
+    Table {
+        description: entity.comment().unwrap_or_default().to_string(),
+        name,
+        columns,
+        uniques,
+        relations,
+        permissions: TablePermissions::admin_only(),
+    }
 }
 
 fn system_column_doc(column: &str) -> &'static str {
@@ -238,5 +264,67 @@ fn identity_column(identity: &sea_orm::Identity) -> String {
     match identity {
         sea_orm::Identity::Unary(column) => column.to_string(),
         other => panic!("composite relation keys are not supported: {other:?}"),
+    }
+}
+
+// Permissions as table metadata: declared at registration, evaluated per
+// caller by `permission::Permissions`.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Select,
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    pub(crate) fn verb(self) -> &'static str {
+        match self {
+            Operation::Select => "read",
+            Operation::Insert => "insert into",
+            Operation::Update => "update",
+            Operation::Delete => "delete from",
+        }
+    }
+}
+
+/// The rows one rule lets a role touch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// Every row.
+    All,
+    /// The rows whose column (a bigint) equals the caller's account id.
+    Own(&'static str),
+}
+
+/// A table's permissions for the roles other than admin.
+#[derive(Clone, Debug, Default)]
+pub struct TablePermissions {
+    rules: Vec<(Role, Operation, Rows)>,
+}
+
+impl TablePermissions {
+    /// Only admin may touch the table.
+    pub fn admin_only() -> Self {
+        TablePermissions::default()
+    }
+
+    /// Lets `role` do `operation` on `rows`.
+    pub fn allow(mut self, role: Role, operation: Operation, rows: Rows) -> Self {
+        self.rules.push((role, operation, rows));
+        self
+    }
+
+    pub(crate) fn rule(&self, role: Role, operation: Operation) -> Option<&Rows> {
+        self.rules.iter().find(|(r, o, _)| *r == role && *o == operation).map(|(_, _, rows)| rows)
+    }
+
+    /// The columns `Own` rules name, to check them against the table.
+    pub fn own_columns(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.rules.iter().filter_map(|(_, _, rows)| match rows {
+            Rows::Own(column) => Some(*column),
+            Rows::All => None,
+        })
     }
 }

@@ -1,38 +1,19 @@
-//! Who may touch which rows (contract §7). Every generated field asks
-//! [`Permissions::filter`] first; the answer is a row filter pushed into the
-//! SQL `WHERE`, or a refusal.
+//! Who may touch which rows. Permissions are data, declared with each table
+//! when it is registered in the [`Catalog`](super::Catalog) (as Hasura's
+//! metadata declares them): for a role and an operation, either every row or
+//! the rows whose column holds the caller's account id. What is not
+//! declared is refused. The admin role may do everything, as Hasura's
+//! admin may; the engine itself names no table.
 //!
-//! - admin: everything;
-//! - user: reads its own `account` (`id = sub`), `point_count` and
-//!   `push_code` (`account_account = sub`); inserts `point_count` rows (for
-//!   any account: that is how one user tells another of a message); deletes
-//!   its own `point_count` rows (marking them read);
-//! - anonymous: nothing here (it may only log in).
+//! Every generated field asks [`Permissions::filter`] first; the answer is a
+//! row filter pushed into the SQL `WHERE`, or a refusal.
 
 use crate::auth::{Caller, Role};
 
 use super::error::EngineError;
 use super::ir::BoolExp;
-use super::meta::Scalar;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    Select,
-    Insert,
-    Update,
-    Delete,
-}
-
-impl Operation {
-    fn verb(self) -> &'static str {
-        match self {
-            Operation::Select => "read",
-            Operation::Insert => "insert into",
-            Operation::Update => "update",
-            Operation::Delete => "delete from",
-        }
-    }
-}
+pub use super::meta::{Operation, Rows, TablePermissions};
+use super::meta::{Scalar, Table};
 
 /// A caller's permissions, asked table by table.
 #[derive(Clone, Debug)]
@@ -50,23 +31,18 @@ impl Permissions {
     }
 
     /// The row filter for `operation` on `table`: `None` means every row.
-    pub fn filter(&self, table: &str, operation: Operation) -> Result<Option<BoolExp>, EngineError> {
-        let refuse = || EngineError::AccessDenied(format!("role {} may not {} `{table}`", role_name(self.caller.role), operation.verb()));
-        match self.caller.role {
-            Role::Admin => Ok(None),
-            Role::Anonymous => Err(refuse()),
-            Role::User => {
-                let own = |column: &str| {
-                    let id = self.caller.account_id().ok_or_else(refuse)?;
-                    Ok(Some(BoolExp::eq(column, Scalar::Bigint, id.into())))
-                };
-                match (table, operation) {
-                    ("account", Operation::Select) => own("id"),
-                    ("point_count" | "push_code", Operation::Select) => own("account_account"),
-                    ("point_count", Operation::Delete) => own("account_account"),
-                    ("point_count", Operation::Insert) => Ok(None),
-                    _ => Err(refuse()),
-                }
+    pub fn filter(&self, table: &Table, operation: Operation) -> Result<Option<BoolExp>, EngineError> {
+        let refuse =
+            || EngineError::AccessDenied(format!("role {} may not {} `{}`", role_name(self.caller.role), operation.verb(), table.name));
+        if self.caller.role == Role::Admin {
+            return Ok(None);
+        }
+        match table.permissions.rule(self.caller.role, operation) {
+            None => Err(refuse()),
+            Some(Rows::All) => Ok(None),
+            Some(Rows::Own(column)) => {
+                let id = self.caller.account_id().ok_or_else(refuse)?;
+                Ok(Some(BoolExp::eq(column, Scalar::Bigint, id.into())))
             }
         }
     }

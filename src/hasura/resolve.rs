@@ -13,7 +13,6 @@ use super::input::{self, as_list, column_names, sql_value};
 use super::ir::{BoolExp, FieldSel, MutationPart, OnConflict};
 use super::meta::{Catalog, Scalar, Table};
 use super::permission::Permissions;
-use super::schema::list_arguments;
 use super::sql::{Compiled, Dialect, InsertRequest, MutationOutput, RootOutput, UpdateRequest, Writer, compile_select};
 use crate::auth::Caller;
 
@@ -502,6 +501,22 @@ pub fn mutation_fields(engine: &Engine, table: &Table) -> Vec<Field> {
     ]
 }
 
+/// `where`, `order_by`, `distinct_on`, `limit`, `offset`.
+pub fn list_arguments(field: Field, table: &str) -> Field {
+    field
+        .argument(
+            InputValue::new("distinct_on", TypeRef::named_nn_list(format!("{table}_select_column")))
+                .description("distinct select on columns"),
+        )
+        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)).description("limit the number of rows returned"))
+        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)).description("skip the first n rows. Use only with order_by"))
+        .argument(
+            InputValue::new("order_by", TypeRef::named_nn_list(format!("{table}_order_by")))
+                .description("sort the rows by one or more columns"),
+        )
+        .argument(InputValue::new("where", TypeRef::named(format!("{table}_bool_exp"))).description("filter the rows returned"))
+}
+
 /// A scalar field of a generated object: the value under its response key.
 pub fn scalar_field(name: impl Into<String>, ty: TypeRef) -> Field {
     Field::new(name, ty, |ctx| FieldFuture::Value(parent_entry(&ctx).map(|v| FieldValue::value(v.clone()))))
@@ -518,11 +533,18 @@ pub fn object_field(name: impl Into<String>, ty: TypeRef) -> Field {
     })
 }
 
+/// The entry under the field's response key (its alias, else its name).
 fn parent_entry<'a>(ctx: &ResolverContext<'a>) -> Option<&'a Value> {
+    let field = ctx.ctx.field();
+    parent_field(ctx, field.alias().unwrap_or(field.name()))
+}
+
+/// The parent object's value under `key` (a null counts as absent), whether
+/// the parent was given by value or borrowed from the database's JSON. Every
+/// field that reads its value from its parent goes through here.
+pub fn parent_field<'a>(ctx: &ResolverContext<'a>, key: &str) -> Option<&'a Value> {
     let parent: &'a FieldValue<'a> = ctx.parent_value;
     let parent = parent.as_value().or_else(|| parent.downcast_ref::<Value>())?;
     let Value::Object(map) = parent else { return None };
-    let field = ctx.ctx.field();
-    let key = field.alias().unwrap_or(field.name());
     map.get(key).filter(|v| !matches!(v, Value::Null))
 }

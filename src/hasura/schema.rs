@@ -13,19 +13,28 @@ use super::resolve::{self, Engine};
 
 /// Registers every table type, and returns the root fields to add to
 /// `query_root` and `mutation_root`.
+///
+/// Only types a root field can reach are registered, so the printed schema is
+/// exactly the served one: a `<scalar>_comparison_exp` exists for the scalars
+/// some column has, and `T_aggregate_order_by` (with its `T_<fn>_order_by`
+/// parts) only for tables that are the target of an array relation.
 pub fn register(builder: SchemaBuilder, catalog: &Catalog, engine: &Engine) -> (SchemaBuilder, Vec<Field>, Vec<Field>) {
-    let mut builder = register_shared(builder);
+    let column_scalars: Vec<Scalar> =
+        Scalar::ALL.into_iter().filter(|s| catalog.tables().iter().any(|t| t.columns.iter().any(|c| c.scalar == *s))).collect();
+    let mut builder = register_shared(builder, &column_scalars);
     let mut queries = Vec::new();
     let mut mutations = Vec::new();
     for table in catalog.tables() {
-        builder = register_table(builder, table);
+        let array_target =
+            catalog.tables().iter().any(|t| t.relations.iter().any(|r| r.kind == RelationKind::Array && r.target == table.name));
+        builder = register_table(builder, table, array_target);
         queries.extend(resolve::query_fields(engine, table));
         mutations.extend(resolve::mutation_fields(engine, table));
     }
     (builder, queries, mutations)
 }
 
-fn register_shared(mut builder: SchemaBuilder) -> SchemaBuilder {
+fn register_shared(mut builder: SchemaBuilder, column_scalars: &[Scalar]) -> SchemaBuilder {
     builder = builder
         .register(
             GqlScalar::new("bigint")
@@ -51,8 +60,8 @@ fn register_shared(mut builder: SchemaBuilder) -> SchemaBuilder {
     builder = builder.register(
         Enum::new("order_by").description("Column ordering options").items(order.map(|(name, text)| EnumItem::new(name).description(text))),
     );
-    for scalar in Scalar::ALL {
-        builder = builder.register(comparison_exp(scalar));
+    for scalar in column_scalars {
+        builder = builder.register(comparison_exp(*scalar));
     }
     builder
 }
@@ -102,7 +111,7 @@ fn comparison_exp(scalar: Scalar) -> InputObject {
     input
 }
 
-fn register_table(mut builder: SchemaBuilder, table: &Table) -> SchemaBuilder {
+fn register_table(mut builder: SchemaBuilder, table: &Table, array_target: bool) -> SchemaBuilder {
     let t = table.name.as_str();
     builder = builder.register(object_type(table));
     builder = builder.register(
@@ -119,19 +128,10 @@ fn register_table(mut builder: SchemaBuilder, table: &Table) -> SchemaBuilder {
         if let Some(object) = function_fields(table, function) {
             builder = builder.register(object);
         }
-        if let Some(input) = function_order_by(table, function) {
-            builder = builder.register(input);
-        }
     }
-    builder = builder.register(with_fields(
-        InputObject::new(format!("{t}_aggregate_order_by"))
-            .description(format!("order by aggregate values of table \"{t}\""))
-            .field(InputValue::new("count", TypeRef::named("order_by")).description("the number of rows")),
-        AggregateFn::ALL.into_iter().filter(|f| has_columns(table, *f)).map(|f| {
-            InputValue::new(f.name(), TypeRef::named(format!("{t}_{}_order_by", f.name())))
-                .description(format!("the {} of a column", f.name()))
-        }),
-    ));
+    if array_target {
+        builder = register_aggregate_order_by(builder, table);
+    }
     builder = builder.register(bool_exp(table));
     builder = builder.register(order_by(table));
     builder = builder.register(column_enum(format!("{t}_select_column"), table, false, "select columns of table"));
@@ -188,6 +188,26 @@ fn register_table(mut builder: SchemaBuilder, table: &Table) -> SchemaBuilder {
     )
 }
 
+/// `T_aggregate_order_by` and its `T_<fn>_order_by` parts: how a parent
+/// orders by an aggregate of its related `T` rows.
+fn register_aggregate_order_by(mut builder: SchemaBuilder, table: &Table) -> SchemaBuilder {
+    let t = table.name.as_str();
+    for function in AggregateFn::ALL {
+        if let Some(input) = function_order_by(table, function) {
+            builder = builder.register(input);
+        }
+    }
+    builder.register(with_fields(
+        InputObject::new(format!("{t}_aggregate_order_by"))
+            .description(format!("order by aggregate values of table \"{t}\""))
+            .field(InputValue::new("count", TypeRef::named("order_by")).description("the number of rows")),
+        AggregateFn::ALL.into_iter().filter(|f| has_columns(table, *f)).map(|f| {
+            InputValue::new(f.name(), TypeRef::named(format!("{t}_{}_order_by", f.name())))
+                .description(format!("the {} of a column", f.name()))
+        }),
+    ))
+}
+
 fn object_type(table: &Table) -> Object {
     let t = table.name.as_str();
     let mut object = Object::new(t).description(if table.description.is_empty() {
@@ -210,12 +230,12 @@ fn object_type(table: &Table) -> Object {
                 );
             }
             RelationKind::Array => {
-                let list = list_arguments(
+                let list = resolve::list_arguments(
                     resolve::object_field(&relation.name, TypeRef::named_nn_list_nn(target))
                         .description(format!("the related \"{target}\" rows ({target}.{} = {t}.{})", relation.remote, relation.local)),
                     target,
                 );
-                let aggregate = list_arguments(
+                let aggregate = resolve::list_arguments(
                     resolve::object_field(format!("{}_aggregate", relation.name), TypeRef::named_nn(format!("{target}_aggregate")))
                         .description(format!("an aggregate over the related \"{target}\" rows")),
                     target,
@@ -225,22 +245,6 @@ fn object_type(table: &Table) -> Object {
         }
     }
     object
-}
-
-/// `where`, `order_by`, `distinct_on`, `limit`, `offset`.
-pub fn list_arguments(field: Field, table: &str) -> Field {
-    field
-        .argument(
-            InputValue::new("distinct_on", TypeRef::named_nn_list(format!("{table}_select_column")))
-                .description("distinct select on columns"),
-        )
-        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)).description("limit the number of rows returned"))
-        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)).description("skip the first n rows. Use only with order_by"))
-        .argument(
-            InputValue::new("order_by", TypeRef::named_nn_list(format!("{table}_order_by")))
-                .description("sort the rows by one or more columns"),
-        )
-        .argument(InputValue::new("where", TypeRef::named(format!("{table}_bool_exp"))).description("filter the rows returned"))
 }
 
 fn aggregate_fields(table: &Table) -> Object {

@@ -32,10 +32,7 @@ pub fn operations() -> Operations {
 fn value_field(name: &str, ty: TypeRef, description: &str) -> Field {
     Field::new(name, ty, |ctx| {
         let name = ctx.field().name().to_string();
-        FieldFuture::Value(match ctx.parent_value.as_value() {
-            Some(Value::Object(map)) => map.get(name.as_str()).filter(|v| !matches!(v, Value::Null)).cloned().map(FieldValue::value),
-            _ => None,
-        })
+        FieldFuture::Value(ops::parent_field(&ctx, &name).cloned().map(FieldValue::value))
     })
     .description(description)
 }
@@ -69,8 +66,7 @@ fn account_field() -> Field {
 }
 
 fn login_account_id(ctx: &ResolverContext<'_>) -> Option<i64> {
-    let Some(Value::Object(parent)) = ctx.parent_value.as_value() else { return None };
-    match parent.get(LOGIN_ACCOUNT_ID)? {
+    match ops::parent_field(ctx, LOGIN_ACCOUNT_ID)? {
         Value::Number(id) => id.as_i64(),
         _ => None,
     }

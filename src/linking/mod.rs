@@ -1,5 +1,5 @@
-//! Linking users: everything that makes `account.oaopenid` true (contract
-//! §5), so a mini-program user can be reached through the service account.
+//! Linking users: everything that makes `account.oaopenid` true, so a
+//! mini-program user can be reached through the service account.
 //!
 //! - [`login`]: `loginWithWechatMiniApp` upserts the account by mp_openid and
 //!   links it at once when its unionid already follows.
@@ -26,8 +26,6 @@ pub mod sync;
 pub mod xml;
 
 pub use graphql::operations;
-
-use async_graphql::ErrorExtensions;
 
 use crate::wechat::{Reaction, WechatError};
 
@@ -61,10 +59,9 @@ pub enum LinkError {
     NotYours(String),
 }
 
-impl LinkError {
-    /// The error as GraphQL shows it. Database details stay in the log.
-    pub fn to_graphql(&self) -> async_graphql::Error {
-        let code = match self {
+impl crate::error::CodedError for LinkError {
+    fn code(&self) -> &'static str {
+        match self {
             LinkError::Wechat(e) => match e.reaction() {
                 Reaction::InvalidCode => "invalid-code",
                 Reaction::ConfigError => "wechat-config",
@@ -77,14 +74,20 @@ impl LinkError {
             LinkError::NoAccount(_) => "not-found",
             LinkError::Invalid(_) => "validation-failed",
             LinkError::NotYours(_) => "access-denied",
-        };
-        let message = match self {
-            LinkError::Database(e) => {
-                tracing::error!(error = %e, "linking: database error");
-                "the database failed; see the server log".to_string()
-            }
-            other => other.to_string(),
-        };
-        async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
+        }
+    }
+
+    fn unexpected_cause(&self) -> Option<String> {
+        match self {
+            LinkError::Database(e) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl LinkError {
+    /// The error as GraphQL shows it. Database details stay in the log.
+    pub fn to_graphql(&self) -> async_graphql::Error {
+        crate::error::to_graphql(self, "linking")
     }
 }

@@ -30,8 +30,8 @@ pub const DEFAULT_TEMPLATE: &str = "digest";
 /// What `notifyDigest` was asked.
 #[derive(Clone, Debug, Default)]
 pub struct DigestRequest {
-    /// An `account_bool_exp`; `None` is every account.
-    pub filter: Option<GqlValue>,
+    /// An `account_bool_exp` as JSON; `None` (or null) is every account.
+    pub filter: Option<serde_json::Value>,
     pub template: Option<String>,
     pub dry_run: bool,
     /// Resume this run instead of starting a new one.
@@ -40,7 +40,7 @@ pub struct DigestRequest {
 
 /// What a run did. `skipped` counts candidates this call did not send:
 /// no longer following, or already handled by an earlier call of the run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DigestReport {
     pub run_id: String,
     pub candidates: u64,
@@ -136,20 +136,21 @@ pub fn summary(counts: &BTreeMap<String, i64>) -> String {
 
 fn catalog() -> &'static Catalog {
     static CATALOG: OnceLock<Catalog> = OnceLock::new();
-    CATALOG.get_or_init(crate::graphql::catalog)
+    CATALOG.get_or_init(crate::tables::catalog)
 }
 
 /// The one aggregate query: following accounts matching `filter` with
 /// unread rows, and their counts per type, in account order.
-pub async fn candidates(services: &Services, filter: Option<&GqlValue>) -> Result<Vec<Candidate>, NotifyError> {
+pub async fn candidates(services: &Services, filter: Option<&serde_json::Value>) -> Result<Vec<Candidate>, NotifyError> {
     let dialect = match services.settings.database_kind {
         DatabaseKind::Sqlite => Dialect::Sqlite,
         DatabaseKind::Postgres => Dialect::Postgres,
     };
     let condition = match filter {
         // An absent or null `where` is every account, as in Hasura.
-        Some(value) if !matches!(value, GqlValue::Null) => {
-            crate::hasura::sql::condition::condition(catalog(), dialect, "account", "a", value)?
+        Some(value) if !value.is_null() => {
+            let value = GqlValue::from_json(value.clone()).map_err(|e| invalid(format!("`where` is not an account_bool_exp: {e}")))?;
+            crate::hasura::condition::condition(catalog(), dialect, "account", "a", &value)?
         }
         _ => crate::hasura::sql::Compiled { sql: "(1=1)".into(), params: Vec::<Value>::new() },
     };

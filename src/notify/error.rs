@@ -3,6 +3,7 @@
 
 use sea_orm::DbErr;
 
+use crate::error::CodedError;
 use crate::hasura::EngineError;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +21,8 @@ pub enum NotifyError {
     Database(#[from] DbErr),
 }
 
-impl NotifyError {
-    pub fn code(&self) -> &'static str {
+impl CodedError for NotifyError {
+    fn code(&self) -> &'static str {
         match self {
             NotifyError::Invalid(_) => "validation-failed",
             NotifyError::NotFound(_) => "not-found",
@@ -29,11 +30,17 @@ impl NotifyError {
         }
     }
 
-    pub fn into_graphql(self) -> async_graphql::Error {
-        if let NotifyError::Database(e) = &self {
-            tracing::error!(error = %e, "database error while sending");
+    fn unexpected_cause(&self) -> Option<String> {
+        match self {
+            NotifyError::Database(e) => Some(e.to_string()),
+            _ => None,
         }
-        crate::graphql::ops::error(self.code(), self.to_string())
+    }
+}
+
+impl NotifyError {
+    pub fn into_graphql(self) -> async_graphql::Error {
+        crate::error::to_graphql(&self, "sending")
     }
 }
 

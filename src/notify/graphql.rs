@@ -1,4 +1,4 @@
-//! The GraphQL operations of sending (contract §5): `sendTemplateMessage`,
+//! The GraphQL operations of sending: `sendTemplateMessage`,
 //! `notifyDigest`, `notifyAccount`, `collectFormIds`, `grantSubscription`,
 //! `pushBroadcast`. Each checks the caller's role, parses its arguments
 //! into the types of the modules that do the work, and answers an object.
@@ -267,16 +267,13 @@ fn notify_digest() -> Field {
             ops::require(&ctx, &[Role::Admin])?;
             let services = ops::services(&ctx)?.clone();
             let request = DigestRequest {
-                filter: ctx.args.get("where").map(|v| v.as_value().clone()),
+                filter: ctx.args.get("where").map(|v| v.as_value().clone().into_json()).transpose()?,
                 template: arg_string(&ctx, "template"),
                 dry_run: ctx.args.get("dry_run").and_then(|v| v.boolean().ok()).unwrap_or(false),
                 run_id: arg_string(&ctx, "run_id"),
             };
             let report = digest::run(&services, &request).await.map_err(NotifyError::into_graphql)?;
-            Ok(answer(json!({
-                "run_id": report.run_id, "candidates": report.candidates, "sent": report.sent, "failed": report.failed,
-                "skipped": report.skipped, "pending": report.pending, "stopped": report.stopped,
-            })))
+            Ok(answer(serde_json::to_value(report)?))
         })
     })
     .description("Sends every following account with unread point_count rows one message counting them per type; resumable by run_id without sending twice. Admin only.")

@@ -1,4 +1,4 @@
-//! Sending (contract §5): everything that puts a message in front of a user,
+//! Sending: everything that puts a message in front of a user,
 //! built so that nothing is lost and nothing is sent twice.
 //!
 //! - [`outbox`]: every message is first a `delivery` row with a unique

@@ -5,7 +5,7 @@
 //! atomic UPDATE; PostgreSQL claimers skip each other's rows) → SENT (msgid,
 //! sent_at), FAILED (errcode, errmsg) or SKIPPED (the reason in errmsg).
 //! Outcomes are recorded per chunk in one statement, and the errcode
-//! reactions of `wechat-api.md` applied in bulk: 43004 unlinks the account
+//! reactions of `docs/wechat.md` applied in bulk: 43004 unlinks the account
 //! and marks the follower unsubscribed, 40003 unlinks, 45009 / 45011 / a
 //! busy WeChat stop the run and put the row back to PENDING, so a later run
 //! (or the next server start) finishes the rest.
@@ -723,7 +723,7 @@ fn unreadable(e: serde_json::Error) -> Outcome {
     Outcome::Failed { errcode: None, errmsg: format!("delivery.payload does not fit its channel: {e}"), unlink: None }
 }
 
-/// The errcode table of `wechat-api.md`, as outcomes.
+/// The errcode table of `docs/wechat.md`, as outcomes.
 fn failure(error: &WechatError, service_account: bool) -> (Outcome, bool) {
     let errcode = error.errcode();
     let errmsg = error.to_string();

@@ -1,4 +1,5 @@
-//! `message_template` rows and their `{{placeholders}}` (contract §5).
+//! `message_template` rows and their `{{placeholders}}` (see the README's
+//! "Sending" section for the list users see).
 //!
 //! A template's `data` is WeChat's data object with placeholders in the
 //! values (`{"thing1":{"value":"{{summary}}"}}`); `page` and `url` may hold

@@ -13,6 +13,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use super::Schedule;
 use super::jobs::{ActionFlowJob, JOB_TYPES};
 use crate::auth::Role;
+use crate::error::database;
 use crate::flows;
 use crate::graphql::ops::{self, Operations};
 use crate::hasura::Engine;
@@ -89,11 +90,7 @@ pub fn operations() -> Operations {
 }
 
 fn value_of<'a>(ctx: &async_graphql::dynamic::ResolverContext<'a>, key: &str) -> FieldFuture<'a> {
-    let value = match ctx.parent_value.as_value() {
-        Some(Value::Object(map)) => map.get(key).cloned(),
-        _ => None,
-    };
-    FieldFuture::from_value(value)
+    FieldFuture::from_value(ops::parent_field(ctx, key).cloned())
 }
 
 fn add_scheduled_job() -> Field {
@@ -117,13 +114,18 @@ fn add_scheduled_job() -> Field {
                 ])
                 .to_owned();
             let (group, name) = (job.group.clone(), job.name.clone());
-            scheduled_job::Entity::insert(job.into_active_model()).on_conflict(conflict).exec(&services.db).await?;
+            scheduled_job::Entity::insert(job.into_active_model())
+                .on_conflict(conflict)
+                .exec(&services.db)
+                .await
+                .map_err(database("saving a scheduled job"))?;
             let saved = scheduled_job::Entity::find()
                 .filter(scheduled_job::Column::Group.eq(group.as_str()))
                 .filter(scheduled_job::Column::Name.eq(name.as_str()))
                 .one(&services.db)
-                .await?
-                .ok_or_else(|| ops::error("unexpected", "the job vanished after it was saved"))?;
+                .await
+                .map_err(database("reading a saved scheduled job"))?
+                .ok_or_else(|| ops::error("not-found", "the job was deleted while it was being saved; add it again"))?;
             tracing::info!(%group, %name, next_fire_at = ?saved.next_fire_at, "job scheduled");
             let engine = ctx.ctx.data::<Engine>()?;
             let row = engine.select_by_pk(&ctx, "scheduled_job", saved.id).await.map_err(|e| e.into_graphql())?;
@@ -243,10 +245,10 @@ fn by_group_and_name(name: &'static str, description: &'static str, action: Acti
             let group = ctx.args.try_get("group")?.string()?;
             let job = ctx.args.try_get("name")?.string()?;
             let done = match action {
-                Action::Pause => super::pause(services, group, job, true).await?,
-                Action::Resume => super::pause(services, group, job, false).await?,
-                Action::Delete => super::delete(services, group, job).await?,
-                Action::Trigger => super::trigger(services, group, job).await?,
+                Action::Pause => super::pause(services, group, job, true).await.map_err(database("pausing a scheduled job"))?,
+                Action::Resume => super::pause(services, group, job, false).await.map_err(database("resuming a scheduled job"))?,
+                Action::Delete => super::delete(services, group, job).await.map_err(database("deleting a scheduled job"))?,
+                Action::Trigger => super::trigger(services, group, job).await.map_err(database("triggering a scheduled job"))?,
             };
             Ok(Some(Value::Boolean(done)))
         })
@@ -302,10 +304,5 @@ fn run_action_flow() -> Field {
 }
 
 fn flow_error(e: flows::FlowError) -> async_graphql::Error {
-    let code = match e {
-        flows::FlowError::Database(_) | flows::FlowError::NoSchema => "unexpected",
-        flows::FlowError::NotFound { .. } => "not-found",
-        _ => "validation-failed",
-    };
-    ops::error(code, e.to_string())
+    crate::error::to_graphql(&e, "an action flow")
 }

@@ -30,10 +30,7 @@ pub async fn execute(services: &Arc<Services>, job: &scheduled_job::Model, occur
 /// `dataMap {where?, template?}`. The run id is the job's and the
 /// occurrence's, so a run cut short is resumed, not repeated, by a retry.
 async fn digest(services: &Services, job: &scheduled_job::Model, occurrence: DateTime<Utc>) -> Result<Value, String> {
-    let filter = match job.data_map.get("where") {
-        None | Some(Value::Null) => None,
-        Some(w) => Some(async_graphql::Value::from_json(w.clone()).map_err(|e| format!("dataMap.where: {e}"))?),
-    };
+    let filter = job.data_map.get("where").filter(|w| !w.is_null()).cloned();
     let template = match job.data_map.get("template") {
         None | Some(Value::Null) => None,
         Some(Value::String(t)) => Some(t.clone()),
@@ -41,10 +38,7 @@ async fn digest(services: &Services, job: &scheduled_job::Model, occurrence: Dat
     };
     let request = DigestRequest { filter, template, dry_run: false, run_id: Some(format!("job-{}-{}", job.id, occurrence.timestamp())) };
     let report = notify::digest::run(services, &request).await.map_err(|e| e.to_string())?;
-    Ok(serde_json::json!({
-        "run_id": report.run_id, "candidates": report.candidates, "sent": report.sent,
-        "failed": report.failed, "skipped": report.skipped, "pending": report.pending, "stopped": report.stopped,
-    }))
+    serde_json::to_value(report).map_err(|e| e.to_string())
 }
 
 /// `dataMap {actionFlowUuid, versionId?, inputs?}`, as Zion writes it.

@@ -1,4 +1,4 @@
-//! The durable cron scheduler behind Zion's `addScheduledJob` (contract §5).
+//! The durable cron scheduler behind Zion's `addScheduledJob`.
 //!
 //! Jobs live in `scheduled_job` with their next occurrence; every server
 //! process ticks a few times a second and fires the jobs that are due. An

@@ -1,5 +1,5 @@
 //! The simulated endpoints: what WeChat answers to each path, given the
-//! simulator's state. Shapes and errcodes follow `wechat-api.md`.
+//! simulator's state. Shapes and errcodes follow `docs/wechat.md`.
 
 use std::collections::BTreeMap;
 

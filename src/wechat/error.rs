@@ -1,7 +1,7 @@
 //! What can go wrong talking to WeChat, and what the caller should do about it.
 //!
 //! Every failure is a [`WechatError`]; its [`reaction`](WechatError::reaction)
-//! sorts it into the classes of the errcode table in `wechat-api.md`, so batch
+//! sorts it into the classes of the errcode table in `docs/wechat.md`, so batch
 //! code decides with one `match` (retry later, stop the batch, unlink the
 //! user, drop a credit, ...). `Display` says what failed and what to do.
 
@@ -118,7 +118,7 @@ fn is_token_errcode(errcode: i64) -> bool {
     matches!(errcode, 40001 | 40014 | 42001)
 }
 
-/// The errcode → reaction table of `wechat-api.md`.
+/// The errcode → reaction table of `docs/wechat.md`.
 pub fn classify(api: &str, errcode: i64) -> Reaction {
     match errcode {
         // On the token endpoints themselves these mean a wrong secret.

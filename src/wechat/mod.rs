@@ -1,5 +1,5 @@
 //! The WeChat client: a small typed API over the endpoints in
-//! `wechat-api.md`, for the service account (OA) and the mini-program (MP).
+//! `docs/wechat.md`, for the service account (OA) and the mini-program (MP).
 //!
 //! [`WechatClient`] is cheap to clone and shared by the whole server. It owns
 //! the access tokens (cached in `actok`, see [`token`]), the bounded retries

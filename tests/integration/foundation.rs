@@ -12,7 +12,7 @@ both_databases! {
         assert_eq!(response.status(), 200);
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body, json!({ "status": "ok", "database": "ok" }));
-        // Every contract table exists and is empty.
+        // Every table exists and is empty.
         for table in ["account", "point_count", "actok", "notice", "oa_follower", "push_code",
                       "message_template", "delivery", "action_flow", "scheduled_job", "job_run"] {
             assert_eq!(app.count(table).await, 0, "{table}");

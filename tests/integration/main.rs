@@ -3,6 +3,7 @@
 mod common;
 
 mod channels;
+mod errors;
 mod exactly_once;
 mod foundation;
 mod hostile;
@@ -16,4 +17,5 @@ mod seed_documents;
 mod simulator;
 mod tables;
 mod wechat;
+mod wechat_crypto;
 mod where_property;

@@ -1,4 +1,4 @@
-//! Roles (contract §7), each role against each class of operation, on
+//! Roles (`docs/dialect.md`), each role against each class of operation, on
 //! SQLite and PostgreSQL: reads (list, by key, aggregate) and writes
 //! (insert, update, delete) of every table, and every operation beyond
 //! tables. A refusal is an `access-denied` error with no data and changes

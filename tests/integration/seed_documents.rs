@@ -1,4 +1,5 @@
-//! Every GraphQL document of the seed (`shared/seeds/000_*.txt`) that touches
+//! Every GraphQL document of Zion's how-to page on service-account
+//! notifications (the seed these operations were built from) that touches
 //! tables, verbatim, with the answers they must give.
 
 use serde_json::json;

@@ -451,6 +451,35 @@ both_databases! {
     }
 }
 
+/// Runs the graphql-core oracle in `tests/oracle/graphql_schema.py`.
+fn graphql_core(args: &[&str]) -> std::process::Output {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/graphql_schema.py");
+    let output = std::process::Command::new("python3").arg(script).args(args).output().expect("python3 runs (the schema oracle needs it)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("ModuleNotFoundError"), "the schema oracle needs graphql-core: `pip install graphql-core==3.2.8`\n{stderr}");
+    output
+}
+
+both_databases! {
+    async fn schema_graphql_is_exactly_what_introspection_serves(app) {
+        let query = graphql_core(&["query"]);
+        assert!(query.status.success(), "{}", String::from_utf8_lossy(&query.stderr));
+        let answer = app.graphql(&String::from_utf8(query.stdout).unwrap(), json!({})).await;
+        assert!(answer["errors"].is_null(), "{answer}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("introspection.json");
+        std::fs::write(&path, answer.to_string()).unwrap();
+        let sdl = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+        let check = graphql_core(&["check", path.to_str().unwrap(), sdl]);
+        assert!(
+            check.status.success(),
+            "schema.graphql is not the served schema (regenerate it with `cargo run -- schema > schema.graphql`):\n{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}
+
 #[test]
 fn schema_graphql_matches_the_program() {
     let printed = wxnotify::graphql::sdl().unwrap();

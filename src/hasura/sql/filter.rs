@@ -25,7 +25,7 @@ impl Writer<'_> {
             BoolExp::Exists { relation, filter } => {
                 let target = self.table(&relation.target)?;
                 let inner = self.alias();
-                let permission = self.permission(&target.name, crate::hasura::permission::Operation::Select)?;
+                let permission = self.permission(target, crate::hasura::permission::Operation::Select)?;
                 self.push("EXISTS (SELECT 1 FROM ");
                 self.table_name(&target.name);
                 self.push(&format!(" AS {inner} WHERE "));

@@ -8,7 +8,6 @@
 //! catalog and JSON keys from GraphQL names, both of which are restricted to
 //! `[_A-Za-z0-9]`; every value from a request is a bound parameter.
 
-pub mod condition;
 mod filter;
 mod jsonb_sqlite;
 mod mutate;
@@ -158,12 +157,12 @@ impl<'a> Writer<'a> {
     }
 
     /// The row filter the caller's role puts on `table`, if any.
-    pub fn permission(&self, table: &str, operation: Operation) -> Result<Option<BoolExp>, EngineError> {
+    pub fn permission(&self, table: &Table, operation: Operation) -> Result<Option<BoolExp>, EngineError> {
         self.perms.filter(table, operation)
     }
 
     pub fn table(&self, name: &str) -> Result<&'a Table, EngineError> {
-        super::input::target_table(self.catalog, name)
+        self.catalog.require(name)
     }
 
     /// `WHERE`-clause conditions joined by `AND`; `(1=1)` when there are none.

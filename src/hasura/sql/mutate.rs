@@ -38,7 +38,7 @@ impl Writer<'_> {
     /// one `INSERT ... RETURNING "id"` per group of objects giving the same
     /// columns.
     pub fn insert(mut self, table: &Table, request: &InsertRequest, output: MutationOutput<'_>) -> Result<Vec<Compiled>, EngineError> {
-        self.permission(&table.name, Operation::Insert)?;
+        self.permission(table, Operation::Insert)?;
         let now = chrono::Utc::now();
         let groups = group_by_columns(&request.rows);
         if self.dialect == Dialect::Sqlite {
@@ -125,7 +125,7 @@ impl Writer<'_> {
     /// PostgreSQL: the whole update and its response. SQLite: the update,
     /// returning the ids of the rows changed.
     pub fn update(mut self, table: &Table, request: &UpdateRequest, output: MutationOutput<'_>) -> Result<Compiled, EngineError> {
-        let permission = self.permission(&table.name, Operation::Update)?;
+        let permission = self.permission(table, Operation::Update)?;
         let postgres = self.dialect == Dialect::Postgres;
         let alias = self.alias();
         self.push(if postgres { "WITH wx_m AS (UPDATE " } else { "UPDATE " });
@@ -158,7 +158,7 @@ impl Writer<'_> {
     /// PostgreSQL: the whole delete and its response. SQLite: the ids of the
     /// rows the delete will remove (see [`Writer::delete_ids`]).
     pub fn delete(mut self, table: &Table, filter: &BoolExp, output: MutationOutput<'_>) -> Result<Compiled, EngineError> {
-        let permission = self.permission(&table.name, Operation::Delete)?;
+        let permission = self.permission(table, Operation::Delete)?;
         let alias = self.alias();
         let filters: Vec<&BoolExp> = permission.iter().chain([filter]).collect();
         if self.dialect == Dialect::Sqlite {
@@ -195,7 +195,7 @@ impl Writer<'_> {
     /// `SELECT CAST(<response JSON over the rows in source> AS TEXT)`.
     fn response(&mut self, table: &Table, source: &str, affected: Option<usize>, output: MutationOutput<'_>) -> Result<(), EngineError> {
         // Rows the caller may not read are changed but not shown.
-        let permission = self.permission(&table.name, Operation::Select).unwrap_or(Some(BoolExp::Or(Vec::new())));
+        let permission = self.permission(table, Operation::Select).unwrap_or(Some(BoolExp::Or(Vec::new())));
         let visible: Vec<&BoolExp> = permission.iter().collect();
         self.push("SELECT CAST(");
         match output {

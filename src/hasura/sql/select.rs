@@ -27,7 +27,7 @@ pub fn compile_select(mut w: Writer<'_>, table: &Table, root: RootOutput<'_>) ->
             w.push(" FROM ");
             w.table_name(&table.name);
             w.push(&format!(" AS {alias} WHERE "));
-            let permission = w.permission(&table.name, Operation::Select)?;
+            let permission = w.permission(table, Operation::Select)?;
             w.column(&alias, "id");
             w.push(" = ");
             w.param(id);
@@ -88,7 +88,7 @@ impl Writer<'_> {
     fn object_relation(&mut self, parent_alias: &str, relation: &Relation, fields: &[FieldSel]) -> Result<(), EngineError> {
         let target = self.table(&relation.target)?;
         let alias = self.alias();
-        let permission = self.permission(&target.name, Operation::Select)?;
+        let permission = self.permission(target, Operation::Select)?;
         self.open_embedded();
         self.push("SELECT ");
         self.row_json(&alias, fields)?;
@@ -206,7 +206,7 @@ impl Writer<'_> {
         shape: RowsShape,
     ) -> Result<(), EngineError> {
         let alias = self.alias();
-        let permission = self.permission(&table.name, Operation::Select)?;
+        let permission = self.permission(table, Operation::Select)?;
         let filters: Vec<_> = permission.iter().chain(args.filter.iter()).collect();
         self.push("SELECT ");
         let mut items = 0;
@@ -332,7 +332,7 @@ impl Writer<'_> {
 
     /// ` FROM "R" AS alias WHERE <link> AND <permission>`.
     pub(super) fn related_from(&mut self, target: &Table, alias: &str, parent_alias: &str, relation: &Relation) -> Result<(), EngineError> {
-        let permission = self.permission(&target.name, Operation::Select)?;
+        let permission = self.permission(target, Operation::Select)?;
         self.push(" FROM ");
         self.table_name(&target.name);
         self.push(&format!(" AS {alias} WHERE "));

@@ -4,7 +4,7 @@
 
 use async_graphql::Value;
 
-use super::{Compiled, Dialect, Writer};
+use super::sql::{Compiled, Dialect, Writer};
 use crate::auth::Caller;
 use crate::hasura::error::EngineError;
 use crate::hasura::input;
@@ -15,7 +15,7 @@ use crate::hasura::permission::Permissions;
 /// `table` aliased `alias` (which must not look like `t1`, `t2`, ...: those
 /// name the subqueries). Runs as admin; parameters are numbered from `$1`.
 pub fn condition(catalog: &Catalog, dialect: Dialect, table: &str, alias: &str, value: &Value) -> Result<Compiled, EngineError> {
-    let table = input::target_table(catalog, table)?;
+    let table = catalog.require(table)?;
     let exp = input::bool_exp(catalog, table, value)?;
     let perms = Permissions::new(Caller::ADMIN);
     let mut writer = Writer::new(dialect, catalog, &perms);
