@@ -20,9 +20,28 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::AppState;
 use crate::auth::Caller;
 use crate::graphql::execute::{Answer, to_json};
+use crate::services::Services;
+
+/// What every request handler can reach: the server's [`Services`] (whose
+/// `db` and `settings` it derefs to), the schema, and the statement counter.
+pub struct AppState {
+    pub services: Arc<Services>,
+    /// The schema requests run against; `services.schema` holds the same
+    /// one for work that runs outside a request (action flows, jobs).
+    pub schema: async_graphql::dynamic::Schema,
+    /// Every SQL statement run through the database connection.
+    pub sql_statements: crate::db::StatementCounter,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
