@@ -1,7 +1,9 @@
 //! The scheduler's and action flows' GraphQL operations, with Zion's input
 //! shape (`addScheduledJob(schemaExId, input: {name group description
 //! shouldRecover durable triggerConfigs [{triggerType name group cron}]
-//! jobType dataMap})`). All are admin-only.
+//! jobType dataMap})`). All are admin-only but `cronPreview`, which any
+//! signed-in caller may run: it reads nothing and shows what a schedule
+//! would do before it is saved.
 
 use async_graphql::Value;
 use async_graphql::dynamic::{Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, TypeRef, ValueAccessor};
@@ -65,6 +67,25 @@ pub fn operations() -> Operations {
                 .field(InputValue::new("jobType", TypeRef::named_nn("JobType")).description("what the job runs"))
                 .field(InputValue::new("dataMap", TypeRef::named("jsonb")).description("the job's parameters"))
                 .into(),
+            Object::new("CronPreview")
+                .description("What a cron expression would do, as addScheduledJob would read it")
+                .field(
+                    Field::new("valid", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| value_of(&ctx, "valid"))
+                        .description("whether addScheduledJob would accept the expression (it parses and fires again)"),
+                )
+                .field(
+                    Field::new("error", TypeRef::named(TypeRef::STRING), |ctx| value_of(&ctx, "error"))
+                        .description("why not, naming the field at fault and what it expects; null when valid"),
+                )
+                .field(
+                    Field::new("fire_times", TypeRef::named_nn_list_nn("timestamptz"), |ctx| value_of(&ctx, "fire_times"))
+                        .description("the next fire times after now, earliest first"),
+                )
+                .field(
+                    Field::new("timezone", TypeRef::named_nn(TypeRef::STRING), |ctx| value_of(&ctx, "timezone"))
+                        .description("the time zone the expression was read in"),
+                )
+                .into(),
             Object::new("ActionFlowVersion")
                 .description("A saved version of an action flow")
                 .field(
@@ -76,7 +97,7 @@ pub fn operations() -> Operations {
                 )
                 .into(),
         ],
-        queries: Vec::new(),
+        queries: vec![cron_preview()],
         mutations: vec![
             add_scheduled_job(),
             by_group_and_name("pauseScheduledJob", "stops a job from firing until it is resumed", Action::Pause),
@@ -135,6 +156,64 @@ fn add_scheduled_job() -> Field {
     .description("Schedules a job (or replaces the job with the same group and name) with Zion's input shape")
     .argument(InputValue::new("schemaExId", TypeRef::named(TypeRef::STRING)).description("Zion's project id; accepted and ignored"))
     .argument(InputValue::new("input", TypeRef::named_nn("ScheduledJobInput")).description("the job"))
+}
+
+/// Most fire times one preview lists.
+const PREVIEW_MAX: i64 = 100;
+
+fn cron_preview() -> Field {
+    Field::new("cronPreview", TypeRef::named_nn("CronPreview"), |ctx| {
+        FieldFuture::new(async move {
+            ops::require(&ctx, &[Role::Admin, Role::User])?;
+            let services = ops::services(&ctx)?;
+            let cron = ctx.args.try_get("cron")?.string()?;
+            let count = present(ctx.args.get("count")).map(|v| v.i64()).transpose()?.unwrap_or(5);
+            if !(1..=PREVIEW_MAX).contains(&count) {
+                return Err(ops::error(
+                    "validation-failed",
+                    format!("count {count} is out of range: ask for 1 to {PREVIEW_MAX} fire times"),
+                ));
+            }
+            let zone = match present(ctx.args.get("timezone")) {
+                None => services.settings.timezone,
+                Some(v) => v.string()?.parse::<chrono_tz::Tz>().map_err(|_| {
+                    ops::error("validation-failed", "timezone is not an IANA time zone: use a name like Asia/Shanghai or America/New_York")
+                })?,
+            };
+            Ok(Some(FieldValue::value(preview(cron, count as usize, zone))))
+        })
+    })
+    .description("The next fire times of a cron expression (Quartz or classic 5-field), or why addScheduledJob would refuse it")
+    .argument(InputValue::new("cron", TypeRef::named_nn(TypeRef::STRING)).description("the expression, as a trigger's `cron`"))
+    .argument(InputValue::new("count", TypeRef::named(TypeRef::INT)).default_value(5).description("how many fire times to list (1–100)"))
+    .argument(InputValue::new("timezone", TypeRef::named(TypeRef::STRING)).description("an IANA time zone; WXNOTIFY_TIMEZONE when absent"))
+}
+
+/// The preview's answer: fire times, or the error addScheduledJob would give.
+fn preview(cron: &str, count: usize, zone: chrono_tz::Tz) -> Value {
+    let (times, error) = match Schedule::parse(cron) {
+        Ok(schedule) => {
+            let times = schedule.preview(Utc::now(), zone, count);
+            let error = times.is_empty().then(|| never_fires(schedule.expression()));
+            (times, error)
+        }
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let times = times.iter().map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))).collect();
+    let field = |name: &str, value: Value| (async_graphql::Name::new(name), value);
+    Value::Object(async_graphql::indexmap::IndexMap::from([
+        field("valid", Value::Boolean(error.is_none())),
+        field("error", error.map_or(Value::Null, Value::String)),
+        field("fire_times", Value::List(times)),
+        field("timezone", Value::String(zone.name().to_string())),
+    ]))
+}
+
+/// Why a schedule that parses is refused: it has no fire time left.
+pub(super) fn never_fires(expression: &str) -> String {
+    format!(
+        "cron expression {expression:?} never fires after now (check its year, or a day that does not exist such as 30 February); give a schedule with a future fire time"
+    )
 }
 
 /// A scheduled job as written to the database.
@@ -203,11 +282,12 @@ fn job_from_input(input: &async_graphql::dynamic::ObjectAccessor<'_>, zone: chro
     if job_type == "ACTION_FLOW" {
         ActionFlowJob::parse(&data_map).map_err(invalid)?;
     }
+    let next_fire_at = schedule.next_after(Utc::now(), zone).ok_or_else(|| invalid(never_fires(schedule.expression())))?;
     Ok(NewJob {
         name: input.try_get("name")?.string()?.to_string(),
         group: input.try_get("group")?.string()?.to_string(),
         description: text("description")?,
-        next_fire_at: schedule.next_after(Utc::now(), zone),
+        next_fire_at: Some(next_fire_at),
         cron: schedule.expression().to_string(),
         job_type,
         data_map,
@@ -245,8 +325,12 @@ fn by_group_and_name(name: &'static str, description: &'static str, action: Acti
             let group = ctx.args.try_get("group")?.string()?;
             let job = ctx.args.try_get("name")?.string()?;
             let done = match action {
-                Action::Pause => super::pause(services, group, job, true).await.map_err(database("pausing a scheduled job"))?,
-                Action::Resume => super::pause(services, group, job, false).await.map_err(database("resuming a scheduled job"))?,
+                Action::Pause => super::pause(services, group, job).await.map_err(database("pausing a scheduled job"))?,
+                Action::Resume => match super::resume(services, group, job).await.map_err(database("resuming a scheduled job"))? {
+                    super::Resumed::Yes => true,
+                    super::Resumed::NoSuchJob => false,
+                    super::Resumed::NeverFires(cron) => return Err(ops::error("validation-failed", never_fires(&cron))),
+                },
                 Action::Delete => super::delete(services, group, job).await.map_err(database("deleting a scheduled job"))?,
                 Action::Trigger => super::trigger(services, group, job).await.map_err(database("triggering a scheduled job"))?,
             };

@@ -78,7 +78,7 @@ async fn fire(services: &Arc<Services>, job: scheduled_job::Model, now: DateTime
         Ok(schedule) => schedule.next_after(now.max(occurrence), services.settings.timezone),
         Err(e) => {
             tracing::error!(group = %job.group, name = %job.name, error = %e, "pausing a job whose cron no longer parses");
-            pause(services, &job.group, &job.name, true).await?;
+            set_paused(services, job.id, true, job.next_fire_at).await?;
             return Ok(());
         }
     };
@@ -111,6 +111,11 @@ async fn advance(
     let mut update = scheduled_job::Entity::update_many()
         .col_expr(scheduled_job::Column::NextFireAt, Expr::value(next))
         .col_expr(scheduled_job::Column::UpdatedAt, Expr::value(Utc::now()));
+    if next.is_none() {
+        // The schedule is over: a durable job is kept, paused, so no active
+        // job is left without a next fire time.
+        update = update.col_expr(scheduled_job::Column::Paused, Expr::value(true));
+    }
     if ran {
         update = update.col_expr(scheduled_job::Column::LastFireAt, Expr::value(occurrence));
     }
@@ -200,22 +205,42 @@ async fn find(services: &Services, group: &str, name: &str) -> Result<Option<sch
         .await
 }
 
-/// Pauses (or resumes, from now on) a job; false when there is no such job.
-pub async fn pause(services: &Services, group: &str, name: &str, paused: bool) -> Result<bool, DbErr> {
+/// Pauses a job; false when there is no such job.
+pub async fn pause(services: &Services, group: &str, name: &str) -> Result<bool, DbErr> {
     let Some(job) = find(services, group, name).await? else { return Ok(false) };
-    let next = if paused {
-        job.next_fire_at
-    } else {
-        Schedule::parse(&job.cron).ok().and_then(|s| s.next_after(Utc::now(), services.settings.timezone))
-    };
+    set_paused(services, job.id, true, job.next_fire_at).await?;
+    Ok(true)
+}
+
+/// What resuming a job did.
+pub enum Resumed {
+    Yes,
+    NoSuchJob,
+    /// The job's cron (given) has no fire time left; it stays paused.
+    NeverFires(String),
+}
+
+/// Lets a job fire again, from now on; a job whose schedule has no fire
+/// time left stays paused, so no active job lacks a next fire time.
+pub async fn resume(services: &Services, group: &str, name: &str) -> Result<Resumed, DbErr> {
+    let Some(job) = find(services, group, name).await? else { return Ok(Resumed::NoSuchJob) };
+    let next = Schedule::parse(&job.cron).ok().and_then(|s| s.next_after(Utc::now(), services.settings.timezone));
+    if next.is_none() {
+        return Ok(Resumed::NeverFires(job.cron));
+    }
+    set_paused(services, job.id, false, next).await?;
+    Ok(Resumed::Yes)
+}
+
+async fn set_paused(services: &Services, id: i64, paused: bool, next: Option<DateTime<Utc>>) -> Result<(), DbErr> {
     scheduled_job::Entity::update_many()
         .col_expr(scheduled_job::Column::Paused, Expr::value(paused))
         .col_expr(scheduled_job::Column::NextFireAt, Expr::value(next))
         .col_expr(scheduled_job::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(scheduled_job::Column::Id.eq(job.id))
+        .filter(scheduled_job::Column::Id.eq(id))
         .exec(&services.db)
         .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// Deletes a job and its runs; false when there is no such job.

@@ -3,6 +3,8 @@
 mod common;
 
 mod channels;
+mod cron_oracle;
+mod cron_schedules;
 mod errors;
 mod exactly_once;
 mod foundation;
