@@ -46,6 +46,7 @@ impl Application {
         let services = Arc::new(services::Services::new(db.clone(), settings.clone(), wechat, jwt));
         let schema = graphql::build_schema(services.clone())?;
         let _ = services.schema.set(schema.clone());
+        notify::spawn_heartbeat(services.clone());
         notify::recover_in_background(services.clone());
         let listener = TcpListener::bind(settings.listen)
             .await

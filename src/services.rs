@@ -29,6 +29,9 @@ pub struct Services {
     /// Work a stopping server waits for: request handlers (which go on past
     /// `WXNOTIFY_REQUEST_TIMEOUT`), job runs, outbox recovery, callback events.
     pub background: TaskTracker,
+    /// This process's leases on deliveries it is sending (see
+    /// [`crate::notify::outbox`]).
+    pub leases: crate::notify::outbox::Leases,
 }
 
 impl Services {
@@ -43,6 +46,7 @@ impl Services {
             login_limit,
             stopping: CancellationToken::new(),
             background: TaskTracker::new(),
+            leases: Default::default(),
         }
     }
 

@@ -121,6 +121,15 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// A PENDING delivery untouched this long is sent by the next sweep.
     pub pending_retry_after: Duration,
+    /// How long after its first send a template message whose outcome is
+    /// unknown may be sent again with the same `client_msg_id` (WeChat drops
+    /// the repeat for 10 minutes); at most 10 minutes.
+    pub resend_window: Duration,
+    /// How long a sender's claim on a SENDING delivery lasts without a
+    /// heartbeat; a dead process's rows are settled once it lapses.
+    pub delivery_lease: Duration,
+    /// The channels `notifyAccount` tries, best first; each at most once.
+    pub channel_order: Vec<crate::notify::outbox::Channel>,
 }
 
 /// `count` events per `per`, e.g. `30/min`.
@@ -168,7 +177,11 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting("MP_APPID", None, "mini-program appid"),
     secret("MP_SECRET", "mini-program AppSecret"),
     setting("WECHAT_API_BASE", Some("https://api.weixin.qq.com"), "WeChat API host; tests point it at the simulator"),
-    setting("WECHAT_STABLE_TOKEN", Some("false"), "fetch tokens from /cgi-bin/stable_token instead of /cgi-bin/token"),
+    setting(
+        "WECHAT_STABLE_TOKEN",
+        Some("true"),
+        "fetch tokens from /cgi-bin/stable_token (cannot invalidate another system's token); false: /cgi-bin/token",
+    ),
     setting("WECHAT_TIMEOUT", Some("10s"), "timeout of each WeChat call"),
     setting("WECHAT_CONCURRENCY", Some("16"), "WeChat calls one batch runs at once"),
     setting("TIMEZONE", Some("Asia/Shanghai"), "IANA time zone for cron schedules and {{now}}"),
@@ -192,6 +205,21 @@ pub const SETTINGS: &[SettingInfo] = &[
         "PENDING_RETRY_AFTER",
         Some("10m"),
         "a message left PENDING (by a stopped server or a quota stop) this long is sent by any running server",
+    ),
+    setting(
+        "RESEND_WINDOW",
+        Some("8m"),
+        "a template message whose outcome is unknown (crash, timeout) is sent again with the same client_msg_id this long after its first send (WeChat drops repeats for 10 minutes; at most 10m)",
+    ),
+    setting(
+        "DELIVERY_LEASE",
+        Some("30s"),
+        "how long a sender's claim on a message outlives its last heartbeat; another server settles a dead one's messages after it",
+    ),
+    setting(
+        "CHANNEL_ORDER",
+        Some("OA_TEMPLATE,MP_SUBSCRIBE,MP_FORM"),
+        "the channels notifyAccount tries, best first, comma-separated: the first one that reaches the account (and has a credit) is used",
     ),
 ];
 
@@ -327,6 +355,9 @@ impl Settings {
             })?,
             shutdown_grace: raw.parse("SHUTDOWN_GRACE", parse_duration)?,
             pending_retry_after: raw.parse("PENDING_RETRY_AFTER", parse_duration)?,
+            resend_window: raw.parse("RESEND_WINDOW", parse_resend_window)?,
+            delivery_lease: raw.parse("DELIVERY_LEASE", parse_lease)?,
+            channel_order: raw.parse("CHANNEL_ORDER", parse_channel_order)?,
         })
     }
 
@@ -457,6 +488,41 @@ fn parse_rate(v: &str) -> Result<Option<Rate>, String> {
 }
 
 /// `500ms`, `10s`, `5m`, `1h`, `7d`, or a bare number of seconds.
+/// WeChat keeps a `client_msg_id` for 10 minutes; a longer window could
+/// send a message twice.
+fn parse_resend_window(v: &str) -> Result<Duration, String> {
+    let window = parse_duration(v)?;
+    if window > Duration::from_secs(600) {
+        return Err("is longer than the 10 minutes WeChat remembers a client_msg_id: use 10m or less (8m leaves a margin)".into());
+    }
+    Ok(window)
+}
+
+/// `OA_TEMPLATE,MP_SUBSCRIBE,MP_FORM`: known channels, each at most once.
+fn parse_channel_order(v: &str) -> Result<Vec<crate::notify::outbox::Channel>, String> {
+    use crate::notify::outbox::Channel;
+    let mut order: Vec<Channel> = Vec::new();
+    for name in v.split(',').map(str::trim) {
+        let channel = Channel::parse(name).ok_or_else(|| {
+            format!("names `{name}`, not a channel: list OA_TEMPLATE, MP_SUBSCRIBE and MP_FORM, comma-separated, best first")
+        })?;
+        if order.contains(&channel) {
+            return Err(format!("names `{name}` twice: list each channel at most once"));
+        }
+        order.push(channel);
+    }
+    Ok(order)
+}
+
+/// A lease shorter than 100 ms would lapse between heartbeats.
+fn parse_lease(v: &str) -> Result<Duration, String> {
+    let lease = parse_duration(v)?;
+    if lease < Duration::from_millis(100) {
+        return Err("is shorter than 100ms: a live sender could not renew it in time".into());
+    }
+    Ok(lease)
+}
+
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let err = || "is not a duration like 500ms, 10s, 5m, 1h or 7d".to_string();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
@@ -488,6 +554,36 @@ mod tests {
         assert_eq!(s.database_kind, DatabaseKind::Sqlite);
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.timezone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn tokens_come_from_stable_token_unless_switched_off() {
+        assert!(load(&[]).unwrap().wechat_stable_token);
+        assert!(!load(&[("WECHAT_STABLE_TOKEN", "false")]).unwrap().wechat_stable_token);
+    }
+
+    #[test]
+    fn the_channel_order_lists_known_channels_once_each() {
+        use crate::notify::outbox::Channel;
+        assert_eq!(load(&[]).unwrap().channel_order, [Channel::OaTemplate, Channel::MpSubscribe, Channel::MpForm]);
+        assert_eq!(
+            load(&[("CHANNEL_ORDER", "MP_SUBSCRIBE, OA_TEMPLATE")]).unwrap().channel_order,
+            [Channel::MpSubscribe, Channel::OaTemplate]
+        );
+        let err = load(&[("CHANNEL_ORDER", "OA_TEMPLATE,SMS")]).unwrap_err().to_string();
+        assert!(err.starts_with("WXNOTIFY_CHANNEL_ORDER:") && err.contains("`SMS`, not a channel"), "{err}");
+        let err = load(&[("CHANNEL_ORDER", "MP_FORM,MP_FORM")]).unwrap_err().to_string();
+        assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn the_resend_window_stays_inside_wechats_ten_minutes() {
+        assert_eq!(load(&[]).unwrap().resend_window, Duration::from_secs(480));
+        assert_eq!(load(&[("RESEND_WINDOW", "10m")]).unwrap().resend_window, Duration::from_secs(600));
+        let err = load(&[("RESEND_WINDOW", "11m")]).unwrap_err().to_string();
+        assert!(err.starts_with("WXNOTIFY_RESEND_WINDOW: \"11m\" is longer than the 10 minutes"), "{err}");
+        let err = load(&[("DELIVERY_LEASE", "10ms")]).unwrap_err().to_string();
+        assert!(err.starts_with("WXNOTIFY_DELIVERY_LEASE:"), "{err}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct Model {
     #[sea_orm(indexed)]
     pub msgid: Option<i64>,
     pub sent_at: Option<DateTimeUtc>,
+    pub claimed_at: Option<DateTimeUtc>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTimeUtc>,
 }
 
 /// What each column means; the GraphQL schema shows these.
@@ -38,12 +41,19 @@ pub const DOCS: &[(&str, &str)] = &[
     ("template_id", "WeChat's template id."),
     ("payload", "The request body sent to WeChat."),
     ("dedupe_key", "Unique: a second send with the same key is impossible."),
-    ("status", "PENDING (waiting), SENDING (claimed by a sender, outcome not yet recorded), SENT, FAILED or SKIPPED."),
+    (
+        "status",
+        "PENDING (waiting), SENDING (claimed by a sender, or its outcome unknown and due to be re-sent with the same client_msg_id), \
+         SENT, FAILED (errmsg \"outcome unknown ...\" when WeChat may have it and it cannot be re-sent safely) or SKIPPED.",
+    ),
     ("attempts", "How many times sending was tried."),
     ("errcode", "WeChat's errcode of the last failure."),
     ("errmsg", "WeChat's errmsg of the last failure, or why the message was skipped."),
     ("msgid", "WeChat's id of the sent message; TEMPLATESENDJOBFINISH names it."),
     ("sent_at", "When WeChat accepted the message."),
+    ("claimed_at", "When the message was first handed to WeChat: its client_msg_id re-send window starts here."),
+    ("lease_owner", "The server process sending the message right now, if any."),
+    ("lease_until", "Until when that process's claim holds without a heartbeat; then any server settles the row."),
 ];
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -26,6 +26,7 @@ mod m20261121_200001_push_code_unique_code;
 mod m20261121_200002_delivery_status_index;
 mod m20261121_300001_callback_event_received_at_index;
 mod m20261201_000001_declared_indexes;
+mod m20261201_000002_delivery_lease;
 
 pub struct Migrator;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_200002_delivery_status_index::Migration),
             Box::new(m20261121_300001_callback_event_received_at_index::Migration),
             Box::new(m20261201_000001_declared_indexes::Migration),
+            Box::new(m20261201_000002_delivery_lease::Migration),
         ]
     }
 }

@@ -46,12 +46,13 @@ pub fn recover_in_background(services: Arc<Services>) {
     });
 }
 
-/// Starts the outbox sweeper: every quarter of `WXNOTIFY_PENDING_RETRY_AFTER`
-/// (at most every minute) it runs [`outbox::sweep`], until the server stops.
-/// Every server runs one; rows are claimed atomically, so they never clash.
+/// Starts the outbox sweeper: every half `WXNOTIFY_DELIVERY_LEASE` or
+/// quarter `WXNOTIFY_PENDING_RETRY_AFTER`, whichever is shorter (at most
+/// every minute), it runs [`outbox::sweep`], until the server stops. Every
+/// server runs one; rows are claimed atomically, so they never clash, and a
+/// dead server's rows are settled within a lease and half of it.
 pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
-    let every =
-        (services.settings.pending_retry_after / 4).clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(60));
+    let every = sweep_every(&services.settings);
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -65,4 +66,49 @@ pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// How often the sweeper runs: a lapsed lease is noticed within half a
+/// lease, and an idle PENDING row within a quarter of its wait.
+pub fn sweep_every(settings: &crate::settings::Settings) -> std::time::Duration {
+    (settings.pending_retry_after / 4)
+        .min(settings.delivery_lease / 2)
+        .clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(60))
+}
+
+/// Starts the heartbeat that renews this process's leases on the deliveries
+/// it is sending, three times per `WXNOTIFY_DELIVERY_LEASE`. It outlives the
+/// stop signal while sends are still in flight (they get the shutdown grace)
+/// and ends once none are; when the process dies, the leases lapse and
+/// another server settles the rows.
+pub fn spawn_heartbeat(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
+    let every = (services.settings.delivery_lease / 3).max(std::time::Duration::from_millis(30));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let held = services.leases.held();
+            if held.is_empty() {
+                if services.stopping.is_cancelled() {
+                    break;
+                }
+                continue;
+            }
+            if let Err(e) = outbox::renew_leases(&services).await {
+                tracing::warn!(error = %e, rows = held.len(), "renewing the leases of deliveries in flight failed; trying again");
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_the_defaults_a_dead_servers_messages_are_taken_over_within_a_minute() {
+        let settings = crate::settings::Settings::with_overrides([]).unwrap();
+        // The lease lapses, then the next sweep of any server takes the rows.
+        let worst = settings.delivery_lease + sweep_every(&settings);
+        assert!(worst < std::time::Duration::from_secs(60), "{worst:?}");
+    }
 }

@@ -10,20 +10,29 @@
 //! busy WeChat stop the run and put the row back to PENDING, so a later run
 //! (or the next server start) finishes the rest.
 //!
-//! What a crash leaves behind:
+//! What a crash leaves behind, and how every row still ends exact:
 //! - PENDING rows were never sent: [`recover`] sends them on the next start.
-//! - A SENDING row may or may not have reached WeChat. The same holds for a
-//!   send that timed out or lost its connection mid-request (the WeChat
-//!   client does not repeat those either). Such a row is never sent again
-//!   automatically: it becomes FAILED with an errmsg starting
-//!   "outcome unknown", since a duplicate is worse than a gap for a
-//!   notification. An operator who prefers a resend sets it back to
-//!   PENDING; template messages carry `client_msg_id` = `dedupe_key`, so
-//!   WeChat itself drops a resend of a message it already accepted.
+//! - A SENDING row is held by a lease: its sender names itself in
+//!   `lease_owner` and renews `lease_until` with a heartbeat
+//!   ([`renew_leases`]) while the send is in flight. When the lease lapses
+//!   (the process died, or it could not record the outcome), any server's
+//!   sweep settles the row within `WXNOTIFY_DELIVERY_LEASE` plus one sweep.
+//! - Such a row, and a send that timed out or lost its connection
+//!   mid-request, may or may not have reached WeChat. A service-account
+//!   template message carries `client_msg_id` = its dedupe key, and WeChat
+//!   sends one message per openid + `client_msg_id` for 10 minutes: inside
+//!   `WXNOTIFY_RESEND_WINDOW` of its first send it is sent again with the
+//!   same id, and the answer (a msgid, or 45065 naming the earlier msgid)
+//!   settles it SENT. Past the window, or on a channel without such an id,
+//!   it becomes FAILED with an errmsg starting "outcome unknown" and is
+//!   never sent again: a duplicate is worse than a gap for a notification.
+//! - An outcome WeChat gave that the database would not take is written
+//!   again with bounded retries; if the database stays away longer, the
+//!   lease lapses and the rule above settles the row.
 
 use entity::delivery;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -36,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::sql::{Sql, skip_locked};
 use crate::services::Services;
+use crate::wechat::send::CLIENT_MSG_ID_TOO_FAST;
 use crate::wechat::{FormTemplateMessage, Reaction, SubscribeMessage, TemplateMessage, WechatClient, WechatError};
 
 /// How a message travels; `delivery.channel` and `message_template.channel`.
@@ -66,6 +76,65 @@ impl Channel {
             _ => None,
         }
     }
+}
+
+/// This process's claims on rows in flight: its name on them, and the ids
+/// whose lease its heartbeat renews.
+pub struct Leases {
+    owner: String,
+    held: std::sync::Mutex<HashSet<i64>>,
+}
+
+impl Default for Leases {
+    fn default() -> Self {
+        let owner = format!("pid{}-{:012x}", std::process::id(), rand::random::<u64>() & 0xffff_ffff_ffff);
+        Leases { owner, held: std::sync::Mutex::new(HashSet::new()) }
+    }
+}
+
+impl Leases {
+    /// The name this process writes into `lease_owner`.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    fn hold(&self, ids: impl IntoIterator<Item = i64>) {
+        if let Ok(mut held) = self.held.lock() {
+            held.extend(ids);
+        }
+    }
+
+    fn release(&self, ids: impl IntoIterator<Item = i64>) {
+        if let Ok(mut held) = self.held.lock() {
+            for id in ids {
+                held.remove(&id);
+            }
+        }
+    }
+
+    /// The ids this process is sending right now.
+    pub fn held(&self) -> Vec<i64> {
+        self.held.lock().map(|held| held.iter().copied().collect()).unwrap_or_default()
+    }
+}
+
+/// Renews the lease of every row this process is sending; the heartbeat
+/// (see [`super::spawn_heartbeat`]) calls it a few times per lease.
+pub async fn renew_leases(services: &Services) -> Result<u64, DbErr> {
+    let held = services.leases.held();
+    let until = Utc::now() + lease_of(services);
+    let mut renewed = 0;
+    for chunk in held.chunks(500) {
+        let mut sql = Sql::new("UPDATE delivery SET lease_until = ");
+        sql.bind(until).push(" WHERE status = 'SENDING' AND lease_owner = ").bind(services.leases.owner.clone());
+        sql.push(" AND id IN ").list(chunk.iter().copied());
+        renewed += sql.execute(&services.db).await?;
+    }
+    Ok(renewed)
+}
+
+fn lease_of(services: &Services) -> chrono::Duration {
+    chrono::Duration::from_std(services.settings.delivery_lease).unwrap_or_else(|_| chrono::Duration::seconds(30))
 }
 
 /// A message to queue.
@@ -159,7 +228,8 @@ pub struct Tally {
     pub sent: u64,
     pub failed: u64,
     pub skipped: u64,
-    /// Rows left PENDING for a later run (after a stop).
+    /// Rows left for later: PENDING (after a stop), or SENDING with an
+    /// unknown outcome, to be re-sent with their `client_msg_id`.
     pub pending: u64,
     /// Why the run stopped early (quota, rate limit, WeChat busy, settings).
     pub stopped: Option<String>,
@@ -189,13 +259,14 @@ pub async fn deliver(services: &Services, scope: &Scope) -> Result<Tally, DbErr>
             tally.pending += ids.as_mut().map_or(0, |rest| rest.map(|c| c.len() as u64).sum::<u64>());
             break;
         }
-        let claimed = match ids.as_mut() {
+        let which = match ids.as_mut() {
             Some(chunks) => match chunks.next() {
-                Some(chunk) => claim(&services.db, Claim::Ids(chunk)).await?,
+                Some(chunk) => Claim::Ids(chunk),
                 None => break,
             },
-            None => claim(&services.db, Claim::Oldest(chunk)).await?,
+            None => Claim::Oldest(chunk),
         };
+        let claimed = persist("claiming deliveries", || claim(services, &which)).await?;
         if claimed.is_empty() && ids.is_none() {
             break;
         }
@@ -207,41 +278,135 @@ pub async fn deliver(services: &Services, scope: &Scope) -> Result<Tally, DbErr>
 /// Settles rows a dead process left SENDING (see the module doc), then
 /// sends the PENDING rows earlier processes left. Runs when a server starts.
 pub async fn recover(services: &Services, started: DateTime<Utc>) -> Result<Tally, DbErr> {
-    settle_abandoned(services).await?;
+    let mut tally = settle_abandoned(services).await?;
     // Only what earlier processes left: work queued since this process
     // started belongs to whoever queued it.
     let leftovers = pending_before(services, delivery::Column::CreatedAt, started, None).await?;
-    deliver(services, &Scope::Ids(leftovers)).await
+    add(&mut tally, deliver(services, &Scope::Ids(leftovers)).await?);
+    Ok(tally)
 }
 
 /// Most rows one sweep takes.
 const SWEEP_BATCH: u64 = 1000;
 
 /// What every server does every little while (see [`super::spawn_sweeper`]):
-/// settles abandoned SENDING rows and sends PENDING rows nobody has touched
-/// for `WXNOTIFY_PENDING_RETRY_AFTER`: those a server put back as it stopped
-/// while another was already running (a rolling deploy), or that a run left
-/// after a quota stop (then the first send says whether the quota is back).
+/// settles SENDING rows whose lease lapsed and sends PENDING rows nobody
+/// has touched for `WXNOTIFY_PENDING_RETRY_AFTER`: those a server put back
+/// as it stopped while another was already running (a rolling deploy), or
+/// that a run left after a quota stop (then the first send says whether the
+/// quota is back).
 pub async fn sweep(services: &Services) -> Result<Tally, DbErr> {
-    settle_abandoned(services).await?;
+    let mut tally = settle_abandoned(services).await?;
     let idle = chrono::Duration::from_std(services.settings.pending_retry_after).unwrap_or_else(|_| chrono::Duration::hours(1));
     let stale = pending_before(services, delivery::Column::UpdatedAt, Utc::now() - idle, Some(SWEEP_BATCH)).await?;
-    if stale.is_empty() {
-        return Ok(Tally::default());
+    if !stale.is_empty() {
+        add(&mut tally, deliver(services, &Scope::Ids(stale)).await?);
     }
-    deliver(services, &Scope::Ids(stale)).await
+    Ok(tally)
 }
 
-/// Marks FAILED (outcome unknown) the rows SENDING for far longer than a
-/// live sender takes: their process is gone.
-async fn settle_abandoned(services: &Services) -> Result<(), DbErr> {
-    let lease = services.settings.wechat_timeout * 12 + Duration::from_secs(60);
-    let cutoff = Utc::now() - chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::hours(1));
-    let settled = settle_stale(&services.db, cutoff).await?;
+fn add(total: &mut Tally, more: Tally) {
+    total.sent += more.sent;
+    total.failed += more.failed;
+    total.skipped += more.skipped;
+    total.pending += more.pending;
+    total.stopped = total.stopped.take().or(more.stopped);
+}
+
+/// The SENDING rows whose lease lapsed: template messages inside the
+/// re-send window are sent again with their `client_msg_id`, the rest are
+/// marked FAILED (outcome unknown).
+async fn settle_abandoned(services: &Services) -> Result<Tally, DbErr> {
+    let cutoffs = Cutoffs::now(services);
+    let settled = settle_unresendable(&services.db, &cutoffs).await?;
     if settled > 0 {
-        tracing::warn!(rows = settled, "deliveries left SENDING by a stopped process were marked FAILED (outcome unknown; not resent)");
+        tracing::warn!(
+            rows = settled,
+            "deliveries whose sender stopped while WeChat may have had them were marked FAILED (outcome unknown; not resent)"
+        );
     }
-    Ok(())
+    let mut tally = Tally::default();
+    while !services.stopping.is_cancelled() && tally.stopped.is_none() {
+        let rows = reclaim(services, &cutoffs).await?;
+        if rows.is_empty() {
+            break;
+        }
+        tracing::info!(rows = rows.len(), "re-sending template messages whose outcome is unknown, with their client_msg_id");
+        run_chunk(services, rows, &mut tally).await?;
+    }
+    Ok(tally)
+}
+
+/// The instants that decide what becomes of a SENDING row.
+struct Cutoffs {
+    now: DateTime<Utc>,
+    /// Rows first sent before this are past the re-send window.
+    window: DateTime<Utc>,
+    /// Rows claimed before leases existed have no `lease_until`; untouched
+    /// since this, their sender is gone.
+    legacy: DateTime<Utc>,
+}
+
+impl Cutoffs {
+    fn now(services: &Services) -> Cutoffs {
+        let now = Utc::now();
+        let window = chrono::Duration::from_std(services.settings.resend_window).unwrap_or_else(|_| chrono::Duration::minutes(8));
+        let legacy = services.settings.wechat_timeout * 12 + Duration::from_secs(60);
+        let legacy = chrono::Duration::from_std(legacy).unwrap_or_else(|_| chrono::Duration::hours(1));
+        Cutoffs { now, window: now - window, legacy: now - legacy }
+    }
+
+    /// `lapsed AND ...`: the SQL test that nobody holds the row any more.
+    fn lapsed(&self, sql: &mut Sql) {
+        sql.push("(lease_until < ").bind(self.now).push(" OR (lease_until IS NULL AND updated_at < ").bind(self.legacy).push("))");
+    }
+}
+
+/// Marks FAILED (outcome unknown) the lapsed SENDING rows that cannot be
+/// re-sent safely: past the window, or on a channel without `client_msg_id`.
+async fn settle_unresendable(db: &impl ConnectionTrait, cutoffs: &Cutoffs) -> Result<u64, DbErr> {
+    let mut sql = Sql::new(
+        "UPDATE delivery SET status = 'FAILED', errcode = NULL, lease_owner = NULL, lease_until = NULL, errmsg = CASE WHEN channel = ",
+    );
+    sql.bind(Channel::OaTemplate.as_str()).push(" THEN ").bind(UNKNOWN_PAST_WINDOW).push(" ELSE ").bind(UNKNOWN_NO_KEY).push(" END");
+    sql.push(", updated_at = ").bind(cutoffs.now).push(" WHERE status = 'SENDING' AND ");
+    cutoffs.lapsed(&mut sql);
+    sql.push(" AND (channel <> ").bind(Channel::OaTemplate.as_str());
+    sql.push(" OR COALESCE(claimed_at, updated_at) < ").bind(cutoffs.window).push(")");
+    sql.execute(db).await
+}
+
+/// Takes over lapsed SENDING template messages still inside the window, a
+/// chunk at a time; their window keeps starting at their first claim.
+async fn reclaim(services: &Services, cutoffs: &Cutoffs) -> Result<Vec<Claimed>, DbErr> {
+    let db = &services.db;
+    let limit = (services.settings.wechat_concurrency * 4).clamp(1, 256) as i64;
+    let mut sql = Sql::new("UPDATE delivery SET claimed_at = COALESCE(claimed_at, updated_at), lease_owner = ");
+    sql.bind(services.leases.owner.clone()).push(", lease_until = ").bind(cutoffs.now + lease_of(services));
+    sql.push(", updated_at = ").bind(cutoffs.now);
+    let lapsed_test = |sql: &mut Sql| {
+        sql.push("status = 'SENDING' AND channel = ").bind(Channel::OaTemplate.as_str()).push(" AND ");
+        cutoffs.lapsed(sql);
+        sql.push(" AND COALESCE(claimed_at, updated_at) >= ").bind(cutoffs.window);
+    };
+    // The outer test is what PostgreSQL re-checks after waiting for a row
+    // another server just took, so a row is never taken twice.
+    sql.push(" WHERE ");
+    lapsed_test(&mut sql);
+    sql.push(" AND id IN (SELECT id FROM delivery WHERE ");
+    lapsed_test(&mut sql);
+    sql.push(" ORDER BY id LIMIT ").bind(limit).push(skip_locked(db)).push(")");
+    returning(services, sql, true).await
+}
+
+/// Marks FAILED (outcome unknown) every SENDING row untouched since
+/// `cutoff`, whatever its channel and lease; for operators and tests that
+/// know its sender is gone.
+pub async fn settle_stale(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
+    let mut sql = Sql::new("UPDATE delivery SET status = 'FAILED', errcode = NULL, lease_owner = NULL, lease_until = NULL, errmsg = ");
+    sql.bind(UNKNOWN_NO_KEY).push(", updated_at = ").bind(Utc::now());
+    sql.push(" WHERE status = 'SENDING' AND updated_at < ").bind(cutoff);
+    sql.execute(db).await
 }
 
 /// Ids of PENDING rows whose `column` is before `cutoff`, oldest first.
@@ -263,18 +428,50 @@ async fn pending_before(
         .await
 }
 
-/// Marks rows SENDING since before `cutoff` FAILED, outcome unknown.
-pub async fn settle_stale(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
-    let mut sql = Sql::new("UPDATE delivery SET status = 'FAILED', errcode = NULL, errmsg = ");
-    sql.bind(UNKNOWN_AFTER_CRASH).push(", updated_at = ").bind(Utc::now());
-    sql.push(" WHERE status = 'SENDING' AND updated_at < ").bind(cutoff);
-    sql.execute(db).await
+/// Attempts at one outbox statement before the database counts as gone.
+const DB_ATTEMPTS: u32 = 10;
+
+/// Runs `op` until the database takes it, at most [`DB_ATTEMPTS`] times
+/// with growing pauses (about half a minute in all), so a database that
+/// restarts mid-run loses nothing WeChat already answered.
+async fn persist<T, F, Fut>(what: &'static str, mut op: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbErr>>,
+{
+    let mut pause = Duration::from_millis(250);
+    for attempt in 1.. {
+        match op().await {
+            Ok(value) => {
+                if attempt > 1 {
+                    tracing::info!(what, attempt, "the database answered again");
+                }
+                return Ok(value);
+            }
+            Err(e) if attempt < DB_ATTEMPTS => {
+                tracing::warn!(what, attempt, error = %e, retry_in_ms = pause.as_millis() as u64, "the database refused an outbox statement; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 const SERVER_STOPPING: &str = "the server is stopping: messages not yet sent stay PENDING; a running server sends them after WXNOTIFY_PENDING_RETRY_AFTER, a starting one at once";
 
-const UNKNOWN_AFTER_CRASH: &str = "outcome unknown: the sending process stopped while WeChat had the message; \
-    not resent so it cannot arrive twice (set status to PENDING to resend; WeChat drops a repeat of the same client_msg_id)";
+const UNKNOWN_NO_KEY: &str = "outcome unknown: the sending process stopped while WeChat had the message, and this channel has no \
+    client_msg_id to re-send it safely; not resent so it cannot arrive twice (set status to PENDING to resend)";
+
+const UNKNOWN_PAST_WINDOW: &str = "outcome unknown: the sending process stopped while WeChat had the message, and WXNOTIFY_RESEND_WINDOW \
+    has passed, so WeChat may no longer drop a repeat of its client_msg_id; not resent so it cannot arrive twice (set status to PENDING to resend)";
+
+/// How soon a template message whose send timed out is tried again.
+const UNKNOWN_RETRY: Duration = Duration::from_secs(5);
+
+/// After 45066 ("same clientmsgid retry too fast") WeChat asks for a minute.
+const TOO_FAST_RETRY: Duration = Duration::from_secs(60);
 
 /// A row this run owns.
 #[derive(Clone, Debug)]
@@ -284,6 +481,8 @@ struct Claimed {
     channel: Option<Channel>,
     touser: String,
     payload: String,
+    /// Its outcome is unknown: this send repeats an earlier one.
+    resend: bool,
 }
 
 enum Claim<'a> {
@@ -291,9 +490,12 @@ enum Claim<'a> {
     Oldest(usize),
 }
 
-async fn claim(db: &impl ConnectionTrait, which: Claim<'_>) -> Result<Vec<Claimed>, DbErr> {
+async fn claim(services: &Services, which: &Claim<'_>) -> Result<Vec<Claimed>, DbErr> {
+    let now = Utc::now();
     let mut sql = Sql::new("UPDATE delivery SET status = 'SENDING', updated_at = ");
-    sql.bind(Utc::now());
+    let now_p = sql.param(now);
+    sql.push(&format!("{now_p}, claimed_at = {now_p}, lease_owner = "));
+    sql.bind(services.leases.owner.clone()).push(", lease_until = ").bind(now + lease_of(services));
     // The outer status test is what PostgreSQL re-checks after waiting for a
     // row another claimer just took, so a row is never claimed twice.
     sql.push(" WHERE status = 'PENDING' AND id IN ");
@@ -303,22 +505,29 @@ async fn claim(db: &impl ConnectionTrait, which: Claim<'_>) -> Result<Vec<Claime
         }
         Claim::Oldest(limit) => {
             sql.push("(SELECT id FROM delivery WHERE status = 'PENDING' ORDER BY id LIMIT ");
-            sql.bind(limit as i64).push(skip_locked(db)).push(")");
+            sql.bind(*limit as i64).push(skip_locked(&services.db)).push(")");
         }
     }
+    returning(services, sql, false).await
+}
+
+/// Runs a claiming UPDATE and holds the rows it returns.
+async fn returning(services: &Services, mut sql: Sql, resend: bool) -> Result<Vec<Claimed>, DbErr> {
     sql.push(" RETURNING id, account_account, channel, touser, CAST(payload AS TEXT) AS payload");
-    let mut rows = sql.all(db).await?.iter().map(claimed_of).collect::<Result<Vec<_>, _>>()?;
+    let mut rows = sql.all(&services.db).await?.iter().map(|r| claimed_of(r, resend)).collect::<Result<Vec<_>, _>>()?;
     rows.sort_by_key(|r| r.id);
+    services.leases.hold(rows.iter().map(|r| r.id));
     Ok(rows)
 }
 
-fn claimed_of(row: &QueryResult) -> Result<Claimed, DbErr> {
+fn claimed_of(row: &QueryResult, resend: bool) -> Result<Claimed, DbErr> {
     Ok(Claimed {
         id: row.try_get("", "id")?,
         account: row.try_get("", "account_account")?,
         channel: Channel::parse(&row.try_get::<String>("", "channel")?),
         touser: row.try_get("", "touser")?,
         payload: row.try_get("", "payload")?,
+        resend,
     })
 }
 
@@ -326,6 +535,13 @@ fn claimed_of(row: &QueryResult) -> Result<Claimed, DbErr> {
 #[derive(Clone, Debug)]
 enum Outcome {
     Sent(Option<i64>),
+    /// WeChat may have it: a template message stays SENDING, unheld, and
+    /// is re-sent with its `client_msg_id` once `retry_in` has passed.
+    Unknown {
+        errcode: Option<i64>,
+        errmsg: String,
+        retry_in: Duration,
+    },
     Failed {
         errcode: Option<i64>,
         errmsg: String,
@@ -345,6 +561,7 @@ impl Outcome {
     fn status(&self) -> &'static str {
         match self {
             Outcome::Sent(_) => "SENT",
+            Outcome::Unknown { .. } => "SENDING",
             Outcome::Failed { .. } => "FAILED",
             Outcome::Unsent { .. } => "PENDING",
             Outcome::Skipped(_) => "SKIPPED",
@@ -365,7 +582,16 @@ async fn run_chunk(services: &Services, rows: Vec<Claimed>, tally: &mut Tally) -
     if rows.is_empty() {
         return Ok(());
     }
-    let unlinked = Arc::new(unlinked_rows(&services.db, &rows).await?);
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let unlinked = match persist("checking links before sending", || unlinked_rows(&services.db, &rows)).await {
+        Ok(unlinked) => Arc::new(unlinked),
+        Err(e) => {
+            // Nothing was sent: once the leases lapse the rows are settled
+            // by the rule for unknown outcomes, the safe side.
+            services.leases.release(ids);
+            return Err(e);
+        }
+    };
     let halt = Arc::new(Halt { stop: AtomicBool::new(false), reason: std::sync::Mutex::new(None), stopping: services.stopping.clone() });
     // Owned futures: a stream of closures over borrowed rows trips the
     // compiler's Send check for the resolvers that await this.
@@ -380,8 +606,15 @@ async fn run_chunk(services: &Services, rows: Vec<Claimed>, tally: &mut Tally) -
     let outcomes: Vec<(i64, Outcome)> =
         futures::stream::iter(sends).buffer_unordered(services.settings.wechat_concurrency.max(1)).collect().await;
     let by_id: HashMap<i64, &Claimed> = rows.iter().map(|r| (r.id, r)).collect();
-    record(&services.db, &outcomes).await?;
-    apply_unlinks(&services.db, &outcomes, &by_id).await?;
+    let recorded = persist("recording what WeChat answered", || record(&services.db, &outcomes)).await;
+    services.leases.release(ids);
+    if let Err(e) = recorded {
+        tracing::error!(rows = outcomes.len(), error = %e,
+            "the database did not take what WeChat answered for these deliveries; once their leases lapse, template messages \
+             are re-sent with the same client_msg_id (WeChat drops the repeat) and the rest marked outcome unknown");
+        return Err(e);
+    }
+    persist("unlinking refused openids", || apply_unlinks(&services.db, &outcomes, &by_id)).await?;
     let before = tally.sent + tally.failed + tally.skipped;
     count(tally, &outcomes);
     observe(&outcomes, &by_id);
@@ -411,13 +644,14 @@ async fn send_unless_stopped(client: &WechatClient, row: &Claimed, halt: &Halt, 
     if let Some(reason) = unlinked.get(&row.id) {
         return Outcome::Skipped(reason.clone());
     }
-    if halt.stopping.is_cancelled() {
+    // A repeat is not held back by a stop: it settles a row WeChat may have.
+    if halt.stopping.is_cancelled() && !row.resend {
         if let Ok(mut reason) = halt.reason.lock() {
             reason.get_or_insert_with(|| SERVER_STOPPING.to_string());
         }
         return Outcome::Unsent { errcode: None, errmsg: SERVER_STOPPING.to_string(), tried: false };
     }
-    if halt.stop.load(Ordering::SeqCst) {
+    if halt.stop.load(Ordering::SeqCst) && !row.resend {
         let errmsg = "not sent: the run stopped before this message (see the run's result)".to_string();
         return Outcome::Unsent { errcode: None, errmsg, tried: false };
     }
@@ -434,7 +668,9 @@ async fn send_unless_stopped(client: &WechatClient, row: &Claimed, halt: &Halt, 
 /// Service-account rows whose account no longer follows under that openid
 /// (a sync or a 43004 cleared it after the message was queued): skipped.
 async fn unlinked_rows(db: &impl ConnectionTrait, rows: &[Claimed]) -> Result<HashMap<i64, String>, DbErr> {
-    let oa: Vec<&Claimed> = rows.iter().filter(|r| r.channel == Some(Channel::OaTemplate) && r.account.is_some()).collect();
+    // A repeat goes out whatever the link says now: WeChat may have the
+    // first send, and only its answer tells.
+    let oa: Vec<&Claimed> = rows.iter().filter(|r| r.channel == Some(Channel::OaTemplate) && r.account.is_some() && !r.resend).collect();
     if oa.is_empty() {
         return Ok(HashMap::new());
     }
@@ -453,6 +689,9 @@ async fn unlinked_rows(db: &impl ConnectionTrait, rows: &[Claimed]) -> Result<Ha
 async fn send(client: &WechatClient, row: &Claimed) -> (Outcome, bool) {
     let result = match row.channel {
         Some(Channel::OaTemplate) => match serde_json::from_str::<TemplateMessage>(&row.payload) {
+            Ok(message) if row.resend && message.client_msg_id.is_none() => {
+                return (Outcome::Failed { errcode: None, errmsg: UNKNOWN_NO_KEY.to_string(), unlink: None }, false);
+            }
             Ok(message) => client.send_template(&message).await,
             Err(e) => return (unreadable(e), false),
         },
@@ -470,7 +709,12 @@ async fn send(client: &WechatClient, row: &Claimed) -> (Outcome, bool) {
         }
     };
     match result {
-        Ok(receipt) => (Outcome::Sent(receipt.msgid), false),
+        Ok(receipt) => {
+            if receipt.repeat {
+                tracing::info!(delivery = row.id, msgid = ?receipt.msgid, "WeChat already had this client_msg_id: settled SENT, not sent twice");
+            }
+            (Outcome::Sent(receipt.msgid), false)
+        }
         Err(error) => failure(&error, row.channel == Some(Channel::OaTemplate)),
     }
 }
@@ -494,9 +738,18 @@ fn failure(error: &WechatError, service_account: bool) -> (Outcome, bool) {
         Reaction::ConfigError if errcode == Some(40037) => (failed(None), true),
         Reaction::ConfigError => (unsent(), true),
         Reaction::Retry if surely_unsent(error) => (unsent(), true),
+        // Template messages carry client_msg_id: WeChat drops a repeat.
+        Reaction::Retry if service_account => {
+            let errmsg = format!("outcome unknown: {errmsg}; re-sent with the same client_msg_id inside WXNOTIFY_RESEND_WINDOW");
+            (Outcome::Unknown { errcode, errmsg, retry_in: UNKNOWN_RETRY }, false)
+        }
         Reaction::Retry => {
             let errmsg = format!("outcome unknown: {errmsg}; not resent so it cannot arrive twice");
             (Outcome::Failed { errcode, errmsg, unlink: None }, false)
+        }
+        _ if service_account && errcode == Some(CLIENT_MSG_ID_TOO_FAST) => {
+            let errmsg = format!("outcome unknown: {errmsg}");
+            (Outcome::Unknown { errcode, errmsg, retry_in: TOO_FAST_RETRY }, false)
         }
         Reaction::RefreshToken | Reaction::Payload | Reaction::CreditGone | Reaction::InvalidCode | Reaction::Unknown => {
             (failed(None), false)
@@ -514,36 +767,60 @@ fn surely_unsent(error: &WechatError) -> bool {
     }
 }
 
-/// Writes every outcome of a chunk in one statement.
+/// Writes every outcome of a chunk in one statement, and lets go of the
+/// rows' leases (a row left SENDING for a re-send gets a lease nobody holds,
+/// ending when it is due).
 async fn record(db: &impl ConnectionTrait, outcomes: &[(i64, Outcome)]) -> Result<(), DbErr> {
     if outcomes.is_empty() {
         return Ok(());
     }
     let now = Utc::now();
-    let mut sql = Sql::new("UPDATE delivery SET updated_at = ");
+    let mut sql = Sql::new("UPDATE delivery SET lease_owner = NULL, updated_at = ");
     sql.bind(now);
     let keys: Vec<String> = outcomes.iter().map(|(id, _)| sql.param(*id)).collect();
-    type Row = (&'static str, i32, Option<i32>, Option<String>, Option<i64>, Option<DateTime<Utc>>);
-    let rows: Vec<Row> = outcomes
-        .iter()
-        .map(|(_, outcome)| match outcome {
-            Outcome::Sent(msgid) => (outcome.status(), 1, None, None, *msgid, Some(now)),
-            Outcome::Failed { errcode, errmsg, .. } => (outcome.status(), 1, errcode.map(|c| c as i32), Some(errmsg.clone()), None, None),
-            Outcome::Unsent { errcode, errmsg, tried } => {
-                (outcome.status(), *tried as i32, errcode.map(|c| c as i32), Some(errmsg.clone()), None, None)
-            }
-            Outcome::Skipped(reason) => (outcome.status(), 0, None, Some(reason.clone()), None, None),
-        })
-        .collect();
-    let arms = |pick: &dyn Fn(&Row) -> sea_orm::Value| keys.iter().cloned().zip(rows.iter().map(pick)).collect::<Vec<_>>();
-    sql.push(", status = ").case("id", arms(&|r| r.0.into()));
-    sql.push(", attempts = attempts + ").case("id", arms(&|r| r.1.into()));
-    sql.push(", errcode = ").case("id", arms(&|r| r.2.into()));
-    sql.push(", errmsg = ").case("id", arms(&|r| r.3.clone().into()));
-    sql.push(", msgid = ").case("id", arms(&|r| r.4.into()));
-    sql.push(", sent_at = ").case("id", arms(&|r| r.5.into()));
+    let rows: Vec<Recorded> = outcomes.iter().map(|(_, outcome)| recorded(outcome, now)).collect();
+    let arms = |pick: &dyn Fn(&Recorded) -> sea_orm::Value| keys.iter().cloned().zip(rows.iter().map(pick)).collect::<Vec<_>>();
+    sql.push(", status = ").case("id", arms(&|r| r.status.into()));
+    sql.push(", attempts = attempts + ").case("id", arms(&|r| r.tried.into()));
+    sql.push(", errcode = ").case("id", arms(&|r| r.errcode.into()));
+    sql.push(", errmsg = ").case("id", arms(&|r| r.errmsg.clone().into()));
+    sql.push(", msgid = ").case("id", arms(&|r| r.msgid.into()));
+    sql.push(", sent_at = ").case("id", arms(&|r| r.sent_at.into()));
+    sql.push(", lease_until = ").case("id", arms(&|r| r.lease_until.into()));
+    // A message WeChat surely did not take starts a new window when sent.
+    sql.push(", claimed_at = CASE WHEN ").case("id", arms(&|r| r.unclaim.into())).push(" THEN NULL ELSE claimed_at END");
     sql.push(&format!(" WHERE status = 'SENDING' AND id IN ({})", keys.join(", ")));
     sql.execute(db).await.map(|_| ())
+}
+
+/// One row's columns as [`record`] writes them.
+struct Recorded {
+    status: &'static str,
+    tried: i32,
+    errcode: Option<i32>,
+    errmsg: Option<String>,
+    msgid: Option<i64>,
+    sent_at: Option<DateTime<Utc>>,
+    lease_until: Option<DateTime<Utc>>,
+    unclaim: bool,
+}
+
+fn recorded(outcome: &Outcome, now: DateTime<Utc>) -> Recorded {
+    let status = outcome.status();
+    let base = Recorded { status, tried: 1, errcode: None, errmsg: None, msgid: None, sent_at: None, lease_until: None, unclaim: false };
+    let code = |c: &Option<i64>| c.map(|c| c as i32);
+    match outcome {
+        Outcome::Sent(msgid) => Recorded { msgid: *msgid, sent_at: Some(now), ..base },
+        Outcome::Unknown { errcode, errmsg, retry_in } => {
+            let due = now + chrono::Duration::from_std(*retry_in).unwrap_or_else(|_| chrono::Duration::minutes(1));
+            Recorded { errcode: code(errcode), errmsg: Some(errmsg.clone()), lease_until: Some(due), ..base }
+        }
+        Outcome::Failed { errcode, errmsg, .. } => Recorded { errcode: code(errcode), errmsg: Some(errmsg.clone()), ..base },
+        Outcome::Unsent { errcode, errmsg, tried } => {
+            Recorded { tried: *tried as i32, errcode: code(errcode), errmsg: Some(errmsg.clone()), unclaim: true, ..base }
+        }
+        Outcome::Skipped(reason) => Recorded { tried: 0, errmsg: Some(reason.clone()), ..base },
+    }
 }
 
 /// 43004 and 40003 on a service-account send: the openid no longer
@@ -577,6 +854,7 @@ fn count(tally: &mut Tally, outcomes: &[(i64, Outcome)]) {
     for (_, outcome) in outcomes {
         match outcome {
             Outcome::Sent(_) => tally.sent += 1,
+            Outcome::Unknown { .. } => tally.pending += 1,
             Outcome::Failed { .. } => tally.failed += 1,
             Outcome::Unsent { .. } => tally.pending += 1,
             Outcome::Skipped(_) => tally.skipped += 1,

@@ -9,11 +9,13 @@
 //! nothing to send or no way to reach the user.
 //!
 //! One unread row uses the template `realtime_single` (`{{sender}}`,
-//! `{{content}}`, `{{type}}`), several `realtime_multi` (`{{count}}`). A
-//! follower gets the template with channel OA_TEMPLATE; someone who does not
-//! follow gets, in this order, `<name>` or `<name>_subscribe` with channel
-//! MP_SUBSCRIBE paid with a subscription credit for its template id, then
-//! `<name>` or `<name>_form` with channel MP_FORM paid with a form id.
+//! `{{content}}`, `{{type}}`), several `realtime_multi` (`{{count}}`). The
+//! channels are tried in `WXNOTIFY_CHANNEL_ORDER` (by default: OA_TEMPLATE
+//! for a follower, then MP_SUBSCRIBE, then MP_FORM): OA_TEMPLATE uses the
+//! `<name>` template with that channel and reaches followers; MP_SUBSCRIBE
+//! uses `<name>` or `<name>_subscribe` and is paid with a subscription credit
+//! for its template id; MP_FORM uses `<name>` or `<name>_form` and is paid
+//! with a form id. The first channel that reaches the account wins.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, TransactionTrait};
@@ -85,7 +87,7 @@ pub async fn notify_account(services: &Services, account_id: i64, window_seconds
         return Ok(NoticeResult::bare(NoticeStatus::NothingToSend));
     };
     let name = if unread.count == 1 { "realtime_single" } else { "realtime_multi" };
-    let routes = routes(db, name, &account).await?;
+    let routes = routes(db, name, &account, &services.settings.channel_order).await?;
     if routes.is_empty() {
         return Ok(NoticeResult::bare(NoticeStatus::NotFollowing));
     }
@@ -161,24 +163,32 @@ fn placeholders(account: &AccountRow, unread: &Unread, now: DateTime<Utc>, tz: c
     values
 }
 
-/// The templates that can reach this account, best first.
-async fn routes(db: &impl ConnectionTrait, name: &str, account: &AccountRow) -> Result<Vec<MessageTemplate>, NotifyError> {
+/// The templates that can reach this account, in the configured order.
+async fn routes(
+    db: &impl ConnectionTrait,
+    name: &str,
+    account: &AccountRow,
+    order: &[Channel],
+) -> Result<Vec<MessageTemplate>, NotifyError> {
     let (subscribe, form) = (format!("{name}_subscribe"), format!("{name}_form"));
     let templates = render::load_many(db, &[name, &subscribe, &form]).await?;
     if templates.is_empty() {
         return Err(render::missing(name));
     }
     let has = |o: &Option<String>| o.as_deref().is_some_and(|s| !s.is_empty());
-    let of = |channel: Channel| templates.iter().filter(move |t| t.channel == channel).cloned();
-    if has(&account.oaopenid)
-        && let Some(oa) = of(Channel::OaTemplate).next()
-    {
-        return Ok(vec![oa]);
+    let mut routes = Vec::new();
+    for &channel in order {
+        let reaches = match channel {
+            Channel::OaTemplate => has(&account.oaopenid),
+            Channel::MpSubscribe | Channel::MpForm => has(&account.mp_openid),
+        };
+        if reaches {
+            // One service-account template is enough: it always goes out.
+            let take = if channel == Channel::OaTemplate { 1 } else { usize::MAX };
+            routes.extend(templates.iter().filter(|t| t.channel == channel).take(take).cloned());
+        }
     }
-    if !has(&account.mp_openid) {
-        return Ok(Vec::new());
-    }
-    Ok(of(Channel::MpSubscribe).chain(of(Channel::MpForm)).collect())
+    Ok(routes)
 }
 
 /// The atomic window claim: true when this caller owns the new window.

@@ -254,6 +254,13 @@ impl SimState {
         if !body.get("data").is_some_and(Value::is_object) {
             return Err(error(47003, "argument invalid! data is empty"));
         }
+        let client_msg_id = text("client_msg_id");
+        if path == "/cgi-bin/message/template/send"
+            && !client_msg_id.is_empty()
+            && let Some(answer) = self.repeat_of(&touser, &client_msg_id)
+        {
+            return answer;
+        }
         let answer = match path {
             "/cgi-bin/message/template/send" => self.check_template_send(&touser)?,
             "/cgi-bin/message/subscribe/send" => self.check_subscribe_send(&touser, &template_id, body)?,
@@ -262,12 +269,35 @@ impl SimState {
         };
         let msgid = self.next_msgid();
         let at = self.now();
+        if path == "/cgi-bin/message/template/send" && !client_msg_id.is_empty() {
+            self.client_msg_ids.insert((touser.clone(), client_msg_id), (msgid, at));
+        }
         self.sent.push(SentMessage { msgid, path: path.to_string(), touser, template_id, payload: body.clone(), at });
         let mut answer = answer;
         if answer.get("msgid").is_some() {
             answer["msgid"] = json!(msgid);
         }
         Ok(answer)
+    }
+
+    /// WeChat sends one message per openid + `client_msg_id` for 10 minutes:
+    /// a repeat inside that window is dropped and answered with the earlier
+    /// message's id; later, the id is forgotten and the send is new.
+    fn repeat_of(&mut self, touser: &str, client_msg_id: &str) -> Option<Result<Value, Value>> {
+        if client_msg_id.len() > 64 {
+            return Some(Err(error(45067, "clientmsgid size out of limit")));
+        }
+        let window = chrono::Duration::from_std(super::CLIENT_MSG_ID_WINDOW).unwrap_or_default();
+        let now = self.now();
+        let &(msgid, at) = self.client_msg_ids.get(&(touser.to_string(), client_msg_id.to_string()))?;
+        if now - at >= window {
+            return None;
+        }
+        self.repeats_dropped += 1;
+        Some(Ok(match self.config.repeat_answer {
+            super::RepeatAnswer::Exists => json!({ "errcode": 45065, "errmsg": "clientmsgid exist", "msgid": msgid }),
+            super::RepeatAnswer::Ok => json!({ "errcode": 0, "errmsg": "ok", "msgid": msgid }),
+        }))
     }
 
     fn check_template_send(&self, touser: &str) -> Result<Value, Value> {

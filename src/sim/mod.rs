@@ -121,6 +121,25 @@ pub struct SimConfig {
     pub enforce_subscribe_credits: bool,
     pub followers: Vec<SimFollower>,
     pub mp_users: Vec<SimMpUser>,
+    /// What a template send repeating a `client_msg_id` (same openid,
+    /// within [`CLIENT_MSG_ID_WINDOW`]) answers; nothing is sent again.
+    pub repeat_answer: RepeatAnswer,
+}
+
+/// How long WeChat drops repeats of one openid + `client_msg_id`.
+pub const CLIENT_MSG_ID_WINDOW: Duration = Duration::from_secs(600);
+
+/// WeChat documents that a repeated `client_msg_id` sends nothing new, but
+/// not what the template send answers then; both plausible answers exist so
+/// tests can hold the server to either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RepeatAnswer {
+    /// `{errcode: 45065, errmsg: "clientmsgid exist", msgid}` with the
+    /// earlier message's id, as mass sends document.
+    #[default]
+    Exists,
+    /// `{errcode: 0, errmsg: "ok", msgid}` with the earlier message's id.
+    Ok,
 }
 
 impl Default for SimConfig {
@@ -151,6 +170,7 @@ impl Default for SimConfig {
             enforce_subscribe_credits: false,
             followers: Vec::new(),
             mp_users: Vec::new(),
+            repeat_answer: RepeatAnswer::default(),
         }
     }
 }
@@ -280,6 +300,22 @@ impl SimHandle {
     /// Calls to `/cgi-bin/token` and `/cgi-bin/stable_token`, whatever the answer.
     pub fn token_fetches(&self) -> usize {
         TOKEN_PATHS.iter().map(|p| self.count_calls(p)).sum()
+    }
+
+    /// Delay added after each call has taken effect, before its answer
+    /// (a caller that times out meanwhile does not learn what happened).
+    pub fn set_answer_delay(&self, delay: Duration) {
+        self.with_state(|s| s.answer_delay = delay);
+    }
+
+    /// How a repeated `client_msg_id` is answered from now on.
+    pub fn set_repeat_answer(&self, answer: RepeatAnswer) {
+        self.with_state(|s| s.config.repeat_answer = answer);
+    }
+
+    /// Template sends that repeated a `client_msg_id` and were dropped.
+    pub fn repeats_dropped(&self) -> usize {
+        self.with_state(|s| s.repeats_dropped)
     }
 
     /// Every message accepted so far, in order.

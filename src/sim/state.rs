@@ -61,6 +61,8 @@ pub(crate) struct SimState {
     pub config: SimConfig,
     clock_offset: chrono::Duration,
     pub latency: Duration,
+    /// Added after a call took effect, before its answer goes out.
+    pub answer_delay: Duration,
     /// appid → tokens in the order they were issued.
     pub tokens: HashMap<String, Vec<IssuedToken>>,
     /// Followers in list order; `follower_index` maps openid → position.
@@ -81,12 +83,17 @@ pub(crate) struct SimState {
     pub used_form_ids: HashSet<String>,
     /// (mini-program openid, template_id) → sends left, when credits are enforced.
     pub subscribe_credits: HashMap<(String, String), u32>,
+    /// (openid, client_msg_id) → the msgid it was sent as, and when.
+    pub client_msg_ids: HashMap<(String, String), (i64, DateTime<Utc>)>,
+    /// Template sends dropped as repeats of a `client_msg_id`.
+    pub repeats_dropped: usize,
 }
 
 impl SimState {
     pub fn new(config: SimConfig) -> SimState {
         let mut state = SimState {
             latency: config.latency,
+            answer_delay: Duration::ZERO,
             quotas: config.daily_quotas.clone(),
             clock_offset: chrono::Duration::zero(),
             tokens: HashMap::new(),
@@ -103,6 +110,8 @@ impl SimState {
             tickets: HashMap::new(),
             used_form_ids: HashSet::new(),
             subscribe_credits: HashMap::new(),
+            client_msg_ids: HashMap::new(),
+            repeats_dropped: 0,
             config,
         };
         let followers = std::mem::take(&mut state.config.followers);

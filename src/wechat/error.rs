@@ -130,7 +130,7 @@ pub fn classify(api: &str, errcode: i64) -> Reaction {
         40003 => Reaction::InvalidOpenid,
         40013 | 40125 | 40164 | 40037 | 41001 | 48001 | 40243 => Reaction::ConfigError,
         45009 => Reaction::Quota,
-        47003 | 47001 | 45035 | 44002 | 40165 | 41030 => Reaction::Payload,
+        47003 | 47001 | 45035 | 44002 | 40165 | 41030 | 45067 => Reaction::Payload,
         43101 | 41028 | 41029 => Reaction::CreditGone,
         40029 | 40163 => Reaction::InvalidCode,
         _ => Reaction::Unknown,
@@ -150,7 +150,7 @@ fn advice(app: App, api: &str, errcode: i64) -> String {
         45011 => "the per-minute limit lasted through every wait; the rest stays pending, continue in a minute".into(),
         40001 | 40014 | 42001 => "the access token was refused again right after a fresh one was fetched; \
              another program probably fetches tokens for this appid with /cgi-bin/token (each fetch invalidates \
-             the previous one): let wxnotify own the token, or set WXNOTIFY_WECHAT_STABLE_TOKEN=true everywhere"
+             the previous one): let wxnotify own the token, or have every system use /cgi-bin/stable_token (wxnotify's default, WXNOTIFY_WECHAT_STABLE_TOKEN=true)"
             .into(),
         43004 => "the user no longer follows the service account: clear the link, do not retry".into(),
         40003 => "the openid is unknown to this app: the link is wrong, unlink it".into(),
@@ -162,6 +162,9 @@ fn advice(app: App, api: &str, errcode: i64) -> String {
         41028 => "the form_id is invalid or expired: drop it and use the next one".into(),
         41029 => "the form_id was already used: drop it and use the next one".into(),
         41030 => "the page does not exist in the published mini-program: fix the template's page".into(),
+        45065 => "WeChat already has a message with this client_msg_id: it was sent once, not again".into(),
+        45066 => "the same client_msg_id was repeated too fast: the repeat is tried again in a minute".into(),
+        45067 => "the client_msg_id is longer than WeChat's 64 bytes: use a shorter one".into(),
         40029 => "the login code is invalid or expired: call wx.login again".into(),
         40163 => "the login code was already used (a code works once): call wx.login again".into(),
         48001 => format!("the {app} lacks the permission for this API (verified accounts only)"),

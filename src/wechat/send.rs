@@ -1,8 +1,11 @@
 //! Sending: service-account template messages, mini-program subscribe
 //! messages, and the legacy mini-program form-id template send.
 //!
-//! Sends are never repeated after a timeout (the first attempt may have been
-//! delivered); -1 and 45011 are, as WeChat did not take the message then.
+//! Sends are never repeated here after a timeout (the first attempt may have
+//! been delivered); -1 and 45011 are, as WeChat did not take the message
+//! then. The outbox repeats a template send whose outcome is unknown with
+//! the same `client_msg_id`, inside WeChat's de-duplication window; the
+//! answer to such a repeat is read here (see [`SendReceipt::repeat`]).
 
 use std::collections::BTreeMap;
 
@@ -88,7 +91,17 @@ pub struct SendReceipt {
     /// The id `TEMPLATESENDJOBFINISH` events refer to; template sends always
     /// have one, the mini-program sends only sometimes.
     pub msgid: Option<i64>,
+    /// WeChat had this `client_msg_id` already (45065 "clientmsgid exist",
+    /// naming the earlier message's id): nothing new reached the user.
+    pub repeat: bool,
 }
+
+/// "clientmsgid exist": a repeated `client_msg_id`, answered with the id of
+/// the message WeChat already has (documented for mass sends).
+pub const CLIENT_MSG_ID_EXISTS: i64 = 45065;
+
+/// "same clientmsgid retry too fast": try the repeat again in a minute.
+pub const CLIENT_MSG_ID_TOO_FAST: i64 = 45066;
 
 impl WechatClient {
     /// Sends a template message to a follower. Values are first cut to
@@ -97,7 +110,9 @@ impl WechatClient {
     pub async fn send_template(&self, message: &TemplateMessage) -> Result<SendReceipt, WechatError> {
         let mut message = message.clone();
         fit_template_data(&mut message.data);
-        self.send(App::Oa, "/cgi-bin/message/template/send", message).await
+        let body = serde_json::to_value(&message).map_err(|e| WechatError::Invalid { api: TEMPLATE_SEND, problem: e.to_string() })?;
+        let answer = self.call_with_token(Call::post(App::Oa, TEMPLATE_SEND, body).answering(&[CLIENT_MSG_ID_EXISTS])).await?;
+        Ok(receipt(&answer))
     }
 
     /// Sends a subscribe message. Too-long values are not cut: WeChat
@@ -115,8 +130,18 @@ impl WechatClient {
     async fn send(&self, app: App, api: &'static str, message: impl Serialize) -> Result<SendReceipt, WechatError> {
         let body = serde_json::to_value(message).map_err(|e| WechatError::Invalid { api, problem: e.to_string() })?;
         let answer = self.call_with_token(Call::post(app, api, body)).await?;
-        Ok(SendReceipt { msgid: answer.get("msgid").and_then(Value::as_i64) })
+        Ok(receipt(&answer))
     }
+}
+
+const TEMPLATE_SEND: &str = "/cgi-bin/message/template/send";
+
+/// The msgid of an answer; WeChat spells it `msgid` on template sends and
+/// `msg_id` on the mass-send repeat answer, so both are read.
+fn receipt(answer: &Value) -> SendReceipt {
+    let msgid = answer.get("msgid").or_else(|| answer.get("msg_id")).and_then(Value::as_i64);
+    let repeat = answer.get("errcode").and_then(Value::as_i64) == Some(CLIENT_MSG_ID_EXISTS);
+    SendReceipt { msgid, repeat }
 }
 
 /// Cuts each value to what its keyword type allows (thing 20,

@@ -51,15 +51,24 @@ pub(crate) struct Call {
     /// Safe to repeat after a timeout or a broken connection (reads are;
     /// sends are not, as the first attempt may have been delivered).
     pub idempotent: bool,
+    /// Non-zero errcodes that are answers, not failures, for this call
+    /// (45065 on a template send: the message is already there).
+    pub answers: &'static [i64],
 }
 
 impl Call {
     pub fn get(app: App, api: &'static str, query: Vec<(&'static str, String)>) -> Call {
-        Call { app, api, query, body: None, idempotent: true }
+        Call { app, api, query, body: None, idempotent: true, answers: &[] }
     }
 
     pub fn post(app: App, api: &'static str, body: Value) -> Call {
-        Call { app, api, query: Vec::new(), body: Some(body), idempotent: false }
+        Call { app, api, query: Vec::new(), body: Some(body), idempotent: false, answers: &[] }
+    }
+
+    /// Lets the caller read these errcodes' answers instead of failing.
+    pub fn answering(mut self, errcodes: &'static [i64]) -> Call {
+        self.answers = errcodes;
+        self
     }
 
     /// Marks a POST that only reads (batchget, stable_token) as repeatable.
@@ -133,7 +142,7 @@ impl WechatClient {
             let response = request.send().await.map_err(|e| self.transport_error(api, e))?;
             let status = response.status();
             let bytes = response.bytes().await.map_err(|e| self.transport_error(api, e))?;
-            parse_answer(call.app, api, status, &bytes)
+            parse_answer(call.app, api, status, &bytes, call.answers)
         }
         .await;
         let errcode = match &answer {
@@ -195,12 +204,13 @@ fn is_busy(error: &WechatError, idempotent: bool) -> bool {
     }
 }
 
-/// WeChat answers HTTP 200 with JSON; a non-zero `errcode` is an error.
-fn parse_answer(app: App, api: &'static str, status: reqwest::StatusCode, bytes: &[u8]) -> Result<Value, WechatError> {
+/// WeChat answers HTTP 200 with JSON; a non-zero `errcode` is an error
+/// unless the call reads it as an answer.
+fn parse_answer(app: App, api: &'static str, status: reqwest::StatusCode, bytes: &[u8], answers: &[i64]) -> Result<Value, WechatError> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| WechatError::Malformed { api, detail: format!("HTTP {status}, not JSON: {e}") })?;
     let errcode = value.get("errcode").and_then(Value::as_i64).unwrap_or(0);
-    if errcode != 0 {
+    if errcode != 0 && !answers.contains(&errcode) {
         let errmsg = value.get("errmsg").and_then(Value::as_str).unwrap_or_default().to_string();
         return Err(WechatError::Api { app, api, errcode, errmsg });
     }
@@ -218,12 +228,12 @@ mod tests {
 
     #[test]
     fn a_zero_or_missing_errcode_is_success_and_anything_else_an_error() {
-        let ok = parse_answer(App::Oa, "/x", reqwest::StatusCode::OK, br#"{"errcode":0,"msgid":5}"#).unwrap();
+        let ok = parse_answer(App::Oa, "/x", reqwest::StatusCode::OK, br#"{"errcode":0,"msgid":5}"#, &[]).unwrap();
         assert_eq!(ok["msgid"], 5);
-        parse_answer(App::Oa, "/x", reqwest::StatusCode::OK, br#"{"total":1}"#).unwrap();
-        let err = parse_answer(App::Oa, "/x", reqwest::StatusCode::OK, br#"{"errcode":45009,"errmsg":"quota"}"#).unwrap_err();
+        parse_answer(App::Oa, "/x", reqwest::StatusCode::OK, br#"{"total":1}"#, &[]).unwrap();
+        let err = parse_answer(App::Oa, "/x", reqwest::StatusCode::OK, br#"{"errcode":45009,"errmsg":"quota"}"#, &[45065]).unwrap_err();
         assert_eq!((err.errcode(), err.errmsg()), (Some(45009), Some("quota")));
-        let err = parse_answer(App::Oa, "/x", reqwest::StatusCode::BAD_GATEWAY, b"<html>").unwrap_err();
+        let err = parse_answer(App::Oa, "/x", reqwest::StatusCode::BAD_GATEWAY, b"<html>", &[]).unwrap_err();
         assert!(matches!(err, WechatError::Malformed { .. }), "{err}");
     }
 

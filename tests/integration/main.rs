@@ -4,10 +4,12 @@ mod browser;
 mod common;
 
 mod auth;
+mod channels;
 mod console;
 mod cron_oracle;
 mod cron_schedules;
 mod errors;
+mod exactly_once;
 mod foundation;
 mod hostile;
 mod limits;

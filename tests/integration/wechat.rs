@@ -43,6 +43,9 @@ fn settings(app: &TestApp, sim: &SimHandle, extra: &[(&str, &str)]) -> Settings 
         ("OA_SECRET", "sim-oa-secret"),
         ("MP_APPID", mp.as_str()),
         ("MP_SECRET", "sim-mp-secret"),
+        // These tests are about /cgi-bin/token's overlap and refresh rules;
+        // the stable_token default is tested on its own.
+        ("WECHAT_STABLE_TOKEN", "false"),
     ];
     values.extend_from_slice(extra);
     Settings::with_overrides(values).expect("valid test settings")
