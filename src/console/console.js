@@ -40,7 +40,7 @@ const TEXT = {
     "l.accounts": "Accounts", "l.with_unionid": "with unionid", "l.linked": "linked to a follower",
     "l.followers": "Followers", "l.followers_with_unionid": "followers with unionid", "l.coverage": "linked / accounts",
     "o.pending": "PENDING", "o.sending": "SENDING", "o.oldest": "oldest waiting since",
-    "t.appid": "appid", "t.expires": "expires in", "t.refreshed": "refreshed at", "t.none": "No token fetched yet.",
+    "t.appid": "appid", "t.expires": "expires in", "t.refreshed": "refreshed at", "t.by": "refreshed by", "t.none": "No token fetched yet.",
     "t.expired": "expired",
     "f.errcode": "errcode", "f.count": "count", "f.errmsg": "WeChat said", "f.meaning": "meaning", "f.todo": "what to do",
     "f.none": "No failed deliveries.", "f.unknown": "Not in the console's list: look the code up in WeChat's global errcode table.",
@@ -88,7 +88,7 @@ const TEXT = {
     "l.accounts": "账号数", "l.with_unionid": "有 unionid", "l.linked": "已关联粉丝",
     "l.followers": "粉丝数", "l.followers_with_unionid": "有 unionid 的粉丝", "l.coverage": "关联率",
     "o.pending": "待发送 PENDING", "o.sending": "发送中 SENDING", "o.oldest": "最早等待自",
-    "t.appid": "appid", "t.expires": "剩余有效期", "t.refreshed": "刷新时间", "t.none": "尚未获取令牌。",
+    "t.appid": "appid", "t.expires": "剩余有效期", "t.refreshed": "刷新时间", "t.by": "刷新者", "t.none": "尚未获取令牌。",
     "t.expired": "已过期",
     "f.errcode": "errcode", "f.count": "次数", "f.errmsg": "微信返回", "f.meaning": "含义", "f.todo": "处理建议",
     "f.none": "没有发送失败。", "f.unknown": "不在控制台列表中：请查微信全局返回码表。",
@@ -739,7 +739,8 @@ function renderDashboard(s) {
   const o = s.outbox || {};
   dl("d-outbox", [["o.pending", o.pending, "pending"], ["o.sending", o.sending, "sending"], ["o.oldest", when(o.oldest_at), "oldest"]]);
   $("d-tokens").replaceChildren(s.tokens.length
-    ? table([t("t.appid"), t("t.expires"), t("t.refreshed")], s.tokens.map((x) => [x.appid, duration(x.expires_in_seconds), when(x.refreshed_at)]))
+    ? table([t("t.appid"), t("t.expires"), t("t.refreshed"), t("t.by")],
+      s.tokens.map((x) => [x.appid, duration(x.expires_in_seconds), when(x.refreshed_at), x.refreshed_by || "—"]))
     : el("p", { class: "hint" }, t("t.none")));
   renderChart(s.deliveries);
   $("d-recent").replaceChildren(lastDeliveries.length
@@ -828,7 +829,7 @@ function renderJobs(jobs, runs) {
   $("d-jobs").replaceChildren(table([t("j.job"), t("j.cron"), t("j.type"), t("j.next"), t("j.last"), t("j.lastRun")], jobs.map((j) => {
     const run = runs.find((r) => r.group === j.group && r.name === j.name);
     const last = run ? el("span", { class: "st-" + run.status }, run.status, run.error ? `: ${run.error}` : "") : "—";
-    return [`${j.group}.${j.name}`, el("code", {}, j.cron), j.job_type, j.paused ? t("j.paused") : when(j.next_fire_at), when(j.last_fire_at), last];
+    return [`${j.group}.${j.name}`, el("code", {}, j.cron), j.job_type, j.paused ? t("j.paused") : (j.next_fire_times || []).map(when).join(" · ") || when(j.next_fire_at), when(j.last_fire_at), last];
   })));
 }
 

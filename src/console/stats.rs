@@ -1,12 +1,13 @@
 //! `GET /api/console/stats` (admin only): what the dashboard shows that
 //! GraphQL cannot give in one cheap request: linking coverage, deliveries
 //! over time by status and channel, failures by errcode, the outbox
-//! backlog, scheduled jobs and their last runs, the last follower syncs and
-//! the access tokens' state (when each expires and was refreshed; never the
-//! token itself). Every figure is one aggregate statement, written once for
+//! backlog, scheduled jobs with their next fire times and last runs, the
+//! last follower syncs (however they were started, kept by the sync itself)
+//! and the access tokens' state (when each expires, when and by which
+//! process it was refreshed; never the token itself). Every figure is one aggregate statement, written once for
 //! SQLite and PostgreSQL except where their SQL differs (epoch seconds).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -19,31 +20,12 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::CodedError;
-use crate::linking::sync::SyncReport;
+use crate::linking::sync::{RECENT_SYNCS_KEPT, RECENT_SYNCS_KEY};
 
 /// The chart's windows: (name, length in seconds, buckets).
 const WINDOWS: [(&str, i64, i64); 3] = [("1h", 3_600, 60), ("24h", 86_400, 24), ("7d", 604_800, 28)];
-/// Syncs this process remembers (those run by a scheduled job are also in `job_run`).
-const SYNCS_KEPT: usize = 10;
 const RUNS_SHOWN: i64 = 20;
 const FAILURE_GROUPS: i64 = 20;
-
-/// Syncs run on request, by database URL: one process may serve several
-/// databases (the tests do), and each dashboard shows its own.
-static RECENT_SYNCS: Mutex<Vec<(String, DateTime<Utc>, SyncReport)>> = Mutex::new(Vec::new());
-
-/// Remembers a finished follower sync for the dashboard of `database_url`.
-pub fn remember_sync(database_url: &str, report: &SyncReport) {
-    if let Ok(mut syncs) = RECENT_SYNCS.lock() {
-        syncs.push((database_url.to_string(), Utc::now(), report.clone()));
-        let mine = syncs.iter().filter(|(url, ..)| url == database_url).count();
-        if mine > SYNCS_KEPT
-            && let Some(oldest) = syncs.iter().position(|(url, ..)| url == database_url)
-        {
-            syncs.remove(oldest);
-        }
-    }
-}
 
 #[derive(serde::Deserialize)]
 pub struct Params {
@@ -65,7 +47,7 @@ pub async fn handler(State(state): State<Arc<AppState>>, headers: HeaderMap, Que
         let message = format!("window={name} is not one of 1h, 24h, 7d: pick one of those");
         return refusal(StatusCode::BAD_REQUEST, "bad-request", &message);
     };
-    match collect(&state.db, &state.settings.database_url, Window { name, length, bucket: length / buckets }).await {
+    match collect(&state.db, state.settings.timezone, Window { name, length, bucket: length / buckets }).await {
         Ok(body) => ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "console statistics: a database query failed");
@@ -86,7 +68,7 @@ struct Window {
     bucket: i64,
 }
 
-async fn collect(db: &DatabaseConnection, database_url: &str, window: Window) -> Result<Value, DbErr> {
+async fn collect(db: &DatabaseConnection, zone: chrono_tz::Tz, window: Window) -> Result<Value, DbErr> {
     let now = Utc::now();
     Ok(json!({
         "generated_at": now,
@@ -94,9 +76,9 @@ async fn collect(db: &DatabaseConnection, database_url: &str, window: Window) ->
         "deliveries": deliveries(db, window, now).await?,
         "failures": failures(db).await?,
         "outbox": outbox(db).await?,
-        "jobs": jobs(db).await?,
+        "jobs": jobs(db, zone, now).await?,
         "runs": runs(db).await?,
-        "syncs": syncs(db, database_url).await?,
+        "syncs": syncs(db).await?,
         "tokens": tokens(db, now).await?,
     }))
 }
@@ -192,7 +174,10 @@ async fn outbox(db: &DatabaseConnection) -> Result<Value, DbErr> {
     }))
 }
 
-async fn jobs(db: &DatabaseConnection) -> Result<Value, DbErr> {
+/// How many coming fire times the dashboard shows per job.
+const NEXT_FIRES: usize = 3;
+
+async fn jobs(db: &DatabaseConnection, zone: chrono_tz::Tz, now: DateTime<Utc>) -> Result<Value, DbErr> {
     let sql = "SELECT \"group\", name, cron, job_type, paused, next_fire_at, last_fire_at FROM scheduled_job \
                ORDER BY paused, next_fire_at, \"group\", name LIMIT 100";
     let rows = all(db, sql, vec![]).await?;
@@ -205,6 +190,7 @@ async fn jobs(db: &DatabaseConnection) -> Result<Value, DbErr> {
             "job_type": row.try_get::<String>("", "job_type")?,
             "paused": row.try_get::<bool>("", "paused")?,
             "next_fire_at": row.try_get::<Option<DateTime<Utc>>>("", "next_fire_at")?,
+            "next_fire_times": next_fires(&row.try_get::<String>("", "cron")?, zone, now),
             "last_fire_at": row.try_get::<Option<DateTime<Utc>>>("", "last_fire_at")?,
         }));
     }
@@ -232,34 +218,33 @@ async fn runs(db: &DatabaseConnection) -> Result<Value, DbErr> {
     Ok(Value::Array(rows.iter().map(run_json).collect::<Result<_, _>>()?))
 }
 
-/// Syncs run by scheduled jobs (from `job_run`, any process) and those this
-/// process ran on request, newest first.
-async fn syncs(db: &DatabaseConnection, database_url: &str) -> Result<Value, DbErr> {
-    let sql = format!("SELECT {RUN_COLUMNS} WHERE j.job_type = 'SYNC_FOLLOWERS' ORDER BY r.id DESC LIMIT $1");
-    let rows = all(db, &sql, vec![(SYNCS_KEPT as i64).into()]).await?;
+/// The job's next fire times in the server's zone (none for a schedule
+/// that no longer parses or never fires again).
+fn next_fires(cron: &str, zone: chrono_tz::Tz, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    crate::scheduler::Schedule::parse(cron).map(|s| s.preview(now, zone, NEXT_FIRES)).unwrap_or_default()
+}
+
+/// The last finished follower syncs, however they were started (kept by
+/// `linking::sync` in `wxnotify_meta`), and the errors of sync jobs that
+/// failed (from `job_run`), newest first.
+async fn syncs(db: &DatabaseConnection) -> Result<Value, DbErr> {
+    let kept = RECENT_SYNCS_KEPT;
     let mut syncs: Vec<(DateTime<Utc>, Value)> = Vec::new();
-    for row in &rows {
+    let recent = crate::db::meta_get(db, RECENT_SYNCS_KEY).await?;
+    for mut sync in recent.and_then(|text| serde_json::from_str::<Vec<Value>>(&text).ok()).unwrap_or_default() {
+        let Some(at) = sync["at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()) else { continue };
+        sync["source"] = json!(sync["by"].as_str().unwrap_or("a server"));
+        syncs.push((at.with_timezone(&Utc), sync));
+    }
+    let sql = format!("SELECT {RUN_COLUMNS} WHERE j.job_type = 'SYNC_FOLLOWERS' AND r.error IS NOT NULL ORDER BY r.id DESC LIMIT $1");
+    for row in &all(db, &sql, vec![(kept as i64).into()]).await? {
         let run = run_json(row)?;
         let at = row.try_get::<Option<DateTime<Utc>>>("", "finished_at")?.unwrap_or(row.try_get("", "scheduled_for")?);
-        let mut sync = run["result"].clone();
-        if !sync.is_object() {
-            sync = json!({});
-        }
-        sync["at"] = json!(at);
-        sync["source"] = json!(format!("job {}.{}", run["group"].as_str().unwrap_or(""), run["name"].as_str().unwrap_or("")));
-        sync["error"] = run["error"].clone();
-        syncs.push((at, sync));
-    }
-    if let Ok(recent) = RECENT_SYNCS.lock() {
-        for (_, at, report) in recent.iter().filter(|(url, ..)| url == database_url) {
-            let mut sync = serde_json::to_value(report).unwrap_or_else(|_| json!({}));
-            sync["at"] = json!(at);
-            sync["source"] = json!("request");
-            syncs.push((*at, sync));
-        }
+        let source = format!("job {}.{}", run["group"].as_str().unwrap_or(""), run["name"].as_str().unwrap_or(""));
+        syncs.push((at, json!({ "at": at, "source": source, "error": run["error"] })));
     }
     syncs.sort_by_key(|s| std::cmp::Reverse(s.0));
-    Ok(Value::Array(syncs.into_iter().take(SYNCS_KEPT).map(|(_, s)| s).collect()))
+    Ok(Value::Array(syncs.into_iter().take(kept).map(|(_, s)| s).collect()))
 }
 
 /// Each app's cached access token: when it expires and when it was fetched.
@@ -268,11 +253,13 @@ async fn tokens(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<Value, Db
     let mut tokens = Vec::with_capacity(rows.len());
     for row in &rows {
         let expires = row.try_get::<DateTime<Utc>>("", "expiredtime")?;
+        let appid = row.try_get::<String>("", "appid")?;
         tokens.push(json!({
-            "appid": row.try_get::<String>("", "appid")?,
+            "appid": appid,
             "expires_at": expires,
             "expires_in_seconds": (expires - now).num_seconds(),
             "refreshed_at": row.try_get::<DateTime<Utc>>("", "updated_at")?,
+            "refreshed_by": crate::db::meta_get(db, &crate::wechat::token::refresher_key(&appid)).await?,
         }));
     }
     Ok(Value::Array(tokens))

@@ -119,6 +119,34 @@ pub async fn jwt_secret(db: &DatabaseConnection, settings: &Settings) -> anyhow:
     Ok((Secret::new(row.try_get::<String>("", "value")?), true))
 }
 
+/// Sets a server-internal value in `wxnotify_meta` (this module owns the
+/// table; leases and the records below go through here or `linking::lease`).
+pub async fn meta_put(db: &impl ConnectionTrait, key: &str, value: &str) -> Result<(), sea_orm::DbErr> {
+    let sql = "INSERT INTO wxnotify_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+    db.execute_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, [key.into(), value.into()])).await.map(|_| ())
+}
+
+/// A server-internal value from `wxnotify_meta`.
+pub async fn meta_get(db: &impl ConnectionTrait, key: &str) -> Result<Option<String>, sea_orm::DbErr> {
+    let sql = "SELECT value FROM wxnotify_meta WHERE key = $1";
+    match db.query_one_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, [key.into()])).await? {
+        Some(row) => Ok(Some(row.try_get::<String>("", "value")?)),
+        None => Ok(None),
+    }
+}
+
+/// Who this process is, for records other processes read ("which server
+/// refreshed the token"): the host name and the process id.
+pub fn process_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{host} (pid {})", std::process::id())
+}
+
 /// SQLite URLs get `mode=rwc` so a missing file is created, as promised.
 fn normalize_url(url: &str, kind: DatabaseKind) -> String {
     if kind == DatabaseKind::Sqlite && !url.contains("mode=") && !url.contains(":memory:") {

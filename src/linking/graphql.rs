@@ -127,7 +127,6 @@ fn sync_followers() -> Field {
             ops::require(&ctx, &[Role::Admin])?;
             let services = ops::services(&ctx)?;
             let report = super::sync::sync_followers(services, None).await.map_err(|e| e.to_graphql())?;
-            crate::console::stats::remember_sync(&services.settings.database_url, &report);
             let answer = json!({
                 "followers": report.followers, "matched": report.matched, "updated": report.updated,
                 "cleared": report.cleared, "unmatched": report.unmatched, "api_calls": report.api_calls,

@@ -89,7 +89,14 @@ pub async fn sync_followers(services: &Services, progress: Option<ProgressFn>) -
     let kind = services.settings.database_kind;
     let lease = Lease::try_take(&services.db, kind, SYNC_LEASE, LEASE_TTL).await?.ok_or(LinkError::SyncRunning)?;
     tracing::info!("follower sync: started");
-    let result = run(services, &lease, progress).await;
+    let mut result = run(services, &lease, progress).await;
+    if let Ok(report) = &mut result {
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        // Kept while the lease is held, so no other sync's record interleaves.
+        if let Err(e) = remember(&services.db, report).await {
+            tracing::warn!(error = %e, "follower sync: done, but its report could not be kept for the console");
+        }
+    }
     if result.is_err() {
         // The stage holds nothing anyone else reads; empty it for the next sync.
         if let Err(e) = execute(&services.db, "DELETE FROM follower_sync_stage", vec![]).await {
@@ -104,11 +111,30 @@ pub async fn sync_followers(services: &Services, progress: Option<ProgressFn>) -
     };
     ::metrics::counter!("wxnotify_follower_syncs_total", "outcome" => outcome).increment(1);
     ::metrics::histogram!("wxnotify_follower_sync_duration_seconds").record(started.elapsed().as_secs_f64());
-    let mut report = result?;
-    report.duration_ms = started.elapsed().as_millis() as u64;
+    let report = result?;
     ::metrics::gauge!("wxnotify_followers").set(report.followers as f64);
     tracing::info!(?report, "follower sync: done");
     Ok(report)
+}
+
+/// Where the last finished syncs are kept (newest first), however they were
+/// started (request, job or `wxnotify sync`), for the console.
+pub const RECENT_SYNCS_KEY: &str = "follower_sync:recent";
+/// How many finished syncs are kept.
+pub const RECENT_SYNCS_KEPT: usize = 10;
+
+/// Keeps `report` among the recent syncs. The caller holds the sync lease
+/// (one sync runs at a time), so this read-modify-write cannot interleave
+/// with another sync's.
+async fn remember(db: &sea_orm::DatabaseConnection, report: &SyncReport) -> Result<(), sea_orm::DbErr> {
+    let mut recent: Vec<serde_json::Value> =
+        crate::db::meta_get(db, RECENT_SYNCS_KEY).await?.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default();
+    let mut entry = serde_json::to_value(report).unwrap_or_default();
+    entry["at"] = serde_json::json!(chrono::Utc::now());
+    entry["by"] = serde_json::json!(crate::db::process_identity());
+    recent.insert(0, entry);
+    recent.truncate(RECENT_SYNCS_KEPT);
+    crate::db::meta_put(db, RECENT_SYNCS_KEY, &serde_json::Value::Array(recent).to_string()).await
 }
 
 async fn run(services: &Services, lease: &Lease, progress: Option<ProgressFn>) -> Result<SyncReport, LinkError> {

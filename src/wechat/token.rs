@@ -145,6 +145,7 @@ impl TokenCache {
         // An error drops the transaction, which rolls back and frees the row.
         let fetched = fetch().await?;
         write_token(&txn, appid, None, &fetched).await?;
+        note_refresher(&txn, appid).await?;
         txn.commit().await?;
         Ok(fetched.token)
     }
@@ -189,6 +190,7 @@ impl TokenCache {
         }
         let fetched = fetch().await?;
         if self.publish(appid, seen.as_ref().map(|row| row.tok.as_str()), &fetched).await? {
+            note_refresher(&self.db, appid).await?;
             return Ok(fetched.token);
         }
         // Someone else published first: use the winner's token, so every
@@ -278,6 +280,16 @@ async fn insert_placeholder(db: &impl ConnectionTrait, appid: &str) -> Result<()
 }
 
 /// Writes the token; with `only_if`, only when the row still holds that one.
+/// The key under which `wxnotify_meta` says which process last refreshed
+/// `appid`'s token (shown on the console; the token itself never is).
+pub fn refresher_key(appid: &str) -> String {
+    format!("token_refreshed_by:{appid}")
+}
+
+async fn note_refresher(db: &impl ConnectionTrait, appid: &str) -> Result<(), WechatError> {
+    Ok(crate::db::meta_put(db, &refresher_key(appid), &crate::db::process_identity()).await?)
+}
+
 async fn write_token(db: &impl ConnectionTrait, appid: &str, only_if: Option<&str>, fetched: &Fetched) -> Result<bool, WechatError> {
     let mut update = actok::Entity::update_many()
         .col_expr(actok::Column::Tok, Expr::value(fetched.token.clone()))

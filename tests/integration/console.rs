@@ -195,9 +195,19 @@ in_chromium! {
         assert!(recent.contains("oaConsole") && recent.contains("SENT"), "{recent}");
         let jobs = text(&page, "#d-jobs").await;
         assert!(jobs.contains("updateOrderShippingStatus.updateOrderShippingStatus") && jobs.contains("0 */1 * * *"), "{jobs}");
+        // Kept in the database by the sync itself, naming the process that ran it.
+        let me = format!("pid {}", std::process::id());
         let syncs = text(&page, "#d-syncs").await;
-        assert!(syncs.contains("request"), "the sync the seed ran is listed: {syncs}");
+        assert!(syncs.contains(&me), "the sync the seed ran is listed with who ran it: {syncs}");
         assert_eq!(page.eval("document.querySelectorAll('#d-syncs tbody tr').length").await, json!(1), "{syncs}");
+        // Each job shows its coming fire times (three, hourly), not only the next one.
+        let fires = page.eval("[...document.querySelectorAll('#d-jobs tbody tr')].map(r => r.children[3].textContent)[0]").await;
+        assert_eq!(fires.as_str().unwrap_or_default().matches(" · ").count(), 2, "three fire times: {fires} in {jobs}");
+        // The token the send used: when it expires and which process refreshed it, never the token.
+        let tokens = text(&page, "#d-tokens").await;
+        assert!(tokens.contains(&me), "who refreshed the token: {tokens}");
+        let token = app.data("{ actok { tok } }", json!({})).await["actok"][0]["tok"].as_str().unwrap_or_default().to_string();
+        assert!(!token.is_empty() && !page.eval("document.body.innerHTML").await.to_string().contains(&token), "the token is never shown");
         let failures = text(&page, "#d-failures").await;
         assert!(failures.contains("43004") && failures.contains("must follow"), "{failures}");
         screenshot(&page, &app, "console-dashboard").await;
