@@ -14,39 +14,14 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use wxnotify::auth::Role;
-use wxnotify::sim::{SimFollower, SimHandle, SimMpUser, Simulator};
+use wxnotify::sim::{SimFollower, SimHandle, SimMpUser};
 
 use crate::browser::{Browser, Page};
-use crate::common::{Backend, TestApp, borrowed, sim_settings, spawn_app_with};
+use crate::common::{Backend, TestApp};
+use crate::with_simulator;
 
 const NOTICE: &str = r#"query notice{ account(where:{_and:[ {oaopenid:{_is_null:false}}, {point_count:{id:{_is_null:false}}} {_or:[ {user_status:{_eq:"经纪人"}}, {user_status:{_eq:"新人"}}]} ]}){ oaopenid, chatnotice:point_count_aggregate(where:{type:{_eq:"聊天"}}){ aggregate{ count } }, nonchatnotice:point_count_aggregate(where:{type:{_eq:"投递邀约"}}){ aggregate{ count } } } }"#;
 const SEND: &str = r#"mutation($i: SendTemplateMessageInput!) { sendTemplateMessage(input: $i) { errcode status delivery_id } }"#;
-
-macro_rules! in_chromium {
-    ($(async fn $name:ident($app:ident, $sim:ident) $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $sim = Simulator::start(Default::default()).await.expect("the simulator starts");
-                if let Some($app) = spawn(Backend::Sqlite, &$sim).await $body
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let $sim = Simulator::start(Default::default()).await.expect("the simulator starts");
-                if let Some($app) = spawn(Backend::Postgres, &$sim).await $body
-            }
-        }
-    )*};
-}
-
-async fn spawn(backend: Backend, sim: &SimHandle) -> Option<TestApp> {
-    let settings = sim_settings(sim);
-    spawn_app_with(backend, &borrowed(&settings)).await
-}
 
 /// A follower who logged in to the mini-program, linked by a sync, with
 /// unread rows for the notice query, and a user who does not follow; one
@@ -106,7 +81,7 @@ async fn text(page: &Page<'_>, selector: &str) -> String {
     value.as_str().unwrap_or_default().to_string()
 }
 
-in_chromium! {
+with_simulator! {
     async fn the_console_runs_the_seed_query_explores_the_schema_and_shows_the_dashboard(app, sim) {
         seed(&app, &sim).await;
         let browser = Browser::launch("en-US,en").await;

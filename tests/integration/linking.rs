@@ -22,7 +22,7 @@ const SYNC: &str = "mutation { syncFollowers { followers matched updated cleared
 /// Each test twice, on a fresh SQLite file and a fresh PostgreSQL database,
 /// with a server pointed at a fresh simulator of `followers` generated
 /// followers (every even one with a unionid) and `PAGE` openids per page.
-macro_rules! with_simulator {
+macro_rules! with_followers {
     ($(async fn $name:ident($app:ident, $sim:ident, followers = $n:expr) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
@@ -103,7 +103,7 @@ fn target(app: &TestApp, safe: bool) -> CallbackTarget {
     }
 }
 
-with_simulator! {
+with_followers! {
     async fn sync_links_by_unionid_column_and_login_map_across_pages_and_clears_unfollows(app, sim, followers = 230) {
         let ids = insert_accounts(&app, json!([
             { "mp_openid": "m0", "unionid": unionid(0) },
@@ -485,7 +485,7 @@ with_simulator! {
     }
 }
 
-with_simulator! {
+with_followers! {
     async fn a_scheduled_sync_job_links_like_sync_followers(app, sim, followers = 120) {
         let ids = insert_accounts(&app, json!([{ "unionid": unionid(0) }, { "unionid": unionid(2) }])).await;
         app.data(r#"mutation { addScheduledJob(input: {name: "nightly", group: "sync", jobType: SYNC_FOLLOWERS,

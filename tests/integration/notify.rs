@@ -17,38 +17,12 @@ use wxnotify::auth::Role;
 use wxnotify::notify::credits::{self, CreditKind};
 use wxnotify::notify::digest::{self, DigestRequest};
 use wxnotify::notify::outbox::{self, Scope};
-use wxnotify::sim::{SimFollower, SimHandle, SimMpUser, Simulator};
+use wxnotify::sim::{SimFollower, SimHandle, SimMpUser};
 
-use crate::common::{Backend, TestApp, borrowed, sim_settings, spawn_app_with, start_server};
+use crate::common::{TestApp, borrowed, sim_settings, start_server};
+use crate::with_simulator;
 
 const SEND: &str = "/cgi-bin/message/template/send";
-
-async fn spawn(backend: Backend, sim: &SimHandle) -> Option<TestApp> {
-    let settings = sim_settings(sim);
-    spawn_app_with(backend, &borrowed(&settings)).await
-}
-
-/// Like `both_databases!`, with a fresh simulator the server talks to.
-macro_rules! with_simulator {
-    ($(async fn $name:ident($app:ident, $sim:ident) $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $sim = Simulator::start(Default::default()).await.expect("the simulator starts");
-                if let Some($app) = spawn(Backend::Sqlite, &$sim).await $body
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let $sim = Simulator::start(Default::default()).await.expect("the simulator starts");
-                if let Some($app) = spawn(Backend::Postgres, &$sim).await $body
-            }
-        }
-    )*};
-}
 
 /// Inserts accounts (each a JSON object of columns) and returns their ids
 /// in order; every `oaopenid` becomes a simulator follower, every

@@ -309,3 +309,33 @@ macro_rules! both_databases {
         }
     )*};
 }
+
+/// A server on `backend` that talks to `sim`.
+pub async fn spawn_with_simulator(backend: Backend, sim: &wxnotify::sim::SimHandle) -> Option<TestApp> {
+    let settings = sim_settings(sim);
+    spawn_app_with(backend, &borrowed(&settings)).await
+}
+
+/// Like [`both_databases!`], with a fresh simulator (default world) the
+/// server talks to: `with_simulator! { async fn name(app, sim) { ... } }`.
+#[macro_export]
+macro_rules! with_simulator {
+    ($(async fn $name:ident($app:ident, $sim:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $sim = wxnotify::sim::Simulator::start(Default::default()).await.expect("the simulator starts");
+                if let Some($app) = $crate::common::spawn_with_simulator($crate::common::Backend::Sqlite, &$sim).await $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $sim = wxnotify::sim::Simulator::start(Default::default()).await.expect("the simulator starts");
+                if let Some($app) = $crate::common::spawn_with_simulator($crate::common::Backend::Postgres, &$sim).await $body
+            }
+        }
+    )*};
+}
