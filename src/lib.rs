@@ -14,8 +14,9 @@
 //!   WeChat simulator tests, benchmarks and `serve --demo` run against.
 //! - [`http`]: the axum router, a thin shell over the schema; [`console`]
 //!   the embedded web console (GraphQL IDE and dashboard) it serves.
-//! - [`linking`]: login, follower sync, callback events and scan-to-bind:
-//!   everything that keeps `account.oaopenid` true.
+//! - [`linking`]: login, follower sync and scan-to-bind: everything that
+//!   keeps `account.oaopenid` true; [`callback`] the service account's
+//!   event pushes, handed to linking and notify.
 //! - [`notify`]: sending: the outbox, digests, throttled notices, credits.
 //! - [`ratelimit`]: limits per client address (logins).
 //! - [`error`]: the one mapping from every capability's errors to GraphQL.
@@ -27,6 +28,7 @@
 //! table, and follows a request, a sync, a send and a job run through them.
 
 pub mod auth;
+pub mod callback;
 pub mod console;
 pub mod db;
 pub mod doctor;

@@ -50,7 +50,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::console::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/wechat/callback", get(crate::linking::callback::verify).post(crate::linking::callback::receive))
+        .route("/wechat/callback", get(crate::callback::verify).post(crate::callback::receive))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(state.settings.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), explain_too_large))
         .layer(axum::middleware::from_fn_with_state(state.clone(), time_limit))

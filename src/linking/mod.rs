@@ -16,14 +16,12 @@
 //! - [`graphql`]: the operations' fields; [`cli`]: `wxnotify sync`.
 
 pub mod bind;
-pub mod callback;
 pub mod cli;
 mod graphql;
 pub mod lease;
 pub mod login;
-mod store;
+pub(crate) mod store;
 pub mod sync;
-pub mod xml;
 
 pub use graphql::operations;
 

@@ -67,6 +67,33 @@ pub(crate) async fn link_account(db: &impl ConnectionTrait, account_id: i64, ope
     execute(db, sql, vec![account_id.into(), openid.into(), unionid.map(str::to_string).into(), Utc::now().into()]).await
 }
 
+/// What a send learnt from WeChat: the accounts whose `oaopenid` is one of
+/// `refused` stop pointing at it (43004 / 40003), and the followers in
+/// `unfollowed` are marked gone (43004). Returns the accounts unlinked.
+pub(crate) async fn unlink_refused(db: &impl ConnectionTrait, refused: &[String], unfollowed: &[String]) -> Result<u64, DbErr> {
+    if refused.is_empty() {
+        return Ok(0);
+    }
+    let now = Utc::now();
+    let accounts = execute(
+        db,
+        &format!("UPDATE account SET oaopenid = NULL, updated_at = $1 WHERE oaopenid IN ({})", placeholders(2, refused.len())),
+        std::iter::once(now.into()).chain(refused.iter().map(|o| o.clone().into())).collect(),
+    )
+    .await?;
+    if !unfollowed.is_empty() {
+        let sql =
+            format!("UPDATE oa_follower SET subscribed = false, updated_at = $1 WHERE openid IN ({})", placeholders(2, unfollowed.len()));
+        execute(db, &sql, std::iter::once(now.into()).chain(unfollowed.iter().map(|o| o.clone().into())).collect()).await?;
+    }
+    Ok(accounts)
+}
+
+/// `$from, $from+1, …` for `count` parameters.
+fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Clears `oaopenid` wherever it is `openid` (the follower left).
 pub(crate) async fn unlink_openid(db: &impl ConnectionTrait, openid: &str) -> Result<u64, DbErr> {
     let sql = "UPDATE account SET oaopenid = NULL, updated_at = $2 WHERE oaopenid = $1";

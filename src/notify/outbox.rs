@@ -823,6 +823,16 @@ fn recorded(outcome: &Outcome, now: DateTime<Utc>) -> Recorded {
     }
 }
 
+/// A TEMPLATESENDJOBFINISH report from the callback: `success` leaves the
+/// delivery with `msgid` as it is (SENT); a failure marks it FAILED with
+/// WeChat's status as errmsg. Returns the deliveries it matched.
+pub async fn settle_report(db: &impl ConnectionTrait, msgid: i64, ok: bool, status: &str) -> Result<u64, DbErr> {
+    let mut sql = Sql::new("UPDATE delivery SET status = CASE WHEN ");
+    sql.bind(ok).push(" THEN status ELSE 'FAILED' END, errmsg = CASE WHEN ").bind(ok).push(" THEN errmsg ELSE ");
+    sql.bind(status.to_string()).push(" END, updated_at = ").bind(Utc::now()).push(" WHERE msgid = ").bind(msgid);
+    sql.execute(db).await
+}
+
 /// 43004 and 40003 on a service-account send: the openid no longer
 /// reaches this user, so the account stops pointing at it (and for 43004
 /// the follower is marked gone).
@@ -836,16 +846,10 @@ async fn apply_unlinks(db: &impl ConnectionTrait, outcomes: &[(i64, Outcome)], r
     if openids.is_empty() {
         return Ok(());
     }
-    let now = Utc::now();
-    let mut sql = Sql::new("UPDATE account SET oaopenid = NULL, updated_at = ");
-    sql.bind(now).push(" WHERE oaopenid IN ").list(openids.keys().cloned());
-    let accounts = sql.execute(db).await?;
+    let refused: Vec<String> = openids.keys().cloned().collect();
     let gone: Vec<String> = openids.iter().filter(|(_, how)| **how == Unlink::Unfollowed).map(|(o, _)| o.clone()).collect();
-    if !gone.is_empty() {
-        let mut sql = Sql::new("UPDATE oa_follower SET subscribed = false, updated_at = ");
-        sql.bind(now).push(" WHERE openid IN ").list(gone);
-        sql.execute(db).await?;
-    }
+    // The links are linking's: it clears them.
+    let accounts = crate::linking::store::unlink_refused(db, &refused, &gone).await?;
     tracing::info!(openids = openids.len(), accounts, "unlinked accounts whose openid WeChat refused (43004 / 40003)");
     Ok(())
 }

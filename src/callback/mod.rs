@@ -1,4 +1,7 @@
-//! `/wechat/callback`: the service account's server URL.
+//! `/wechat/callback`: the service account's server URL. It owns
+//! `callback_event` (the claims that de-duplicate WeChat's retries) and
+//! hands each event to the capability it concerns: follows, unfollows and
+//! scans to [`crate::linking`], send reports to [`crate::notify::outbox`].
 //!
 //! GET answers WeChat's signature check by echoing `echostr`. POST takes
 //! event XML, plain or in AES safe mode (`encrypt_type=aes`), and:
@@ -29,13 +32,16 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 
-use super::LinkError;
-use super::bind::consume_scene;
-use super::store::{self, execute};
-use super::xml::parse_message;
+use xml::parse_message;
+
 use crate::AppState;
+use crate::linking::LinkError;
+use crate::linking::bind::consume_scene;
+use crate::linking::store::{self, execute};
 use crate::services::Services;
 use crate::wechat::crypto::{self, AesKey, CryptoError};
+
+mod xml;
 
 /// Largest callback body accepted; WeChat's events are well under 2 KiB.
 pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
@@ -328,9 +334,7 @@ async fn bind(services: &Services, scene: &str, openid: &str, unionid: Option<&s
 /// FAILED with WeChat's status as errmsg.
 async fn send_finished(services: &Services, msgid: i64, status: &str) -> Result<(), LinkError> {
     let ok = status == "success";
-    let sql = "UPDATE delivery SET status = CASE WHEN $2 THEN status ELSE 'FAILED' END, \
-               errmsg = CASE WHEN $2 THEN errmsg ELSE $3 END, updated_at = $4 WHERE msgid = $1";
-    let updated = execute(&services.db, sql, vec![msgid.into(), ok.into(), status.into(), Utc::now().into()]).await?;
+    let updated = crate::notify::outbox::settle_report(&services.db, msgid, ok, status).await?;
     if updated == 0 {
         tracing::info!(msgid, status, "a send report for a message this server has no delivery of");
     } else if !ok {
