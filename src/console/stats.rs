@@ -21,6 +21,8 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::error::CodedError;
 use crate::linking::sync::{RECENT_SYNCS_KEPT, RECENT_SYNCS_KEY};
+use crate::notify::outbox::Status;
+use crate::scheduler::jobs::JobType;
 
 /// The chart's windows: (name, length in seconds, buckets).
 const WINDOWS: [(&str, i64, i64); 3] = [("1h", 3_600, 60), ("24h", 86_400, 24), ("7d", 604_800, 28)];
@@ -145,9 +147,12 @@ async fn deliveries(db: &DatabaseConnection, window: Window, now: DateTime<Utc>)
 }
 
 async fn failures(db: &DatabaseConnection) -> Result<Value, DbErr> {
-    let sql = "SELECT errcode, count(*) AS n, max(errmsg) AS errmsg, max(updated_at) AS last_at FROM delivery \
-               WHERE status = 'FAILED' GROUP BY errcode ORDER BY n DESC, errcode LIMIT $1";
-    let rows = all(db, sql, vec![FAILURE_GROUPS.into()]).await?;
+    let sql = format!(
+        "SELECT errcode, count(*) AS n, max(errmsg) AS errmsg, max(updated_at) AS last_at FROM delivery \
+         WHERE status = {} GROUP BY errcode ORDER BY n DESC, errcode LIMIT $1",
+        Status::Failed.sql()
+    );
+    let rows = all(db, &sql, vec![FAILURE_GROUPS.into()]).await?;
     let mut groups = Vec::with_capacity(rows.len());
     for row in &rows {
         groups.push(json!({
@@ -161,11 +166,13 @@ async fn failures(db: &DatabaseConnection) -> Result<Value, DbErr> {
 }
 
 async fn outbox(db: &DatabaseConnection) -> Result<Value, DbErr> {
-    let sql = "SELECT count(CASE WHEN status = 'PENDING' THEN 1 END) AS pending, \
-               count(CASE WHEN status = 'SENDING' THEN 1 END) AS sending, \
-               min(CASE WHEN status IN ('PENDING', 'SENDING') THEN created_at END) AS oldest \
-               FROM delivery WHERE status IN ('PENDING', 'SENDING')";
-    let rows = all(db, sql, vec![]).await?;
+    let (pending, sending) = (Status::Pending.sql(), Status::Sending.sql());
+    let sql = format!(
+        "SELECT count(CASE WHEN status = {pending} THEN 1 END) AS pending, \
+         count(CASE WHEN status = {sending} THEN 1 END) AS sending, \
+         min(created_at) AS oldest FROM delivery WHERE status IN ({pending}, {sending})"
+    );
+    let rows = all(db, &sql, vec![]).await?;
     let Some(row) = rows.first() else { return Ok(Value::Null) };
     Ok(json!({
         "pending": count(row, "pending")?,
@@ -236,7 +243,10 @@ async fn syncs(db: &DatabaseConnection) -> Result<Value, DbErr> {
         sync["source"] = json!(sync["by"].as_str().unwrap_or("a server"));
         syncs.push((at.with_timezone(&Utc), sync));
     }
-    let sql = format!("SELECT {RUN_COLUMNS} WHERE j.job_type = 'SYNC_FOLLOWERS' AND r.error IS NOT NULL ORDER BY r.id DESC LIMIT $1");
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} WHERE j.job_type = '{}' AND r.error IS NOT NULL ORDER BY r.id DESC LIMIT $1",
+        JobType::SyncFollowers.as_str()
+    );
     for row in &all(db, &sql, vec![(kept as i64).into()]).await? {
         let run = run_json(row)?;
         let at = row.try_get::<Option<DateTime<Utc>>>("", "finished_at")?.unwrap_or(row.try_get("", "scheduled_for")?);

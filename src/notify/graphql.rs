@@ -162,16 +162,9 @@ fn form_id_input() -> InputObject {
 }
 
 fn status_enum() -> Enum {
-    let items = [
-        ("SENT", "the notice went out"),
-        ("THROTTLED", "a notice went out within the window; nothing sent"),
-        ("NOT_FOLLOWING", "the user does not follow the service account and has no mini-program credit"),
-        ("NOTHING_TO_SEND", "the account has no unread point_count rows"),
-        ("FAILED", "sending failed; `error` says why"),
-    ];
     Enum::new("NotifyAccountStatus")
         .description("The outcome of notifyAccount.")
-        .items(items.map(|(name, text)| EnumItem::new(name).description(text)))
+        .items(super::realtime::NoticeStatus::ALL.map(|s| EnumItem::new(s.as_str()).description(s.meaning())))
 }
 
 fn result_type(name: &str, description: &str, fields: &[(&str, TypeRef, &str)]) -> Object {
@@ -200,7 +193,7 @@ fn send_template_message() -> Field {
             let services = ops::services(&ctx)?.clone();
             let message = raw_message(arg_json(&ctx, "input")).map_err(NotifyError::into_graphql)?;
             let state = outbox::send_now(&services, message).await.map_err(|e| NotifyError::from(e).into_graphql())?;
-            let sent = state.status == "SENT";
+            let sent = state.status == super::outbox::Status::Sent.as_str();
             Ok(answer(json!({
                 "errcode": if sent { Some(0) } else { state.errcode },
                 "errmsg": if sent { "ok".to_string() } else { state.errmsg.unwrap_or_else(|| format!("the message is {}", state.status)) },

@@ -78,6 +78,46 @@ impl Channel {
     }
 }
 
+/// Where a delivery is in its life; `delivery.status`. The only place these
+/// names are written: SQL and comparisons use [`Status::as_str`] and
+/// [`Status::sql`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Queued, not yet claimed (or handed back for a later run).
+    Pending,
+    /// Claimed by a sender under a lease; its outcome is not yet recorded.
+    Sending,
+    /// WeChat accepted it (msgid, sent_at).
+    Sent,
+    /// WeChat refused it, or its outcome can no longer be known.
+    Failed,
+    /// Not sent, on purpose (no longer following, nothing to send).
+    Skipped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "PENDING",
+            Status::Sending => "SENDING",
+            Status::Sent => "SENT",
+            Status::Failed => "FAILED",
+            Status::Skipped => "SKIPPED",
+        }
+    }
+
+    /// The status as an SQL string literal, for statements that name it.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Status::Pending => "'PENDING'",
+            Status::Sending => "'SENDING'",
+            Status::Sent => "'SENT'",
+            Status::Failed => "'FAILED'",
+            Status::Skipped => "'SKIPPED'",
+        }
+    }
+}
+
 /// This process's claims on rows in flight: its name on them, and the ids
 /// whose lease its heartbeat renews.
 pub struct Leases {
@@ -126,7 +166,11 @@ pub async fn renew_leases(services: &Services) -> Result<u64, DbErr> {
     let mut renewed = 0;
     for chunk in held.chunks(500) {
         let mut sql = Sql::new("UPDATE delivery SET lease_until = ");
-        sql.bind(until).push(" WHERE status = 'SENDING' AND lease_owner = ").bind(services.leases.owner.clone());
+        sql.bind(until)
+            .push(" WHERE status = ")
+            .push(Status::Sending.sql())
+            .push(" AND lease_owner = ")
+            .bind(services.leases.owner.clone());
         sql.push(" AND id IN ").list(chunk.iter().copied());
         renewed += sql.execute(&services.db).await?;
     }
@@ -186,7 +230,9 @@ pub async fn enqueue(db: &impl ConnectionTrait, rows: &[NewDelivery]) -> Result<
             .all(db)
             .await?
             .iter()
-            .map(|r| Ok((r.try_get("", "dedupe_key")?, (r.try_get("", "id")?, r.try_get::<String>("", "status")? == "PENDING"))))
+            .map(|r| {
+                Ok((r.try_get("", "dedupe_key")?, (r.try_get("", "id")?, r.try_get::<String>("", "status")? == Status::Pending.as_str())))
+            })
             .collect::<Result<_, DbErr>>()?;
         for row in chunk {
             let entry = found.get(&row.dedupe_key).copied();
@@ -207,7 +253,7 @@ async fn insert(db: &impl ConnectionTrait, rows: &[NewDelivery]) -> Result<(), D
         sql.push(&format!("{now_p}, {now_p}, "));
         sql.bind(row.account).push(", ").bind(row.channel.as_str()).push(", ").bind(row.touser.clone()).push(", ");
         sql.bind(row.template_id.clone()).push(", ").bind(row.payload.clone()).push(", ").bind(row.dedupe_key.clone());
-        sql.push(", 'PENDING', 0)");
+        sql.push(", ").push(Status::Pending.sql()).push(", 0)");
     }
     sql.push(" ON CONFLICT (dedupe_key) DO NOTHING");
     sql.execute(db).await.map(|_| ())
@@ -365,11 +411,10 @@ impl Cutoffs {
 /// Marks FAILED (outcome unknown) the lapsed SENDING rows that cannot be
 /// re-sent safely: past the window, or on a channel without `client_msg_id`.
 async fn settle_unresendable(db: &impl ConnectionTrait, cutoffs: &Cutoffs) -> Result<u64, DbErr> {
-    let mut sql = Sql::new(
-        "UPDATE delivery SET status = 'FAILED', errcode = NULL, lease_owner = NULL, lease_until = NULL, errmsg = CASE WHEN channel = ",
-    );
+    let mut sql = Sql::new("UPDATE delivery SET status = ");
+    sql.push(Status::Failed.sql()).push(", errcode = NULL, lease_owner = NULL, lease_until = NULL, errmsg = CASE WHEN channel = ");
     sql.bind(Channel::OaTemplate.as_str()).push(" THEN ").bind(UNKNOWN_PAST_WINDOW).push(" ELSE ").bind(UNKNOWN_NO_KEY).push(" END");
-    sql.push(", updated_at = ").bind(cutoffs.now).push(" WHERE status = 'SENDING' AND ");
+    sql.push(", updated_at = ").bind(cutoffs.now).push(" WHERE status = ").push(Status::Sending.sql()).push(" AND ");
     cutoffs.lapsed(&mut sql);
     sql.push(" AND (channel <> ").bind(Channel::OaTemplate.as_str());
     sql.push(" OR COALESCE(claimed_at, updated_at) < ").bind(cutoffs.window).push(")");
@@ -385,7 +430,7 @@ async fn reclaim(services: &Services, cutoffs: &Cutoffs) -> Result<Vec<Claimed>,
     sql.bind(services.leases.owner.clone()).push(", lease_until = ").bind(cutoffs.now + lease_of(services));
     sql.push(", updated_at = ").bind(cutoffs.now);
     let lapsed_test = |sql: &mut Sql| {
-        sql.push("status = 'SENDING' AND channel = ").bind(Channel::OaTemplate.as_str()).push(" AND ");
+        sql.push("status = ").push(Status::Sending.sql()).push(" AND channel = ").bind(Channel::OaTemplate.as_str()).push(" AND ");
         cutoffs.lapsed(sql);
         sql.push(" AND COALESCE(claimed_at, updated_at) >= ").bind(cutoffs.window);
     };
@@ -403,9 +448,10 @@ async fn reclaim(services: &Services, cutoffs: &Cutoffs) -> Result<Vec<Claimed>,
 /// `cutoff`, whatever its channel and lease; for operators and tests that
 /// know its sender is gone.
 pub async fn settle_stale(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
-    let mut sql = Sql::new("UPDATE delivery SET status = 'FAILED', errcode = NULL, lease_owner = NULL, lease_until = NULL, errmsg = ");
+    let mut sql = Sql::new("UPDATE delivery SET status = ");
+    sql.push(Status::Failed.sql()).push(", errcode = NULL, lease_owner = NULL, lease_until = NULL, errmsg = ");
     sql.bind(UNKNOWN_NO_KEY).push(", updated_at = ").bind(Utc::now());
-    sql.push(" WHERE status = 'SENDING' AND updated_at < ").bind(cutoff);
+    sql.push(" WHERE status = ").push(Status::Sending.sql()).push(" AND updated_at < ").bind(cutoff);
     sql.execute(db).await
 }
 
@@ -419,7 +465,7 @@ async fn pending_before(
     delivery::Entity::find()
         .select_only()
         .column(delivery::Column::Id)
-        .filter(delivery::Column::Status.eq("PENDING"))
+        .filter(delivery::Column::Status.eq(Status::Pending.as_str()))
         .filter(column.lt(cutoff))
         .order_by_asc(delivery::Column::Id)
         .limit(limit)
@@ -492,19 +538,20 @@ enum Claim<'a> {
 
 async fn claim(services: &Services, which: &Claim<'_>) -> Result<Vec<Claimed>, DbErr> {
     let now = Utc::now();
-    let mut sql = Sql::new("UPDATE delivery SET status = 'SENDING', updated_at = ");
+    let mut sql = Sql::new("UPDATE delivery SET status = ");
+    sql.push(Status::Sending.sql()).push(", updated_at = ");
     let now_p = sql.param(now);
     sql.push(&format!("{now_p}, claimed_at = {now_p}, lease_owner = "));
     sql.bind(services.leases.owner.clone()).push(", lease_until = ").bind(now + lease_of(services));
     // The outer status test is what PostgreSQL re-checks after waiting for a
     // row another claimer just took, so a row is never claimed twice.
-    sql.push(" WHERE status = 'PENDING' AND id IN ");
+    sql.push(" WHERE status = ").push(Status::Pending.sql()).push(" AND id IN ");
     match which {
         Claim::Ids(ids) => {
             sql.list(ids.iter().copied());
         }
         Claim::Oldest(limit) => {
-            sql.push("(SELECT id FROM delivery WHERE status = 'PENDING' ORDER BY id LIMIT ");
+            sql.push("(SELECT id FROM delivery WHERE status = ").push(Status::Pending.sql()).push(" ORDER BY id LIMIT ");
             sql.bind(*limit as i64).push(skip_locked(&services.db)).push(")");
         }
     }
@@ -560,11 +607,11 @@ impl Outcome {
     /// The `delivery.status` the row takes (Unsent: back to PENDING).
     fn status(&self) -> &'static str {
         match self {
-            Outcome::Sent(_) => "SENT",
-            Outcome::Unknown { .. } => "SENDING",
-            Outcome::Failed { .. } => "FAILED",
-            Outcome::Unsent { .. } => "PENDING",
-            Outcome::Skipped(_) => "SKIPPED",
+            Outcome::Sent(_) => Status::Sent.as_str(),
+            Outcome::Unknown { .. } => Status::Sending.as_str(),
+            Outcome::Failed { .. } => Status::Failed.as_str(),
+            Outcome::Unsent { .. } => Status::Pending.as_str(),
+            Outcome::Skipped(_) => Status::Skipped.as_str(),
         }
     }
 }
@@ -789,7 +836,7 @@ async fn record(db: &impl ConnectionTrait, outcomes: &[(i64, Outcome)]) -> Resul
     sql.push(", lease_until = ").case("id", arms(&|r| r.lease_until.into()));
     // A message WeChat surely did not take starts a new window when sent.
     sql.push(", claimed_at = CASE WHEN ").case("id", arms(&|r| r.unclaim.into())).push(" THEN NULL ELSE claimed_at END");
-    sql.push(&format!(" WHERE status = 'SENDING' AND id IN ({})", keys.join(", ")));
+    sql.push(&format!(" WHERE status = {} AND id IN ({})", Status::Sending.sql(), keys.join(", ")));
     sql.execute(db).await.map(|_| ())
 }
 
@@ -828,7 +875,12 @@ fn recorded(outcome: &Outcome, now: DateTime<Utc>) -> Recorded {
 /// WeChat's status as errmsg. Returns the deliveries it matched.
 pub async fn settle_report(db: &impl ConnectionTrait, msgid: i64, ok: bool, status: &str) -> Result<u64, DbErr> {
     let mut sql = Sql::new("UPDATE delivery SET status = CASE WHEN ");
-    sql.bind(ok).push(" THEN status ELSE 'FAILED' END, errmsg = CASE WHEN ").bind(ok).push(" THEN errmsg ELSE ");
+    sql.bind(ok)
+        .push(" THEN status ELSE ")
+        .push(Status::Failed.sql())
+        .push(" END, errmsg = CASE WHEN ")
+        .bind(ok)
+        .push(" THEN errmsg ELSE ");
     sql.bind(status.to_string()).push(" END, updated_at = ").bind(Utc::now()).push(" WHERE msgid = ").bind(msgid);
     sql.execute(db).await
 }

@@ -38,6 +38,20 @@ pub enum NoticeStatus {
 }
 
 impl NoticeStatus {
+    pub const ALL: [NoticeStatus; 5] =
+        [NoticeStatus::Sent, NoticeStatus::Throttled, NoticeStatus::NotFollowing, NoticeStatus::NothingToSend, NoticeStatus::Failed];
+
+    /// What each answer means, for the schema.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            NoticeStatus::Sent => "the notice went out",
+            NoticeStatus::Throttled => "a notice went out within the window; nothing sent",
+            NoticeStatus::NotFollowing => "the user does not follow the service account and has no mini-program credit",
+            NoticeStatus::NothingToSend => "the account has no unread point_count rows",
+            NoticeStatus::Failed => "sending failed; `error` says why",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeStatus::Sent => "SENT",
@@ -112,7 +126,7 @@ pub async fn notify_account(services: &Services, account_id: i64, window_seconds
     let id = queued.first().map(|(id, _)| *id).ok_or_else(|| invalid("the notice was not queued"))?;
     outbox::deliver(services, &Scope::Ids(vec![id])).await?;
     let state = outbox::state(db, id).await?;
-    let sent = state.status == "SENT";
+    let sent = state.status == super::outbox::Status::Sent.as_str();
     Ok(NoticeResult {
         status: if sent { NoticeStatus::Sent } else { NoticeStatus::Failed },
         channel: Some(delivery.channel),

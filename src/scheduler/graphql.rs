@@ -13,7 +13,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use super::Schedule;
-use super::jobs::{ActionFlowJob, JOB_TYPES};
+use super::jobs::{ActionFlowJob, JobType};
 use crate::auth::Role;
 use crate::error::database;
 use crate::flows;
@@ -25,15 +25,14 @@ pub fn operations() -> Operations {
         types: vec![
             Enum::new("JobType")
                 .description("What a scheduled job runs")
-                .item(
-                    async_graphql::dynamic::EnumItem::new("ACTION_FLOW")
-                        .description("a saved action flow (dataMap {actionFlowUuid, versionId, inputs})"),
-                )
-                .item(async_graphql::dynamic::EnumItem::new("SYNC_FOLLOWERS").description("a follower sync"))
-                .item(
-                    async_graphql::dynamic::EnumItem::new("NOTIFY_DIGEST")
-                        .description("a digest (dataMap may carry `where` and `template`)"),
-                )
+                .items(JobType::ALL.map(|kind| {
+                    let text = match kind {
+                        JobType::ActionFlow => "a saved action flow (dataMap {actionFlowUuid, versionId, inputs})",
+                        JobType::SyncFollowers => "a follower sync",
+                        JobType::NotifyDigest => "a digest (dataMap may carry `where` and `template`)",
+                    };
+                    async_graphql::dynamic::EnumItem::new(kind.as_str()).description(text)
+                }))
                 .into(),
             InputObject::new("ScheduledJobTriggerInput")
                 .description("When a job fires (Quartz trigger)")
@@ -272,14 +271,14 @@ fn job_from_input(input: &async_graphql::dynamic::ObjectAccessor<'_>, zone: chro
     let cron = trigger.try_get("cron")?.string()?;
     let schedule = Schedule::parse(cron).map_err(|e| invalid(e.to_string()))?;
     let job_type = enum_name(&input.try_get("jobType")?)?;
-    if !JOB_TYPES.contains(&job_type.as_str()) {
-        return Err(invalid(format!("jobType {job_type} is not one of {}", JOB_TYPES.join(", "))));
-    }
+    let Some(kind) = JobType::parse(&job_type) else {
+        return Err(invalid(format!("jobType {job_type} is not one of {}", JobType::names())));
+    };
     let data_map = match present(input.get("dataMap")) {
         Some(v) => v.as_value().clone().into_json().map_err(|e| invalid(format!("dataMap: {e}")))?,
         None => serde_json::json!({}),
     };
-    if job_type == "ACTION_FLOW" {
+    if kind == JobType::ActionFlow {
         ActionFlowJob::parse(&data_map).map_err(invalid)?;
     }
     let next_fire_at = schedule.next_after(Utc::now(), zone).ok_or_else(|| invalid(never_fires(schedule.expression())))?;

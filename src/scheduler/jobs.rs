@@ -11,19 +11,48 @@ use crate::flows;
 use crate::notify::{self, digest::DigestRequest};
 use crate::services::Services;
 
-/// The job types `addScheduledJob` accepts.
-pub const JOB_TYPES: [&str; 3] = ["ACTION_FLOW", "SYNC_FOLLOWERS", "NOTIFY_DIGEST"];
+/// The job types `addScheduledJob` accepts; `scheduled_job.job_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobType {
+    /// Runs a saved action flow (`dataMap {actionFlowUuid, versionId?, inputs?}`).
+    ActionFlow,
+    /// A follower sync.
+    SyncFollowers,
+    /// A resumable digest (`dataMap {where?, template?}`).
+    NotifyDigest,
+}
+
+impl JobType {
+    pub const ALL: [JobType; 3] = [JobType::ActionFlow, JobType::SyncFollowers, JobType::NotifyDigest];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::ActionFlow => "ACTION_FLOW",
+            JobType::SyncFollowers => "SYNC_FOLLOWERS",
+            JobType::NotifyDigest => "NOTIFY_DIGEST",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobType> {
+        JobType::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    /// Every name, for messages.
+    pub fn names() -> String {
+        JobType::ALL.map(JobType::as_str).join(", ")
+    }
+}
 
 /// Runs one job for one occurrence; its result, or what went wrong.
 pub async fn execute(services: &Arc<Services>, job: &scheduled_job::Model, occurrence: DateTime<Utc>) -> Result<Value, String> {
-    match job.job_type.as_str() {
-        "ACTION_FLOW" => action_flow(services, &job.data_map).await,
-        "NOTIFY_DIGEST" => digest(services, job, occurrence).await,
-        "SYNC_FOLLOWERS" => {
+    match JobType::parse(&job.job_type) {
+        Some(JobType::ActionFlow) => action_flow(services, &job.data_map).await,
+        Some(JobType::NotifyDigest) => digest(services, job, occurrence).await,
+        Some(JobType::SyncFollowers) => {
             let report = crate::linking::sync::sync_followers(services, None).await.map_err(|e| e.to_string())?;
             serde_json::to_value(report).map_err(|e| e.to_string())
         }
-        other => Err(format!("unknown job type {other}: use one of {}", JOB_TYPES.join(", "))),
+        None => Err(format!("unknown job type {}: use one of {}", job.job_type, JobType::names())),
     }
 }
 

@@ -11,7 +11,7 @@
 
 pub mod cron;
 pub mod graphql;
-mod jobs;
+pub mod jobs;
 
 use std::sync::Arc;
 use std::time::Duration;
