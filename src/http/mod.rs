@@ -1,6 +1,6 @@
-//! The HTTP surface (contract §6): GraphQL at `/api/graphql`, the console
-//! (see [`crate::console`]) on `GET /` and `GET /api/graphql`, `/healthz`,
-//! and `/wechat/callback` (handled in [`crate::linking::callback`]).
+//! The HTTP surface: GraphQL at `/api/graphql`, the console (see
+//! [`crate::console`]) on `GET /` and `GET /api/graphql`, `/healthz`,
+//! `/metrics`, and `/wechat/callback` (handled in [`crate::callback`]).
 //!
 //! The transport is a thin shell: it works out who is calling (token and
 //! client address), applies the transport's limits (body size, batch size,
