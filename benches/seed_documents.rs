@@ -184,15 +184,8 @@ async fn follower_loops(backend: Backend) {
     let sim = Simulator::start(SimConfig { followers: followers.collect(), latency: Duration::ZERO, ..SimConfig::default() })
         .await
         .expect("the simulator starts");
-    let (base, oa, mp) = (sim.base_url(), sim.oa_appid(), sim.mp_appid());
-    let settings = [
-        ("WECHAT_API_BASE", base.as_str()),
-        ("OA_APPID", oa.as_str()),
-        ("OA_SECRET", "sim-oa-secret"),
-        ("MP_APPID", mp.as_str()),
-        ("MP_SECRET", "sim-mp-secret"),
-    ];
-    let bench = Bench::start(&test_db, accounts, &settings).await;
+    let settings = common::sim_settings(&sim);
+    let bench = Bench::start(&test_db, accounts, &common::borrowed(&settings)).await;
 
     let started = Instant::now();
     for k in 0..FOLLOWERS {

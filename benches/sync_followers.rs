@@ -60,16 +60,9 @@ async fn main() {
 async fn run(backend: Backend, test_db: &TestDb, minimum: usize) {
     let config = SimConfig { followers: (0..FOLLOWERS).map(SimFollower::generated).collect(), latency: LATENCY, ..SimConfig::default() };
     let sim = Simulator::start(config).await.expect("the simulator starts");
-    let (base, oa, mp) = (sim.base_url(), sim.oa_appid(), sim.mp_appid());
-    let settings = [
-        ("WECHAT_API_BASE", base.as_str()),
-        ("OA_APPID", oa.as_str()),
-        ("OA_SECRET", "sim-oa-secret"),
-        ("MP_APPID", mp.as_str()),
-        ("MP_SECRET", "sim-mp-secret"),
-        ("SCHEDULER", "false"),
-        ("WECHAT_CONCURRENCY", concurrency().leak()),
-    ];
+    let mut settings = common::sim_settings(&sim);
+    settings.extend([("SCHEDULER".into(), "false".into()), ("WECHAT_CONCURRENCY".into(), concurrency())]);
+    let settings = common::borrowed(&settings);
     let (state, _address, _stop, _server) = common::start_server(test_db.url.clone(), &settings).await;
     seed_accounts(&state.db).await;
 
