@@ -76,7 +76,7 @@ async fn run(test_db: &TestDb) {
     let mut found = 0;
     for _ in 0..5 {
         let started = Instant::now();
-        found = digest::candidates(&services, None).await.expect("the candidate query").len();
+        found = digest::candidates_of(&services, None, digest::DEFAULT_TEMPLATE).await.expect("the candidate query").len();
         samples.push(started.elapsed());
     }
     println!("[{name}] candidate query: {found} candidates, median {:.0} ms", ms(median(&mut samples)));

@@ -17,7 +17,8 @@
 //! - [`linking`]: login, follower sync and scan-to-bind: everything that
 //!   keeps `account.oaopenid` true; [`callback`] the service account's
 //!   event pushes, handed to linking and notify.
-//! - [`notify`]: sending: the outbox, digests, throttled notices, credits.
+//! - [`notify`]: sending: the outbox, digests, throttled notices, credits;
+//!   [`delivery`] the channel and status names every part shares.
 //! - [`ratelimit`]: limits per client address (logins).
 //! - [`error`]: the one mapping from every capability's errors to GraphQL.
 //! - [`metrics`], [`telemetry`], [`doctor`]: operating it.
@@ -31,6 +32,7 @@ pub mod auth;
 pub mod callback;
 pub mod console;
 pub mod db;
+pub mod delivery;
 pub mod doctor;
 pub mod error;
 pub mod flows;

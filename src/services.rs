@@ -31,7 +31,7 @@ pub struct Services {
     pub background: TaskTracker,
     /// This process's leases on deliveries it is sending (see
     /// [`crate::notify::outbox`]).
-    pub leases: crate::notify::outbox::Leases,
+    pub leases: crate::delivery::Leases,
 }
 
 impl Services {

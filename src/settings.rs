@@ -87,6 +87,10 @@ pub struct Settings {
     pub oa_aes_key: Option<Secret>,
     pub mp_appid: Option<String>,
     pub mp_secret: Option<Secret>,
+    /// The Token of the mini-program's message push (`/wechat/mp-callback`).
+    pub mp_token: Option<Secret>,
+    /// The mini-program message push's EncodingAESKey, for safe mode.
+    pub mp_aes_key: Option<Secret>,
     /// Base URL of the WeChat API, without a trailing slash.
     pub wechat_api_base: String,
     /// Use `/cgi-bin/stable_token` instead of `/cgi-bin/token`.
@@ -129,7 +133,7 @@ pub struct Settings {
     /// heartbeat; a dead process's rows are settled once it lapses.
     pub delivery_lease: Duration,
     /// The channels `notifyAccount` tries, best first; each at most once.
-    pub channel_order: Vec<crate::notify::outbox::Channel>,
+    pub channel_order: Vec<crate::delivery::Channel>,
 }
 
 /// `count` events per `per`, e.g. `30/min`.
@@ -176,6 +180,8 @@ pub const SETTINGS: &[SettingInfo] = &[
     secret("OA_AES_KEY", "callback EncodingAESKey (43 characters) for safe mode"),
     setting("MP_APPID", None, "mini-program appid"),
     secret("MP_SECRET", "mini-program AppSecret"),
+    secret("MP_TOKEN", "Token of the mini-program's message push (消息推送), served at /wechat/mp-callback"),
+    secret("MP_AES_KEY", "EncodingAESKey (43 characters) of the mini-program's message push, for safe mode"),
     setting("WECHAT_API_BASE", Some("https://api.weixin.qq.com"), "WeChat API host; tests point it at the simulator"),
     setting(
         "WECHAT_STABLE_TOKEN",
@@ -218,8 +224,8 @@ pub const SETTINGS: &[SettingInfo] = &[
     ),
     setting(
         "CHANNEL_ORDER",
-        Some("OA_TEMPLATE,MP_SUBSCRIBE,MP_FORM"),
-        "the channels notifyAccount tries, best first, comma-separated: the first one that reaches the account (and has a credit) is used",
+        Some("OA_TEMPLATE,OA_SUBSCRIBE,MP_SUBSCRIBE,MP_FORM"),
+        "the channels notifyAccount and digests try, best first, comma-separated: the first one that reaches the account (and has a credit) is used",
     ),
 ];
 
@@ -331,6 +337,8 @@ impl Settings {
             oa_aes_key: raw.optional("OA_AES_KEY", parse_aes_key)?,
             mp_appid: raw.optional("MP_APPID", parse_appid)?,
             mp_secret: raw.optional("MP_SECRET", parse_secret)?,
+            mp_token: raw.optional("MP_TOKEN", parse_secret)?,
+            mp_aes_key: raw.optional("MP_AES_KEY", parse_aes_key)?,
             wechat_api_base: raw.parse("WECHAT_API_BASE", parse_base_url)?,
             wechat_stable_token: raw.parse("WECHAT_STABLE_TOKEN", parse_bool)?,
             wechat_timeout: raw.parse("WECHAT_TIMEOUT", parse_duration)?,
@@ -498,13 +506,13 @@ fn parse_resend_window(v: &str) -> Result<Duration, String> {
     Ok(window)
 }
 
-/// `OA_TEMPLATE,MP_SUBSCRIBE,MP_FORM`: known channels, each at most once.
-fn parse_channel_order(v: &str) -> Result<Vec<crate::notify::outbox::Channel>, String> {
-    use crate::notify::outbox::Channel;
+/// `OA_TEMPLATE,OA_SUBSCRIBE,MP_SUBSCRIBE,MP_FORM`: known channels, each at most once.
+fn parse_channel_order(v: &str) -> Result<Vec<crate::delivery::Channel>, String> {
+    use crate::delivery::Channel;
     let mut order: Vec<Channel> = Vec::new();
     for name in v.split(',').map(str::trim) {
         let channel = Channel::parse(name).ok_or_else(|| {
-            format!("names `{name}`, not a channel: list OA_TEMPLATE, MP_SUBSCRIBE and MP_FORM, comma-separated, best first")
+            format!("names `{name}`, not a channel: list OA_TEMPLATE, OA_SUBSCRIBE, MP_SUBSCRIBE and MP_FORM, comma-separated, best first")
         })?;
         if order.contains(&channel) {
             return Err(format!("names `{name}` twice: list each channel at most once"));
@@ -564,8 +572,9 @@ mod tests {
 
     #[test]
     fn the_channel_order_lists_known_channels_once_each() {
-        use crate::notify::outbox::Channel;
-        assert_eq!(load(&[]).unwrap().channel_order, [Channel::OaTemplate, Channel::MpSubscribe, Channel::MpForm]);
+        use crate::delivery::Channel;
+        assert_eq!(load(&[]).unwrap().channel_order, Channel::ALL);
+        assert_eq!(Channel::ALL.map(Channel::as_str), ["OA_TEMPLATE", "OA_SUBSCRIBE", "MP_SUBSCRIBE", "MP_FORM"]);
         assert_eq!(
             load(&[("CHANNEL_ORDER", "MP_SUBSCRIBE, OA_TEMPLATE")]).unwrap().channel_order,
             [Channel::MpSubscribe, Channel::OaTemplate]

@@ -36,7 +36,7 @@ pub struct Model {
 /// What each column means; the GraphQL schema shows these.
 pub const DOCS: &[(&str, &str)] = &[
     ("account_account", "The account the message is for, when known."),
-    ("channel", "OA_TEMPLATE, MP_SUBSCRIBE or MP_FORM."),
+    ("channel", "OA_TEMPLATE, OA_SUBSCRIBE, MP_SUBSCRIBE or MP_FORM."),
     ("touser", "The openid the message goes to."),
     ("template_id", "WeChat's template id."),
     ("payload", "The request body sent to WeChat."),

@@ -24,7 +24,7 @@ pub struct Model {
 /// What each column means; the GraphQL schema shows these.
 pub const DOCS: &[(&str, &str)] = &[
     ("name", "The name senders refer to (digest, realtime_single, ...); unique."),
-    ("channel", "OA_TEMPLATE, MP_SUBSCRIBE or MP_FORM."),
+    ("channel", "OA_TEMPLATE, OA_SUBSCRIBE, MP_SUBSCRIBE or MP_FORM."),
     ("template_id", "WeChat's template id."),
     ("page", "The mini-program page the message opens."),
     ("url", "The web page the message opens, when no mini-program page is given."),

@@ -27,6 +27,7 @@ mod m20261121_200002_delivery_status_index;
 mod m20261121_300001_callback_event_received_at_index;
 mod m20261201_000001_declared_indexes;
 mod m20261201_000002_delivery_lease;
+mod m20261201_000003_push_code_origin;
 
 pub struct Migrator;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_300001_callback_event_received_at_index::Migration),
             Box::new(m20261201_000001_declared_indexes::Migration),
             Box::new(m20261201_000002_delivery_lease::Migration),
+            Box::new(m20261201_000003_push_code_origin::Migration),
         ]
     }
 }

@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::error::CodedError;
 use crate::linking::sync::{RECENT_SYNCS_KEPT, RECENT_SYNCS_KEY};
-use crate::notify::outbox::Status;
+use crate::delivery::Status;
 use crate::scheduler::jobs::JobType;
 
 /// The chart's windows: (name, length in seconds, buckets).

@@ -1,6 +1,8 @@
 //! The HTTP surface: GraphQL at `/api/graphql`, the console (see
 //! [`crate::console`]) on `GET /` and `GET /api/graphql`, `/healthz`,
-//! `/metrics`, and `/wechat/callback` (handled in [`crate::callback`]).
+//! `/metrics`, and WeChat's pushes, `/wechat/callback` (the service
+//! account) and `/wechat/mp-callback` (the mini-program), handled in
+//! [`crate::callback`], which answers with outcomes rendered here.
 //!
 //! The transport is a thin shell: it works out who is calling (token and
 //! client address), applies the transport's limits (body size, batch size,
@@ -20,6 +22,8 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::auth::Caller;
+use crate::callback;
+use crate::wechat::App;
 use crate::error::CodedError;
 use crate::graphql::execute::{Answer, to_json};
 use crate::services::Services;
@@ -50,12 +54,59 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::console::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/wechat/callback", get(crate::callback::verify).post(crate::callback::receive))
+        .route("/wechat/callback", get(oa_verify).post(oa_receive))
+        .route("/wechat/mp-callback", get(mp_verify).post(mp_receive))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(state.settings.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), explain_too_large))
         .layer(axum::middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+type PushQuery = axum::extract::Query<callback::CallbackQuery>;
+
+async fn oa_verify(State(state): State<Arc<AppState>>, axum::extract::Query(query): PushQuery) -> Response {
+    render(callback::verify(&state.services, App::Oa, &query))
+}
+
+async fn mp_verify(State(state): State<Arc<AppState>>, axum::extract::Query(query): PushQuery) -> Response {
+    render(callback::verify(&state.services, App::Mp, &query))
+}
+
+async fn oa_receive(State(state): State<Arc<AppState>>, axum::extract::Query(query): PushQuery, body: axum::body::Body) -> Response {
+    receive_push(state, App::Oa, query, body).await
+}
+
+async fn mp_receive(State(state): State<Arc<AppState>>, axum::extract::Query(query): PushQuery, body: axum::body::Body) -> Response {
+    receive_push(state, App::Mp, query, body).await
+}
+
+async fn receive_push(state: Arc<AppState>, app: App, query: callback::CallbackQuery, body: axum::body::Body) -> Response {
+    let limit = callback::body_limit(state.settings.max_body_bytes);
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return render(callback::Answer::Refused(callback::Refusal::TooLarge, format!("a callback body is at most {limit} bytes")));
+    };
+    render(callback::receive(state.services.clone(), app, &query, &bytes).await)
+}
+
+/// A push's answer as WeChat expects it: plain text.
+fn render(answer: callback::Answer) -> Response {
+    use callback::Refusal;
+    let (status, text) = match answer {
+        callback::Answer::Echo(echostr) => (StatusCode::OK, echostr),
+        callback::Answer::Success => (StatusCode::OK, "success".to_string()),
+        callback::Answer::Refused(why, text) => (
+            match why {
+                Refusal::BadSignature => StatusCode::UNAUTHORIZED,
+                Refusal::OtherApp => StatusCode::FORBIDDEN,
+                Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                Refusal::NotAMessage => StatusCode::BAD_REQUEST,
+                Refusal::NotConfigured | Refusal::TryAgain => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            text,
+        ),
+    };
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
 /// Stops waiting for a request after `WXNOTIFY_REQUEST_TIMEOUT` and answers

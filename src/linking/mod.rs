@@ -15,6 +15,7 @@
 //! - [`store`]: the link SQL shared by all of the above, for both databases.
 //! - [`graphql`]: the operations' fields; [`cli`]: `wxnotify sync`.
 
+pub mod accounts;
 pub mod bind;
 pub mod cli;
 mod graphql;

@@ -1,7 +1,17 @@
-//! Mini-program send credits (`push_code`, seed 001): form ids collected
-//! from form submits (`collectFormIds`, valid 7 days) and one-time
-//! subscriptions (`grantSubscription`), and `pushBroadcast`, which spends one
-//! credit per account.
+//! Send credits (`push_code`, seed 001): form ids collected from form
+//! submits (`collectFormIds`, valid 7 days), one-time mini-program
+//! subscriptions (reported by the client through `grantSubscription`, and
+//! by WeChat through the mini-program's `subscribe_msg_popup_event`),
+//! service-account subscription-notice credits (WeChat's popup event on the
+//! service account), and `pushBroadcast`, which spends one credit per
+//! account.
+//!
+//! One acceptance is one credit however many report it: the client's
+//! report and WeChat's event for the same account and template within
+//! [`PAIRING_WINDOW`] of each other are paired into one row (`source`
+//! BOTH), under a lock on the account row so two reports arriving at once
+//! on two servers still pair. WeChat's retries of an event never get this
+//! far: the callback de-duplicates them.
 //!
 //! A credit is spent by deleting it in one atomic statement that returns it
 //! (`DELETE ... RETURNING`), so it is used at most once even when several
@@ -12,7 +22,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 
 use super::error::{NotifyError, invalid};
 use super::outbox::{self, NewDelivery, Scope};
@@ -32,7 +42,10 @@ pub fn form_id_life() -> Duration {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CreditKind {
     FormId,
+    /// A mini-program subscribe message (MP_SUBSCRIBE).
     Subscribe,
+    /// A service-account subscription notice (OA_SUBSCRIBE).
+    OaSubscribe,
 }
 
 impl CreditKind {
@@ -40,15 +53,43 @@ impl CreditKind {
         match self {
             CreditKind::FormId => "FORM_ID",
             CreditKind::Subscribe => "SUBSCRIBE",
+            CreditKind::OaSubscribe => "OA_SUBSCRIBE",
         }
     }
 }
+
+/// Who reported a subscription credit (`push_code.source`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The mini-program, through `grantSubscription`.
+    Client,
+    /// WeChat's `subscribe_msg_popup_event`.
+    Wechat,
+    /// Both reports of one acceptance.
+    Both,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Client => "CLIENT",
+            Source::Wechat => "WECHAT",
+            Source::Both => "BOTH",
+        }
+    }
+}
+
+/// How far apart the client's and WeChat's reports of one acceptance may
+/// be and still be paired. Both follow the user's tap within seconds.
+pub const PAIRING_WINDOW: Duration = Duration::minutes(10);
 
 /// A spent credit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credit {
     pub id: i64,
     pub code: Option<String>,
+    /// The openid WeChat reported the credit for, if it did.
+    pub openid: Option<String>,
 }
 
 /// One collected form id: `expire` in Unix milliseconds, as the seed's
@@ -129,8 +170,10 @@ fn expire_at(value: i64) -> Option<DateTime<Utc>> {
     if value.abs() < 100_000_000_000 { DateTime::from_timestamp(value, 0) } else { DateTime::from_timestamp_millis(value) }
 }
 
-/// Stores one subscription credit per template the user accepted.
-pub async fn grant_subscription(db: &impl ConnectionTrait, account: i64, template_ids: &[String]) -> Result<u64, NotifyError> {
+/// Records the templates the user accepted, as the mini-program reports
+/// them: one credit each, unless WeChat reported the same acceptance
+/// already (then that credit is the one). Returns the acceptances recorded.
+pub async fn grant_subscription(db: &DatabaseConnection, account: i64, template_ids: &[String]) -> Result<u64, NotifyError> {
     let ids: BTreeSet<&str> = template_ids.iter().map(|t| t.trim()).collect();
     if ids.is_empty() || ids.len() > 20 {
         return Err(invalid("template_ids must name 1 to 20 templates the user accepted"));
@@ -139,14 +182,80 @@ pub async fn grant_subscription(db: &impl ConnectionTrait, account: i64, templat
         return Err(invalid(format!("template id {bad:?} is not a WeChat template id")));
     }
     require_account(db, account).await?;
+    let ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
+    let recorded = record_acceptances(db, account, CreditKind::Subscribe, None, &ids, Source::Client).await?;
+    Ok(recorded.len() as u64)
+}
+
+/// What one report of acceptances did to each template's credit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new credit.
+    New,
+    /// The other reporter's credit for the same acceptance: now BOTH.
+    Paired,
+}
+
+/// Records `template_ids` accepted by `account`, reported by `source`
+/// (`openid`: the openid WeChat named, kept on the credit). Each pairs
+/// with an unpaired credit the other reporter left within
+/// [`PAIRING_WINDOW`], or becomes a new credit. One transaction, holding
+/// the account row, so concurrent reports pair instead of both inserting.
+pub async fn record_acceptances(
+    db: &DatabaseConnection,
+    account: i64,
+    kind: CreditKind,
+    openid: Option<&str>,
+    template_ids: &[String],
+    source: Source,
+) -> Result<Vec<Recorded>, DbErr> {
     let now = Utc::now();
-    let mut sql = Sql::new("INSERT INTO push_code (created_at, updated_at, account_account, kind, template_id) VALUES ");
-    let (now_p, account_p) = (sql.param(now), sql.param(account));
-    for (i, id) in ids.iter().enumerate() {
-        sql.push(&format!("{}({now_p}, {now_p}, {account_p}, 'SUBSCRIBE', ", if i > 0 { ", " } else { "" }));
-        sql.bind(id.to_string()).push(")");
+    let other = match source {
+        Source::Client => Source::Wechat,
+        _ => Source::Client,
+    };
+    let txn = db.begin().await?;
+    // Takes the account's row lock (PostgreSQL) or the write lock (SQLite).
+    let mut lock = Sql::new("UPDATE account SET updated_at = updated_at WHERE id = ");
+    lock.bind(account);
+    lock.execute(&txn).await?;
+    let mut out = Vec::with_capacity(template_ids.len());
+    for template_id in template_ids {
+        let mut pair = Sql::new("UPDATE push_code SET source = ");
+        pair.bind(Source::Both.as_str()).push(", updated_at = ").bind(now);
+        if let Some(openid) = openid {
+            pair.push(", openid = ").bind(openid.to_string());
+        }
+        pair.push(" WHERE id = (SELECT id FROM push_code WHERE account_account = ").bind(account);
+        pair.push(" AND kind = ").bind(kind.as_str()).push(" AND template_id = ").bind(template_id.clone());
+        pair.push(" AND source = ").bind(other.as_str()).push(" AND created_at >= ").bind(now - PAIRING_WINDOW);
+        pair.push(" ORDER BY id LIMIT 1)");
+        if pair.execute(&txn).await? > 0 {
+            out.push(Recorded::Paired);
+            continue;
+        }
+        let mut insert = Sql::new("INSERT INTO push_code (created_at, updated_at, account_account, kind, template_id, openid, source) VALUES (");
+        let now_p = insert.param(now);
+        insert.push(&format!("{now_p}, {now_p}, ")).bind(account).push(", ").bind(kind.as_str()).push(", ");
+        insert.bind(template_id.clone()).push(", ").bind(openid.map(str::to_string)).push(", ").bind(source.as_str()).push(")");
+        insert.execute(&txn).await?;
+        out.push(Recorded::New);
     }
-    Ok(sql.execute(db).await?)
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// The user turned `template_ids` off (`subscribe_msg_change_event`):
+/// their credits of `kind` for those templates go. (A popup answered
+/// `reject` only declines that one offer; earlier credits stay.) Returns
+/// the credits removed.
+pub async fn revoke(db: &impl ConnectionTrait, account: i64, kind: CreditKind, template_ids: &[String]) -> Result<u64, DbErr> {
+    if template_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = Sql::new("DELETE FROM push_code WHERE account_account = ");
+    sql.bind(account).push(" AND kind = ").bind(kind.as_str()).push(" AND template_id IN ").list(template_ids.iter().cloned());
+    sql.execute(db).await
 }
 
 /// Spends the oldest valid credit of `kind` (for `template_id`, when
@@ -162,9 +271,9 @@ pub async fn claim(db: &impl ConnectionTrait, account: i64, kind: CreditKind, te
         sql.push(" AND template_id = ").bind(template_id.to_string());
     }
     sql.push(" AND (expire_at IS NULL OR expire_at > ").bind(now).push(") ORDER BY id LIMIT 1");
-    sql.push(skip_locked(db)).push(") RETURNING id, code");
+    sql.push(skip_locked(db)).push(") RETURNING id, code, openid");
     match sql.one(db).await? {
-        Some(row) => Ok(Some(Credit { id: row.try_get("", "id")?, code: row.try_get("", "code")? })),
+        Some(row) => Ok(Some(Credit { id: row.try_get("", "id")?, code: row.try_get("", "code")?, openid: row.try_get("", "openid")? })),
         None => Ok(None),
     }
 }
@@ -173,6 +282,17 @@ pub async fn claim(db: &impl ConnectionTrait, account: i64, kind: CreditKind, te
 pub async fn drop_expired(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
     let mut sql = Sql::new("DELETE FROM push_code WHERE expire_at <= ");
     sql.bind(Utc::now());
+    sql.execute(db).await
+}
+
+/// As [`revoke`], for credits WeChat reported for `openid` (a
+/// service-account openid, which may belong to no account's link).
+pub async fn revoke_openid(db: &impl ConnectionTrait, kind: CreditKind, openid: &str, template_ids: &[String]) -> Result<u64, DbErr> {
+    if template_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = Sql::new("DELETE FROM push_code WHERE openid = ");
+    sql.bind(openid.to_string()).push(" AND kind = ").bind(kind.as_str()).push(" AND template_id IN ").list(template_ids.iter().cloned());
     sql.execute(db).await
 }
 

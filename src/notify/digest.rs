@@ -1,12 +1,18 @@
 //! `notifyDigest`: the seed's scheduled notice done right.
 //!
-//! ONE aggregate query finds every following account (`oaopenid` set, plus
-//! the caller's `account_bool_exp`, compiled by the table engine) with
-//! unread `point_count` rows, and counts them per `type`. Each account gets
-//! one message, queued in the outbox under `digest:<run_id>:<account id>`
-//! and sent with bounded concurrency. Running the same `run_id` again (after
-//! a crash, or after a quota stop) queues nothing new for accounts already
-//! handled and sends only what is still pending.
+//! ONE aggregate query finds every account the digest can reach (the
+//! caller's `account_bool_exp`, compiled by the table engine, and a way to
+//! reach it: following, or a credit for one of the digest's credit-paid
+//! templates) with unread `point_count` rows, and counts them per `type`.
+//! Each account gets one message on the first channel of
+//! `WXNOTIFY_CHANNEL_ORDER` that reaches it (see [`super::route`]), queued
+//! in the outbox under `digest:<run_id>:<account id>` and sent with bounded
+//! concurrency. Followers whose first channel is the template message are
+//! queued in bulk; an account paid with a credit is queued in a transaction
+//! of its own that spends the credit, so a credit is never spent without
+//! its message or twice. Running the same `run_id` again (after a crash,
+//! or after a quota stop) queues nothing new for accounts already handled
+//! (and spends no credit for them) and sends only what is still pending.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -18,7 +24,9 @@ use sea_orm::Value;
 use super::error::{NotifyError, invalid};
 use super::outbox::{self, Channel, NewDelivery, Scope};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
+use super::route;
 use super::sql::Sql;
+use sea_orm::TransactionTrait;
 use crate::hasura::Catalog;
 use crate::hasura::sql::Dialect;
 use crate::services::Services;
@@ -64,59 +72,123 @@ const UNTYPED: &str = "其他";
 /// Runs (or with `dry_run` only counts) a digest.
 pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestReport, NotifyError> {
     let run_id = run_id(request.run_id.as_deref())?;
-    let (candidates, deliveries) = plan(services, request, &run_id).await?;
-    let mut report = DigestReport { run_id, candidates: candidates as u64, ..DigestReport::default() };
-    if request.dry_run || deliveries.is_empty() {
+    let plan = plan(services, request, &run_id).await?;
+    let mut report = DigestReport { run_id, candidates: plan.candidates as u64, ..DigestReport::default() };
+    if request.dry_run || plan.candidates == 0 {
         return Ok(report);
     }
-    let queued = outbox::enqueue(&services.db, &deliveries).await?;
-    let pending: Vec<i64> = queued.iter().filter(|(_, pending)| *pending).map(|(id, _)| *id).collect();
-    let already = (queued.len() - pending.len()) as u64;
-    tracing::info!(run_id = %report.run_id, candidates, pending = pending.len(), "digest queued; sending");
+    let queued = outbox::enqueue(&services.db, &plan.bulk).await?;
+    let mut pending: Vec<i64> = queued.iter().filter(|(_, pending)| *pending).map(|(id, _)| *id).collect();
+    let mut already = (queued.len() - pending.len()) as u64;
+    let mut no_credit = 0u64;
+    for one in &plan.credited {
+        match queue_with_credit(services, one).await? {
+            Queued::New(id) => pending.push(id),
+            Queued::Before => already += 1,
+            Queued::NoCredit => no_credit += 1,
+        }
+    }
+    tracing::info!(run_id = %report.run_id, candidates = plan.candidates, pending = pending.len(), "digest queued; sending");
     let tally = outbox::deliver(services, &Scope::Ids(pending)).await?;
     report.sent = tally.sent;
     report.failed = tally.failed;
-    report.skipped = tally.skipped + already;
+    report.skipped = tally.skipped + already + no_credit;
     report.pending = tally.pending;
     report.stopped = tally.stopped;
     tracing::info!(?report, "digest finished");
     Ok(report)
 }
 
-/// Finds the candidates and renders one message each, writing nothing.
-/// Returns the number of candidates and the messages to queue.
-pub async fn plan(services: &Services, request: &DigestRequest, run_id: &str) -> Result<(usize, Vec<NewDelivery>), NotifyError> {
+/// What a digest will queue: followers' template messages in bulk, and
+/// the accounts whose message may be paid with a credit, each with its
+/// routes rendered in order.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub candidates: usize,
+    pub bulk: Vec<NewDelivery>,
+    pub credited: Vec<Credited>,
+}
+
+/// An account whose first route is paid with a credit.
+#[derive(Debug)]
+pub struct Credited {
+    pub account: AccountRow,
+    pub key: String,
+    pub routes: Vec<(MessageTemplate, render::Rendered)>,
+}
+
+enum Queued {
+    New(i64),
+    /// An earlier call of the run queued it.
+    Before,
+    /// The credit was spent elsewhere meanwhile and nothing else reaches it.
+    NoCredit,
+}
+
+/// Queues one credit-paid message, spending its credit, in one
+/// transaction; nothing when the run queued this account before.
+async fn queue_with_credit(services: &Services, one: &Credited) -> Result<Queued, NotifyError> {
+    let txn = services.db.begin().await?;
+    let mut seen = Sql::new("SELECT id FROM delivery WHERE dedupe_key = ");
+    seen.bind(one.key.clone());
+    if seen.one(&txn).await?.is_some() {
+        txn.rollback().await?;
+        return Ok(Queued::Before);
+    }
+    let mp_appid = services.wechat.appid(crate::wechat::App::Mp);
+    let Some(delivery) = route::pick(&txn, &one.account, one.routes.clone(), one.key.clone(), mp_appid).await? else {
+        txn.rollback().await?;
+        return Ok(Queued::NoCredit);
+    };
+    let queued = outbox::enqueue(&txn, std::slice::from_ref(&delivery)).await?;
+    txn.commit().await?;
+    Ok(match queued.first() {
+        Some((id, true)) => Queued::New(*id),
+        _ => Queued::Before,
+    })
+}
+
+/// Finds the candidates and renders their messages, writing nothing.
+pub async fn plan(services: &Services, request: &DigestRequest, run_id: &str) -> Result<Plan, NotifyError> {
     let name = request.template.as_deref().unwrap_or(DEFAULT_TEMPLATE);
-    let template = render::load(&services.db, name).await?;
-    if template.channel != Channel::OaTemplate {
+    let templates = route::templates(&services.db, name).await?;
+    let ordered = route::by_order(&templates, &services.settings.channel_order);
+    if ordered.is_empty() {
+        let channels: Vec<&str> = services.settings.channel_order.iter().map(|c| c.as_str()).collect();
         return Err(invalid(format!(
-            "a digest goes to followers as a service-account template message, but template `{name}` has channel {}: use an OA_TEMPLATE template",
-            template.channel.as_str()
+            "no template of digest `{name}` has a channel of WXNOTIFY_CHANNEL_ORDER ({}): give `{name}` (or `{name}_oa_subscribe`, `{name}_subscribe`, `{name}_form`) one of them",
+            channels.join(",")
         )));
     }
-    let found = candidates(services, request.filter.as_ref()).await?;
     let now = Utc::now();
     let tz = services.settings.timezone;
     // Checked once up front, so a typo fails before anything is queued
     // even when nobody is a candidate.
-    render::render(&template, &placeholders(&Candidate { account: AccountRow::default(), counts: BTreeMap::new() }, now, tz))?;
+    let blank = Candidate { account: AccountRow::default(), counts: BTreeMap::new() };
+    for template in &ordered {
+        render::render(template, &placeholders(&blank, now, tz))?;
+    }
+    let found = candidates(services, request.filter.as_ref(), &ordered).await?;
     let mp_appid = services.wechat.appid(crate::wechat::App::Mp);
-    let deliveries = found.iter().map(|c| message(&template, c, run_id, now, tz, mp_appid)).collect::<Result<Vec<_>, _>>()?;
-    Ok((found.len(), deliveries))
-}
-
-fn message(
-    template: &MessageTemplate,
-    candidate: &Candidate,
-    run_id: &str,
-    now: chrono::DateTime<Utc>,
-    tz: chrono_tz::Tz,
-    mp_appid: Option<&str>,
-) -> Result<NewDelivery, NotifyError> {
-    let key = format!("digest:{run_id}:{}", candidate.account.id);
-    let touser = candidate.account.oaopenid.clone().unwrap_or_default();
-    let rendered = render::render(template, &placeholders(candidate, now, tz))?;
-    Ok(NewDelivery::template(Some(candidate.account.id), &rendered.template_message(&touser, mp_appid, &key), key))
+    let mut plan = Plan { candidates: found.len(), ..Plan::default() };
+    for candidate in &found {
+        let key = format!("digest:{run_id}:{}", candidate.account.id);
+        let routes = route::reachable(&ordered, &candidate.account);
+        let values = placeholders(candidate, now, tz);
+        match routes.first() {
+            Some(first) if first.channel == Channel::OaTemplate => {
+                let touser = candidate.account.oaopenid.clone().unwrap_or_default();
+                let rendered = render::render(first, &values)?;
+                plan.bulk.push(NewDelivery::template(Some(candidate.account.id), &rendered.template_message(&touser, mp_appid, &key), key));
+            }
+            Some(_) => {
+                let routes = routes.into_iter().map(|t| render::render(&t, &values).map(|r| (t, r))).collect::<Result<_, _>>()?;
+                plan.credited.push(Credited { account: candidate.account.clone(), key, routes });
+            }
+            None => {}
+        }
+    }
+    Ok(plan)
 }
 
 fn placeholders(candidate: &Candidate, now: chrono::DateTime<Utc>, tz: chrono_tz::Tz) -> Placeholders {
@@ -139,9 +211,15 @@ fn catalog() -> &'static Catalog {
     CATALOG.get_or_init(crate::tables::catalog)
 }
 
-/// The one aggregate query: following accounts matching `filter` with
-/// unread rows, and their counts per type, in account order.
-pub async fn candidates(services: &Services, filter: Option<&serde_json::Value>) -> Result<Vec<Candidate>, NotifyError> {
+/// The one aggregate query: accounts matching `filter` that one of the
+/// `ordered` templates may reach (following, for the template message; a
+/// valid credit for a credit-paid one), with unread rows, and their counts
+/// per type, in account order.
+pub async fn candidates(
+    services: &Services,
+    filter: Option<&serde_json::Value>,
+    ordered: &[MessageTemplate],
+) -> Result<Vec<Candidate>, NotifyError> {
     let dialect = match services.settings.database_kind {
         DatabaseKind::Sqlite => Dialect::Sqlite,
         DatabaseKind::Postgres => Dialect::Postgres,
@@ -155,12 +233,14 @@ pub async fn candidates(services: &Services, filter: Option<&serde_json::Value>)
         _ => crate::hasura::sql::Compiled { sql: "(1=1)".into(), params: Vec::<Value>::new() },
     };
     let text = format!(
-        "SELECT {}, p.type AS kind, count(*) AS n FROM account AS a JOIN point_count AS p ON p.account_account = a.id \
-         WHERE a.oaopenid IS NOT NULL AND a.oaopenid <> '' AND {} GROUP BY a.id, p.type ORDER BY a.id",
+        "SELECT {}, p.type AS kind, count(*) AS n FROM account AS a JOIN point_count AS p ON p.account_account = a.id WHERE {} AND (",
         render::account_columns("a"),
         condition.sql
     );
-    let rows = Sql::continuing(text, condition.params).all(&services.db).await?;
+    let mut sql = Sql::continuing(text, condition.params);
+    reachable_condition(&mut sql, ordered);
+    sql.push(") GROUP BY a.id, p.type ORDER BY a.id");
+    let rows = sql.all(&services.db).await?;
     let mut out: Vec<Candidate> = Vec::new();
     for row in &rows {
         let id: i64 = row.try_get("", "id")?;
@@ -174,6 +254,47 @@ pub async fn candidates(services: &Services, filter: Option<&serde_json::Value>)
         }
     }
     Ok(out)
+}
+
+/// The candidates of the digest template `name` under the configured
+/// channel order (the candidate query alone, for benchmarks and tools).
+pub async fn candidates_of(services: &Services, filter: Option<&serde_json::Value>, name: &str) -> Result<Vec<Candidate>, NotifyError> {
+    let templates = route::templates(&services.db, name).await?;
+    candidates(services, filter, &route::by_order(&templates, &services.settings.channel_order)).await
+}
+
+/// `a` can be reached by one of `ordered`: following, or holding a valid
+/// credit a credit-paid template can spend.
+fn reachable_condition(sql: &mut Sql, ordered: &[MessageTemplate]) {
+    let following = "(a.oaopenid IS NOT NULL AND a.oaopenid <> '')";
+    let mp_user = "a.mp_openid IS NOT NULL AND a.mp_openid <> ''";
+    let mut credit: Vec<(&str, Option<&str>, bool)> = Vec::new();
+    let mut any_oa = false;
+    for template in ordered {
+        match template.channel {
+            Channel::OaTemplate => any_oa = true,
+            Channel::OaSubscribe => credit.push(("OA_SUBSCRIBE", Some(&template.template_id), false)),
+            Channel::MpSubscribe => credit.push(("SUBSCRIBE", Some(&template.template_id), true)),
+            Channel::MpForm => credit.push(("FORM_ID", None, true)),
+        }
+    }
+    sql.push(if any_oa { following } else { "1=0" });
+    if credit.is_empty() {
+        return;
+    }
+    sql.push(" OR EXISTS (SELECT 1 FROM push_code AS c WHERE c.account_account = a.id AND (c.expire_at IS NULL OR c.expire_at > ");
+    sql.bind(Utc::now()).push(") AND (1=0");
+    for (kind, template_id, needs_mp) in credit {
+        sql.push(" OR (c.kind = ").bind(kind);
+        if let Some(template_id) = template_id {
+            sql.push(" AND c.template_id = ").bind(template_id.to_string());
+        }
+        if needs_mp {
+            sql.push(" AND ").push(mp_user);
+        }
+        sql.push(")");
+    }
+    sql.push("))");
 }
 
 /// The given run id, checked, or a new one.

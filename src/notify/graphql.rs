@@ -72,7 +72,7 @@ pub fn operations() -> Operations {
                 "What a real-time notice did.",
                 &[
                     ("status", TypeRef::named_nn("NotifyAccountStatus"), "the outcome"),
-                    ("channel", TypeRef::named(TypeRef::STRING), "OA_TEMPLATE, MP_SUBSCRIBE or MP_FORM: how the notice went"),
+                    ("channel", TypeRef::named(TypeRef::STRING), "OA_TEMPLATE, OA_SUBSCRIBE, MP_SUBSCRIBE or MP_FORM: how the notice went"),
                     ("msgid", TypeRef::named("bigint"), "WeChat's message id, when it gave one"),
                     ("delivery_id", TypeRef::named("bigint"), "the `delivery` row of the notice"),
                     ("error", TypeRef::named(TypeRef::STRING), "why a FAILED notice failed"),

@@ -22,6 +22,7 @@ mod graphql;
 pub mod outbox;
 pub mod realtime;
 pub mod render;
+mod route;
 mod sql;
 
 use std::sync::Arc;

@@ -32,7 +32,7 @@
 
 use entity::delivery;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -43,120 +43,12 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::delivery::{Channel, Leases, Status};
+
 use super::sql::{Sql, skip_locked};
 use crate::services::Services;
 use crate::wechat::send::CLIENT_MSG_ID_TOO_FAST;
-use crate::wechat::{FormTemplateMessage, Reaction, SubscribeMessage, TemplateMessage, WechatClient, WechatError};
-
-/// How a message travels; `delivery.channel` and `message_template.channel`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Channel {
-    /// A service-account template message to a follower.
-    OaTemplate,
-    /// A mini-program subscribe message, paid with a subscription credit.
-    MpSubscribe,
-    /// A legacy mini-program template message, paid with a form id.
-    MpForm,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::OaTemplate => "OA_TEMPLATE",
-            Channel::MpSubscribe => "MP_SUBSCRIBE",
-            Channel::MpForm => "MP_FORM",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Channel> {
-        match text {
-            "OA_TEMPLATE" => Some(Channel::OaTemplate),
-            "MP_SUBSCRIBE" => Some(Channel::MpSubscribe),
-            "MP_FORM" => Some(Channel::MpForm),
-            _ => None,
-        }
-    }
-}
-
-/// Where a delivery is in its life; `delivery.status`. The only place these
-/// names are written: SQL and comparisons use [`Status::as_str`] and
-/// [`Status::sql`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// Queued, not yet claimed (or handed back for a later run).
-    Pending,
-    /// Claimed by a sender under a lease; its outcome is not yet recorded.
-    Sending,
-    /// WeChat accepted it (msgid, sent_at).
-    Sent,
-    /// WeChat refused it, or its outcome can no longer be known.
-    Failed,
-    /// Not sent, on purpose (no longer following, nothing to send).
-    Skipped,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "PENDING",
-            Status::Sending => "SENDING",
-            Status::Sent => "SENT",
-            Status::Failed => "FAILED",
-            Status::Skipped => "SKIPPED",
-        }
-    }
-
-    /// The status as an SQL string literal, for statements that name it.
-    pub fn sql(self) -> &'static str {
-        match self {
-            Status::Pending => "'PENDING'",
-            Status::Sending => "'SENDING'",
-            Status::Sent => "'SENT'",
-            Status::Failed => "'FAILED'",
-            Status::Skipped => "'SKIPPED'",
-        }
-    }
-}
-
-/// This process's claims on rows in flight: its name on them, and the ids
-/// whose lease its heartbeat renews.
-pub struct Leases {
-    owner: String,
-    held: std::sync::Mutex<HashSet<i64>>,
-}
-
-impl Default for Leases {
-    fn default() -> Self {
-        let owner = format!("pid{}-{:012x}", std::process::id(), rand::random::<u64>() & 0xffff_ffff_ffff);
-        Leases { owner, held: std::sync::Mutex::new(HashSet::new()) }
-    }
-}
-
-impl Leases {
-    /// The name this process writes into `lease_owner`.
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
-    fn hold(&self, ids: impl IntoIterator<Item = i64>) {
-        if let Ok(mut held) = self.held.lock() {
-            held.extend(ids);
-        }
-    }
-
-    fn release(&self, ids: impl IntoIterator<Item = i64>) {
-        if let Ok(mut held) = self.held.lock() {
-            for id in ids {
-                held.remove(&id);
-            }
-        }
-    }
-
-    /// The ids this process is sending right now.
-    pub fn held(&self) -> Vec<i64> {
-        self.held.lock().map(|held| held.iter().copied().collect()).unwrap_or_default()
-    }
-}
+use crate::wechat::{FormTemplateMessage, OaSubscribeMessage, Reaction, SubscribeMessage, TemplateMessage, WechatClient, WechatError};
 
 /// Renews the lease of every row this process is sending; the heartbeat
 /// (see [`super::spawn_heartbeat`]) calls it a few times per lease.
@@ -170,7 +62,7 @@ pub async fn renew_leases(services: &Services) -> Result<u64, DbErr> {
             .push(" WHERE status = ")
             .push(Status::Sending.sql())
             .push(" AND lease_owner = ")
-            .bind(services.leases.owner.clone());
+            .bind(services.leases.owner().to_string());
         sql.push(" AND id IN ").list(chunk.iter().copied());
         renewed += sql.execute(&services.db).await?;
     }
@@ -201,6 +93,11 @@ impl NewDelivery {
     pub fn template(account: Option<i64>, message: &TemplateMessage, key: String) -> Self {
         let payload = serde_json::to_value(message).unwrap_or(Value::Null);
         Self::of(account, Channel::OaTemplate, &message.touser, &message.template_id, payload, key)
+    }
+
+    pub fn oa_subscribe(account: Option<i64>, message: &OaSubscribeMessage, key: String) -> Self {
+        let payload = serde_json::to_value(message).unwrap_or(Value::Null);
+        Self::of(account, Channel::OaSubscribe, &message.touser, &message.template_id, payload, key)
     }
 
     pub fn subscribe(account: Option<i64>, message: &SubscribeMessage, key: String) -> Self {
@@ -427,7 +324,7 @@ async fn reclaim(services: &Services, cutoffs: &Cutoffs) -> Result<Vec<Claimed>,
     let db = &services.db;
     let limit = (services.settings.wechat_concurrency * 4).clamp(1, 256) as i64;
     let mut sql = Sql::new("UPDATE delivery SET claimed_at = COALESCE(claimed_at, updated_at), lease_owner = ");
-    sql.bind(services.leases.owner.clone()).push(", lease_until = ").bind(cutoffs.now + lease_of(services));
+    sql.bind(services.leases.owner().to_string()).push(", lease_until = ").bind(cutoffs.now + lease_of(services));
     sql.push(", updated_at = ").bind(cutoffs.now);
     let lapsed_test = |sql: &mut Sql| {
         sql.push("status = ").push(Status::Sending.sql()).push(" AND channel = ").bind(Channel::OaTemplate.as_str()).push(" AND ");
@@ -542,7 +439,7 @@ async fn claim(services: &Services, which: &Claim<'_>) -> Result<Vec<Claimed>, D
     sql.push(Status::Sending.sql()).push(", updated_at = ");
     let now_p = sql.param(now);
     sql.push(&format!("{now_p}, claimed_at = {now_p}, lease_owner = "));
-    sql.bind(services.leases.owner.clone()).push(", lease_until = ").bind(now + lease_of(services));
+    sql.bind(services.leases.owner().to_string()).push(", lease_until = ").bind(now + lease_of(services));
     // The outer status test is what PostgreSQL re-checks after waiting for a
     // row another claimer just took, so a row is never claimed twice.
     sql.push(" WHERE status = ").push(Status::Pending.sql()).push(" AND id IN ");
@@ -742,6 +639,10 @@ async fn send(client: &WechatClient, row: &Claimed) -> (Outcome, bool) {
             Ok(message) => client.send_template(&message).await,
             Err(e) => return (unreadable(e), false),
         },
+        Some(Channel::OaSubscribe) => match serde_json::from_str::<OaSubscribeMessage>(&row.payload) {
+            Ok(message) => client.send_oa_subscribe(&message).await,
+            Err(e) => return (unreadable(e), false),
+        },
         Some(Channel::MpSubscribe) => match serde_json::from_str::<SubscribeMessage>(&row.payload) {
             Ok(message) => client.send_subscribe(&message).await,
             Err(e) => return (unreadable(e), false),
@@ -751,7 +652,7 @@ async fn send(client: &WechatClient, row: &Claimed) -> (Outcome, bool) {
             Err(e) => return (unreadable(e), false),
         },
         None => {
-            let errmsg = "delivery.channel is not OA_TEMPLATE, MP_SUBSCRIBE or MP_FORM".to_string();
+            let errmsg = "delivery.channel is not OA_TEMPLATE, OA_SUBSCRIBE, MP_SUBSCRIBE or MP_FORM".to_string();
             return (Outcome::Failed { errcode: None, errmsg, unlink: None }, false);
         }
     };
@@ -882,6 +783,41 @@ pub async fn settle_report(db: &impl ConnectionTrait, msgid: i64, ok: bool, stat
         .bind(ok)
         .push(" THEN errmsg ELSE ");
     sql.bind(status.to_string()).push(" END, updated_at = ").bind(Utc::now()).push(" WHERE msgid = ").bind(msgid);
+    sql.execute(db).await
+}
+
+/// A `subscribe_msg_sent_event` item: WeChat's final word on a
+/// subscription message (`channel` OA_SUBSCRIBE or MP_SUBSCRIBE) to
+/// `touser` from template `template_id`. The send's answer carried no
+/// msgid (bizsend never does), so the event's MsgID settles the delivery
+/// that has it, or else the oldest SENT delivery of that channel, openid
+/// and template still without one: it gets the msgid, and a non-zero
+/// ErrorCode makes it FAILED with WeChat's ErrorStatus. Returns the
+/// deliveries it settled (0 or 1).
+pub async fn settle_subscription_report(
+    db: &impl ConnectionTrait,
+    channel: Channel,
+    touser: &str,
+    template_id: &str,
+    msgid: i64,
+    errcode: i64,
+    status: &str,
+) -> Result<u64, DbErr> {
+    let mut find = Sql::new("SELECT id FROM delivery WHERE channel = ");
+    find.bind(channel.as_str()).push(" AND touser = ").bind(touser.to_string());
+    find.push(" AND (msgid = ").bind(msgid).push(" OR (msgid IS NULL AND status = ").push(Status::Sent.sql());
+    find.push(" AND template_id = ").bind(template_id.to_string()).push(")) ORDER BY CASE WHEN msgid IS NULL THEN 1 ELSE 0 END, id LIMIT 1");
+    let Some(row) = find.one(db).await? else { return Ok(0) };
+    let id: i64 = row.try_get("", "id")?;
+    let ok = errcode == 0;
+    let mut sql = Sql::new("UPDATE delivery SET msgid = ");
+    sql.bind(msgid).push(", updated_at = ").bind(Utc::now());
+    if !ok {
+        sql.push(", status = ").push(Status::Failed.sql()).push(", errcode = ").bind(errcode as i32);
+        sql.push(", errmsg = ").bind(format!("WeChat could not deliver it: {status}"));
+    }
+    // Only a row still as found: a concurrent report for the same row loses.
+    sql.push(" WHERE id = ").bind(id).push(" AND (msgid IS NULL OR msgid = ").bind(msgid).push(")");
     sql.execute(db).await
 }
 

@@ -11,19 +11,22 @@
 //! One unread row uses the template `realtime_single` (`{{sender}}`,
 //! `{{content}}`, `{{type}}`), several `realtime_multi` (`{{count}}`). The
 //! channels are tried in `WXNOTIFY_CHANNEL_ORDER` (by default: OA_TEMPLATE
-//! for a follower, then MP_SUBSCRIBE, then MP_FORM): OA_TEMPLATE uses the
-//! `<name>` template with that channel and reaches followers; MP_SUBSCRIBE
-//! uses `<name>` or `<name>_subscribe` and is paid with a subscription credit
-//! for its template id; MP_FORM uses `<name>` or `<name>_form` and is paid
-//! with a form id. The first channel that reaches the account wins.
+//! for a follower, then OA_SUBSCRIBE, MP_SUBSCRIBE, MP_FORM): OA_TEMPLATE
+//! uses the `<name>` template with that channel and reaches followers;
+//! OA_SUBSCRIBE uses `<name>` or `<name>_oa_subscribe` and is paid with a
+//! service-account subscription credit WeChat reported (it reaches
+//! non-followers, at the openid on the credit); MP_SUBSCRIBE uses `<name>`
+//! or `<name>_subscribe` and is paid with a subscription credit for its
+//! template id; MP_FORM uses `<name>` or `<name>_form` and is paid with a
+//! form id. The first channel that reaches the account wins.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 
-use super::credits::{self, CreditKind};
 use super::error::{NotifyError, invalid};
-use super::outbox::{self, Channel, NewDelivery, Scope};
+use super::outbox::{self, Channel, Scope};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
+use super::route;
 use super::sql::Sql;
 use crate::services::Services;
 
@@ -101,7 +104,8 @@ pub async fn notify_account(services: &Services, account_id: i64, window_seconds
         return Ok(NoticeResult::bare(NoticeStatus::NothingToSend));
     };
     let name = if unread.count == 1 { "realtime_single" } else { "realtime_multi" };
-    let routes = routes(db, name, &account, &services.settings.channel_order).await?;
+    let templates = route::templates(db, name).await?;
+    let routes = route::reachable(&route::by_order(&templates, &services.settings.channel_order), &account);
     if routes.is_empty() {
         return Ok(NoticeResult::bare(NoticeStatus::NotFollowing));
     }
@@ -116,7 +120,7 @@ pub async fn notify_account(services: &Services, account_id: i64, window_seconds
     }
     let key = format!("realtime:{account_id}:{}", now.timestamp_micros());
     let mp_appid = services.wechat.appid(crate::wechat::App::Mp);
-    let Some(delivery) = pick(&txn, &account, rendered, key, mp_appid).await? else {
+    let Some(delivery) = route::pick(&txn, &account, rendered, key, mp_appid).await? else {
         // No credit after all: give the window back untouched.
         txn.rollback().await?;
         return Ok(NoticeResult::bare(NoticeStatus::NotFollowing));
@@ -177,34 +181,6 @@ fn placeholders(account: &AccountRow, unread: &Unread, now: DateTime<Utc>, tz: c
     values
 }
 
-/// The templates that can reach this account, in the configured order.
-async fn routes(
-    db: &impl ConnectionTrait,
-    name: &str,
-    account: &AccountRow,
-    order: &[Channel],
-) -> Result<Vec<MessageTemplate>, NotifyError> {
-    let (subscribe, form) = (format!("{name}_subscribe"), format!("{name}_form"));
-    let templates = render::load_many(db, &[name, &subscribe, &form]).await?;
-    if templates.is_empty() {
-        return Err(render::missing(name));
-    }
-    let has = |o: &Option<String>| o.as_deref().is_some_and(|s| !s.is_empty());
-    let mut routes = Vec::new();
-    for &channel in order {
-        let reaches = match channel {
-            Channel::OaTemplate => has(&account.oaopenid),
-            Channel::MpSubscribe | Channel::MpForm => has(&account.mp_openid),
-        };
-        if reaches {
-            // One service-account template is enough: it always goes out.
-            let take = if channel == Channel::OaTemplate { 1 } else { usize::MAX };
-            routes.extend(templates.iter().filter(|t| t.channel == channel).take(take).cloned());
-        }
-    }
-    Ok(routes)
-}
-
 /// The atomic window claim: true when this caller owns the new window.
 pub async fn claim_window(
     db: &impl ConnectionTrait,
@@ -218,38 +194,4 @@ pub async fn claim_window(
     sql.push(") ON CONFLICT (account_account) DO UPDATE SET expire_time = excluded.expire_time, updated_at = excluded.updated_at ");
     sql.push(&format!("WHERE notice.expire_time <= {now_p} RETURNING id"));
     Ok(sql.one(db).await?.is_some())
-}
-
-/// The delivery for the first route that works: a follower's template
-/// message, or a mini-program message paid with a credit spent now.
-async fn pick(
-    db: &impl ConnectionTrait,
-    account: &AccountRow,
-    rendered: Vec<(MessageTemplate, render::Rendered)>,
-    key: String,
-    mp_appid: Option<&str>,
-) -> Result<Option<NewDelivery>, NotifyError> {
-    let id = Some(account.id);
-    for (template, message) in rendered {
-        match template.channel {
-            Channel::OaTemplate => {
-                let touser = account.oaopenid.clone().unwrap_or_default();
-                return Ok(Some(NewDelivery::template(id, &message.template_message(&touser, mp_appid, &key), key)));
-            }
-            Channel::MpSubscribe => {
-                if credits::claim(db, account.id, CreditKind::Subscribe, Some(&template.template_id)).await?.is_some() {
-                    let touser = account.mp_openid.clone().unwrap_or_default();
-                    return Ok(Some(NewDelivery::subscribe(id, &message.subscribe_message(&touser), key)));
-                }
-            }
-            Channel::MpForm => {
-                if let Some(credit) = credits::claim(db, account.id, CreditKind::FormId, None).await? {
-                    let touser = account.mp_openid.clone().unwrap_or_default();
-                    let form_id = credit.code.unwrap_or_default();
-                    return Ok(Some(NewDelivery::form(id, &message.form_message(&touser, &form_id), key)));
-                }
-            }
-        }
-    }
-    Ok(None)
 }

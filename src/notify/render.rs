@@ -21,7 +21,7 @@ use super::error::{NotifyError, invalid};
 use super::outbox::Channel;
 use super::sql::Sql;
 use crate::wechat::send::fit_template_data;
-use crate::wechat::{FormTemplateMessage, MiniProgramLink, SubscribeMessage, TemplateMessage, TemplateValue};
+use crate::wechat::{FormTemplateMessage, MiniProgramLink, OaSubscribeMessage, SubscribeMessage, TemplateMessage, TemplateValue};
 
 /// A `message_template` row.
 #[derive(Clone, Debug)]
@@ -50,7 +50,7 @@ pub async fn load(db: &impl ConnectionTrait, name: &str) -> Result<MessageTempla
 pub fn missing(name: &str) -> NotifyError {
     NotifyError::NotFound(format!(
         "message template `{name}` does not exist: insert it into message_template \
-         (name, channel OA_TEMPLATE|MP_SUBSCRIBE|MP_FORM, template_id, data with {{{{placeholders}}}})"
+         (name, channel OA_TEMPLATE|OA_SUBSCRIBE|MP_SUBSCRIBE|MP_FORM, template_id, data with {{{{placeholders}}}})"
     ))
 }
 
@@ -58,7 +58,7 @@ fn template_of(row: &QueryResult) -> Result<MessageTemplate, NotifyError> {
     let name: String = row.try_get("", "name")?;
     let channel: String = row.try_get("", "channel")?;
     let channel = Channel::parse(&channel)
-        .ok_or_else(|| invalid(format!("message template `{name}` has channel {channel:?}: use OA_TEMPLATE, MP_SUBSCRIBE or MP_FORM")))?;
+        .ok_or_else(|| invalid(format!("message template `{name}` has channel {channel:?}: use OA_TEMPLATE, OA_SUBSCRIBE, MP_SUBSCRIBE or MP_FORM")))?;
     let data: String = row.try_get("", "data")?;
     let data = serde_json::from_str(&data).map_err(|e| invalid(format!("message template `{name}`: data is not JSON: {e}")))?;
     Ok(MessageTemplate {
@@ -245,6 +245,16 @@ impl Rendered {
             data: self.data,
             client_msg_id: Some(client_msg_id.to_string()),
         }
+    }
+
+    /// A service-account subscription notice: the page opens in the
+    /// mini-program when one is configured, else `url` as a web page.
+    pub fn oa_subscribe_message(self, touser: &str, mp_appid: Option<&str>) -> OaSubscribeMessage {
+        let (miniprogram, page) = match (mp_appid, self.page) {
+            (Some(appid), Some(pagepath)) => (Some(MiniProgramLink { appid: appid.to_string(), pagepath }), None),
+            (_, _) => (None, self.url),
+        };
+        OaSubscribeMessage { touser: touser.to_string(), template_id: self.template_id, page, miniprogram, data: self.data }
     }
 
     pub fn subscribe_message(self, touser: &str) -> SubscribeMessage {

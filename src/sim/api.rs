@@ -6,17 +6,12 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::SimFollower;
+use super::{SimFollower, SimSubscriptionTemplate};
 use super::state::{IssuedToken, SentMessage, SimState, Ticket, error};
 
 type Query = BTreeMap<String, String>;
 
-/// Which app's token an endpoint wants.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum App {
-    Oa,
-    Mp,
-}
+use crate::wechat::App;
 
 impl SimState {
     /// Answers one call: injected fault first, then the daily quota, then
@@ -41,6 +36,13 @@ impl SimState {
             "/cgi-bin/token" => self.token(query),
             "/cgi-bin/stable_token" => self.stable_token(body),
             "/sns/jscode2session" => self.jscode2session(query),
+            _ if path.starts_with("/wxaapi/newtmpl/") => {
+                // Both apps have a library of their own; the token says whose.
+                let token = query.get("access_token").map(String::as_str).unwrap_or_default();
+                let app = if self.check_token(App::Mp, token).is_ok() { App::Mp } else { App::Oa };
+                self.check_token(app, token)?;
+                self.newtmpl(app, path, body)
+            }
             _ => {
                 let app = if path.contains("subscribe/send") || path.contains("wxopen") { App::Mp } else { App::Oa };
                 self.check_token(app, query.get("access_token").map(String::as_str).unwrap_or_default())?;
@@ -251,6 +253,15 @@ impl SimState {
         if self.config.valid_templates.as_ref().is_some_and(|valid| !valid.contains(&template_id)) {
             return Err(error(40037, "invalid template_id"));
         }
+        // A subscription message names a template of the app's library, once it has one.
+        let library = match path {
+            "/cgi-bin/message/subscribe/bizsend" => self.subscription_templates.get(&App::Oa),
+            "/cgi-bin/message/subscribe/send" => self.subscription_templates.get(&App::Mp),
+            _ => None,
+        };
+        if library.is_some_and(|l| !l.is_empty() && !l.iter().any(|t| t.template_id == template_id)) {
+            return Err(error(40037, "invalid template_id"));
+        }
         if !body.get("data").is_some_and(Value::is_object) {
             return Err(error(47003, "argument invalid! data is empty"));
         }
@@ -264,6 +275,7 @@ impl SimState {
         let answer = match path {
             "/cgi-bin/message/template/send" => self.check_template_send(&touser)?,
             "/cgi-bin/message/subscribe/send" => self.check_subscribe_send(&touser, &template_id, body)?,
+            "/cgi-bin/message/subscribe/bizsend" => self.check_oa_subscribe_send(&touser, &template_id, body)?,
             "/cgi-bin/message/wxopen/template/send" => self.check_form_send(&touser, &text("form_id"))?,
             _ => return Err(error(40066, "invalid url")),
         };
@@ -312,15 +324,7 @@ impl SimState {
         if !self.mp_users.contains_key(touser) {
             return Err(error(40003, "invalid openid"));
         }
-        // Unlike template sends, too-long values are refused, not cut.
-        if let Some(data) = body.get("data").and_then(Value::as_object) {
-            for (key, field) in data {
-                let value = field.get("value").and_then(Value::as_str).unwrap_or_default();
-                if key.starts_with("thing") && value.chars().count() > 20 {
-                    return Err(error(47003, &format!("argument invalid! data.{key}.value")));
-                }
-            }
-        }
+        check_thing_lengths(body)?;
         if self.config.enforce_subscribe_credits {
             let key = (touser.to_string(), template_id.to_string());
             match self.subscribe_credits.get_mut(&key) {
@@ -329,6 +333,65 @@ impl SimState {
             }
         }
         Ok(json!({ "errcode": 0, "errmsg": "ok", "msgid": 0 }))
+    }
+
+    /// A service-account subscription notice: the user must be known to the
+    /// account (a follower, or someone who left or only met it in a popup)
+    /// and have a credit from a popup; bizsend answers without a msgid.
+    fn check_oa_subscribe_send(&mut self, touser: &str, template_id: &str, body: &Value) -> Result<Value, Value> {
+        if self.follower(touser).is_none() {
+            return Err(error(40003, "invalid openid"));
+        }
+        check_thing_lengths(body)?;
+        let key = (touser.to_string(), template_id.to_string());
+        match self.oa_subscribe_credits.get_mut(&key) {
+            Some(left) if *left > 0 => *left -= 1,
+            _ => return Err(error(43101, "user refuse to accept the msg")),
+        }
+        Ok(json!({ "errcode": 0, "errmsg": "ok" }))
+    }
+
+    /// The subscription-template library of `app`: gettemplate lists it,
+    /// getcategory names one category, addtemplate adds a template with the
+    /// chosen keywords, deltemplate removes one (40037 for an unknown id,
+    /// the simulator's choice: WeChat does not document it).
+    fn newtmpl(&mut self, app: App, path: &str, body: &Value) -> Result<Value, Value> {
+        let library = self.subscription_templates.entry(app).or_default();
+        match path {
+            "/wxaapi/newtmpl/gettemplate" => {
+                let data: Vec<Value> = library
+                    .iter()
+                    .map(|t| json!({ "priTmplId": t.template_id, "title": t.title, "content": t.content, "example": t.example, "type": t.kind }))
+                    .collect();
+                Ok(json!({ "errcode": 0, "errmsg": "ok", "data": data }))
+            }
+            "/wxaapi/newtmpl/getcategory" => Ok(json!({ "errcode": 0, "errmsg": "ok", "data": [{ "id": 616, "name": "公交" }] })),
+            "/wxaapi/newtmpl/addtemplate" => {
+                let tid = body.get("tid").map(|t| t.to_string().trim_matches('"').to_string()).unwrap_or_default();
+                let keywords: Vec<String> = body
+                    .get("kidList")
+                    .and_then(Value::as_array)
+                    .map(|l| l.iter().map(|k| format!("thing{}", k.to_string().trim_matches('"'))).collect())
+                    .unwrap_or_default();
+                if tid.is_empty() || !(2..=5).contains(&keywords.len()) {
+                    return Err(error(200014, "kidList must list 2 to 5 keywords"));
+                }
+                let keywords: Vec<&str> = keywords.iter().map(String::as_str).collect();
+                let template_id = random_text(43);
+                library.push(SimSubscriptionTemplate::one_time(&template_id, &format!("模板{tid}"), &keywords));
+                Ok(json!({ "errcode": 0, "errmsg": "ok", "priTmplId": template_id }))
+            }
+            "/wxaapi/newtmpl/deltemplate" => {
+                let id = body.get("priTmplId").and_then(Value::as_str).unwrap_or_default();
+                let before = library.len();
+                library.retain(|t| t.template_id != id);
+                if library.len() == before {
+                    return Err(error(40037, "invalid template_id"));
+                }
+                Ok(json!({ "errcode": 0, "errmsg": "ok" }))
+            }
+            _ => Err(error(40066, "invalid url")),
+        }
     }
 
     fn check_form_send(&mut self, touser: &str, form_id: &str) -> Result<Value, Value> {
@@ -351,6 +414,20 @@ impl SimState {
     }
 }
 
+/// Unlike template sends, subscription messages refuse too-long values
+/// instead of cutting them.
+fn check_thing_lengths(body: &Value) -> Result<(), Value> {
+    if let Some(data) = body.get("data").and_then(Value::as_object) {
+        for (key, field) in data {
+            let value = field.get("value").and_then(Value::as_str).unwrap_or_default();
+            if key.starts_with("thing") && value.chars().count() > 20 {
+                return Err(error(47003, &format!("argument invalid! data.{key}.value")));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn is_known(path: &str) -> bool {
     matches!(
         path,
@@ -363,6 +440,11 @@ fn is_known(path: &str) -> bool {
             | "/cgi-bin/message/template/send"
             | "/cgi-bin/message/subscribe/send"
             | "/cgi-bin/message/wxopen/template/send"
+            | "/cgi-bin/message/subscribe/bizsend"
+            | "/wxaapi/newtmpl/gettemplate"
+            | "/wxaapi/newtmpl/getcategory"
+            | "/wxaapi/newtmpl/addtemplate"
+            | "/wxaapi/newtmpl/deltemplate"
             | "/cgi-bin/qrcode/create"
     )
 }

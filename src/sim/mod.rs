@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-pub use events::{CallbackTarget, Delivery, PushOutcome, SimEvent};
+pub use events::{CallbackTarget, Delivery, PushApp, PushFormat, PushOutcome, SimEvent};
 pub use state::{CallRecord, SentMessage};
 
 use state::SimState;
@@ -91,6 +91,27 @@ impl SimMpUser {
     }
 }
 
+/// A subscription-message template of one app, as `/wxaapi/newtmpl/gettemplate`
+/// lists it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SimSubscriptionTemplate {
+    pub template_id: String,
+    pub title: String,
+    /// `时间:{{time1.DATA}}\n事项:{{thing2.DATA}}\n`.
+    pub content: String,
+    pub example: String,
+    /// 2: one-time; 3: long-term.
+    pub kind: i64,
+}
+
+impl SimSubscriptionTemplate {
+    /// A one-time template whose content lists `keywords` (`thing1`, ...).
+    pub fn one_time(template_id: &str, title: &str, keywords: &[&str]) -> SimSubscriptionTemplate {
+        let content: String = keywords.iter().map(|k| format!("{k}:{{{{{k}.DATA}}}}\n")).collect();
+        SimSubscriptionTemplate { template_id: template_id.into(), title: title.into(), content, example: String::new(), kind: 2 }
+    }
+}
+
 /// How a simulator starts. `Default` is WeChat's own numbers.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -100,6 +121,8 @@ pub struct SimConfig {
     pub oa_secret: String,
     /// The service account's original id (`gh_...`), the `ToUserName` of events.
     pub oa_original_id: String,
+    /// The mini-program's original id, the `ToUserName` of its pushes.
+    pub mp_original_id: String,
     pub mp_appid: String,
     pub mp_secret: String,
     /// Life of a token (7200 s).
@@ -158,6 +181,7 @@ impl Default for SimConfig {
             oa_appid: "wxsimoa000000001".into(),
             oa_secret: "sim-oa-secret".into(),
             oa_original_id: "gh_sim000000001".into(),
+            mp_original_id: "gh_simmp0000001".into(),
             mp_appid: "wxsimmp000000001".into(),
             mp_secret: "sim-mp-secret".into(),
             token_lifetime: Duration::from_secs(7200),
@@ -283,6 +307,16 @@ impl SimHandle {
     }
 
     /// Lets `openid` receive `n` more subscribe messages of `template_id`.
+    /// Adds a subscription-message template to `app`'s library.
+    pub fn add_subscription_template(&self, app: crate::wechat::App, template: SimSubscriptionTemplate) {
+        self.with_state(|s| s.subscription_templates.entry(app).or_default().push(template));
+    }
+
+    /// Service-account subscription notices `openid` can still get from `template_id`.
+    pub fn oa_subscribe_credits(&self, openid: &str, template_id: &str) -> u32 {
+        self.with_state(|s| s.oa_subscribe_credits.get(&(openid.to_string(), template_id.to_string())).copied().unwrap_or(0))
+    }
+
     pub fn grant_subscribe_credits(&self, openid: &str, template_id: &str, n: u32) {
         self.with_state(|s| *s.subscribe_credits.entry((openid.to_string(), template_id.to_string())).or_default() += n);
     }

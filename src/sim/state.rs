@@ -87,6 +87,11 @@ pub(crate) struct SimState {
     pub client_msg_ids: HashMap<(String, String), (i64, DateTime<Utc>)>,
     /// Template sends dropped as repeats of a `client_msg_id`.
     pub repeats_dropped: usize,
+    /// (service-account openid, template_id) → subscription notices left:
+    /// one per accept in a subscription popup, none after a change event.
+    pub oa_subscribe_credits: HashMap<(String, String), u32>,
+    /// Each app's subscription-message templates (`/wxaapi/newtmpl/*`).
+    pub subscription_templates: HashMap<crate::wechat::App, Vec<super::SimSubscriptionTemplate>>,
 }
 
 impl SimState {
@@ -112,6 +117,8 @@ impl SimState {
             subscribe_credits: HashMap::new(),
             client_msg_ids: HashMap::new(),
             repeats_dropped: 0,
+            oa_subscribe_credits: HashMap::new(),
+            subscription_templates: HashMap::new(),
             config,
         };
         let followers = std::mem::take(&mut state.config.followers);

@@ -30,7 +30,9 @@ pub use followers::{FollowerPage, UserInfo};
 pub use login::Session;
 pub use qrcode::QrCode;
 pub use retry::RetryPolicy;
-pub use send::{FormTemplateMessage, MiniProgramLink, SendReceipt, SubscribeMessage, TemplateMessage, TemplateValue};
+pub use send::{
+    FormTemplateMessage, MiniProgramLink, OaSubscribeMessage, SendReceipt, SubscribeMessage, SubscriptionTemplate, TemplateMessage, TemplateValue,
+};
 pub use transport::{count_calls, count_calls_into};
 
 use crate::settings::{Secret, Settings};

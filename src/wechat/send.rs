@@ -71,6 +71,23 @@ pub struct SubscribeMessage {
     pub lang: Option<String>,
 }
 
+/// A service-account subscription notice (`message/subscribe/bizsend`),
+/// paid with a credit the user gave in a subscription popup; it reaches
+/// users who do not follow the account (they read it in 服务通知).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OaSubscribeMessage {
+    /// The user's service-account openid.
+    pub touser: String,
+    pub template_id: String,
+    /// A web page opened on tap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+    /// Wins over `page` when both are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miniprogram: Option<MiniProgramLink>,
+    pub data: BTreeMap<String, TemplateValue>,
+}
+
 /// A legacy mini-program template message (`message/wxopen/template/send`),
 /// paid for with a form_id or prepay_id the user produced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +138,19 @@ impl WechatClient {
         self.send(App::Mp, "/cgi-bin/message/subscribe/send", message).await
     }
 
+    /// Sends a service-account subscription notice. WeChat answers without
+    /// a msgid; its `subscribe_msg_sent_event` names one later.
+    pub async fn send_oa_subscribe(&self, message: &OaSubscribeMessage) -> Result<SendReceipt, WechatError> {
+        self.send(App::Oa, OA_SUBSCRIBE_SEND, message).await
+    }
+
+    /// The account's subscription-notice templates (`/wxaapi/newtmpl/gettemplate`).
+    pub async fn subscription_templates(&self, app: App) -> Result<Vec<SubscriptionTemplate>, WechatError> {
+        let answer = self.call_with_token(Call::get(app, SUBSCRIPTION_TEMPLATES, Vec::new())).await?;
+        let list = answer.get("data").cloned().unwrap_or(Value::Array(Vec::new()));
+        serde_json::from_value(list).map_err(|e| WechatError::Invalid { api: SUBSCRIPTION_TEMPLATES, problem: e.to_string() })
+    }
+
     /// Sends a legacy form-id template message (41028 / 41029: that form_id
     /// is spent, use the next).
     pub async fn send_form_template(&self, message: &FormTemplateMessage) -> Result<SendReceipt, WechatError> {
@@ -135,6 +165,24 @@ impl WechatClient {
 }
 
 const TEMPLATE_SEND: &str = "/cgi-bin/message/template/send";
+/// Where service-account subscription notices go.
+pub const OA_SUBSCRIBE_SEND: &str = "/cgi-bin/message/subscribe/bizsend";
+const SUBSCRIPTION_TEMPLATES: &str = "/wxaapi/newtmpl/gettemplate";
+
+/// One subscription-notice template of the account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionTemplate {
+    #[serde(rename = "priTmplId")]
+    pub template_id: String,
+    pub title: String,
+    /// `{{thing1.DATA}}` placeholders, one line each.
+    pub content: String,
+    #[serde(default)]
+    pub example: String,
+    /// 2: one-time; 3: long-term.
+    #[serde(rename = "type")]
+    pub kind: i64,
+}
 
 /// The msgid of an answer; WeChat spells it `msgid` on template sends and
 /// `msg_id` on the mass-send repeat answer, so both are read.

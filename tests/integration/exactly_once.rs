@@ -139,7 +139,7 @@ each_backend_and_answer! {
         let Some(app) = spawn(backend, &sim, &[]).await else { return };
         let ids = followers_with_unread(&app, &sim, 4).await;
         let services = app.state.services.clone();
-        let (_, planned) = digest::plan(&services, &DigestRequest::default(), "crashed").await.unwrap();
+        let planned = digest::plan(&services, &DigestRequest::default(), "crashed").await.unwrap().bulk;
         let queued: Vec<i64> = outbox::enqueue(&services.db, &planned).await.unwrap().iter().map(|(id, _)| *id).collect();
         // Row 0: WeChat has it, the dead sender never recorded it. Row 1: the
         // sender died before WeChat got it. Row 2: like row 0, but first sent

@@ -100,6 +100,7 @@ fn target(app: &TestApp, safe: bool) -> CallbackTarget {
         url: format!("{}/wechat/callback", app.address),
         token: CALLBACK_TOKEN.into(),
         aes_key: safe.then(|| AES_KEY.to_string()),
+        ..Default::default()
     }
 }
 

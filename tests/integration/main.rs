@@ -22,6 +22,7 @@ mod roles;
 mod scheduler;
 mod seed_documents;
 mod simulator;
+mod subscriptions;
 mod tables;
 mod wechat;
 mod wechat_crypto;

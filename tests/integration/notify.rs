@@ -163,7 +163,8 @@ with_simulator! {
         // The crashed run: everything queued, two messages sent, a third
         // claimed when the process died.
         let services = app.state.services.clone();
-        let (candidates, planned) = digest::plan(&services, &DigestRequest::default(), "crash-run").await.unwrap();
+        let plan = digest::plan(&services, &DigestRequest::default(), "crash-run").await.unwrap();
+        let (candidates, planned) = (plan.candidates, plan.bulk);
         assert_eq!(candidates, 6);
         let queued = outbox::enqueue(&services.db, &planned).await.unwrap();
         let queued: Vec<i64> = queued.iter().map(|(id, _)| *id).collect();
@@ -447,7 +448,7 @@ with_simulator! {
         unread(&app, ids[0], "聊天", 1).await;
         unread(&app, ids[1], "聊天", 1).await;
         let services = app.state.services.clone();
-        let (_, planned) = digest::plan(&services, &DigestRequest::default(), "before-crash").await.unwrap();
+        let planned = digest::plan(&services, &DigestRequest::default(), "before-crash").await.unwrap().bulk;
         let queued = outbox::enqueue(&services.db, &planned).await.unwrap();
         // B's message was in flight long ago when its process died.
         entity::delivery::Entity::update_many()

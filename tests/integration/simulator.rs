@@ -261,7 +261,7 @@ async fn a_plain_subscribe_push_is_signed_and_makes_the_user_a_follower() {
         .unwrap()
         .to_string();
     let (url, seen) = callback_receiver().await;
-    let target = CallbackTarget { url, token: "cb-token".into(), aes_key: None };
+    let target = CallbackTarget { url, token: "cb-token".into(), aes_key: None, ..Default::default() };
     let outcome = wire.sim.push(&target, SimEvent::Subscribe { openid: "oNew".into(), ticket: Some(ticket.clone()) }).await.unwrap();
     assert_eq!((outcome.status, outcome.body.as_str()), (200, "success"));
 
@@ -282,7 +282,7 @@ async fn safe_mode_pushes_are_encrypted_for_the_appid_and_carry_msg_signature() 
     const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
     let wire = Wire::start(crowd(1)).await;
     let (url, seen) = callback_receiver().await;
-    let target = CallbackTarget { url, token: "cb-token".into(), aes_key: Some(AES_KEY.into()) };
+    let target = CallbackTarget { url, token: "cb-token".into(), aes_key: Some(AES_KEY.into()), ..Default::default() };
     let openid = SimFollower::generated(0).openid;
     let event = SimEvent::TemplateSendJobFinish { openid: openid.clone(), msgid: 42, status: "failed: system failed".into() };
     let delivery = wire.sim.prepare(&target, event).unwrap();
@@ -311,7 +311,7 @@ async fn unsubscribe_and_scan_pushes_change_and_read_the_world() {
     let token = wire.token().await;
     let openid = SimFollower::generated(0).openid;
     let (url, seen) = callback_receiver().await;
-    let target = CallbackTarget { url, token: "cb-token".into(), aes_key: None };
+    let target = CallbackTarget { url, token: "cb-token".into(), aes_key: None, ..Default::default() };
     let qr = json!({ "expire_seconds": 60, "action_name": "QR_STR_SCENE", "action_info": { "scene": { "scene_str": "bind:9" } } });
     let ticket = wire.post("/cgi-bin/qrcode/create", &[("access_token", &token)], qr).await["ticket"].as_str().unwrap().to_string();
 
