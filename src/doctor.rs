@@ -1,7 +1,9 @@
 //! `wxnotify doctor`: checks what a deployment needs and says what to fix —
 //! the settings, the database and its migrations, the JWT secret and auth mode, the
 //! service account's and the mini-program's credentials (against WeChat, or
-//! whatever `WXNOTIFY_WECHAT_API_BASE` names), and the callback settings.
+//! whatever `WXNOTIFY_WECHAT_API_BASE` names), the two push endpoints'
+//! settings, and the subscription-message templates in `message_template`
+//! against each app's template library (`/wxaapi/newtmpl/gettemplate`).
 //! It spends no token quota when a valid token is already cached (and then
 //! cannot tell a wrong secret until that token expires).
 
@@ -62,10 +64,12 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
         Ok(wechat) => {
             push("service account", service_account(&wechat).await);
             push("mini-program", mini_program(&wechat).await);
+            push("subscription templates", subscription_templates(&db, &wechat).await);
         }
         Err(e) => push("wechat client", Verdict::Fail(e.to_string())),
     }
     push("callback", callback(settings));
+    push("mini-program push", mini_program_push(settings));
     db.close().await.ok();
     checks
 }
@@ -126,6 +130,57 @@ fn callback(settings: &Settings) -> Verdict {
         (Some(_), Some(_)) => Verdict::Ok("token and EncodingAESKey set (plain and safe mode)".into()),
         (Some(_), None) => Verdict::Ok("token set (plain mode; set WXNOTIFY_OA_AES_KEY for safe mode)".into()),
         (None, _) => Verdict::Warn("WXNOTIFY_OA_TOKEN is not set: /wechat/callback refuses every event".into()),
+    }
+}
+
+fn mini_program_push(settings: &Settings) -> Verdict {
+    match (&settings.mp_token, &settings.mp_aes_key) {
+        (Some(_), Some(_)) => Verdict::Ok("token and EncodingAESKey set (plain and safe mode)".into()),
+        (Some(_), None) => Verdict::Ok("token set (plain mode; set WXNOTIFY_MP_AES_KEY for safe mode)".into()),
+        (None, _) => Verdict::Warn(
+            "WXNOTIFY_MP_TOKEN is not set: /wechat/mp-callback refuses every push, so subscription credits come only from grantSubscription"
+                .into(),
+        ),
+    }
+}
+
+/// Every OA_SUBSCRIBE / MP_SUBSCRIBE message template names a template of
+/// its app's library, and fills only keywords that template has.
+async fn subscription_templates(db: &sea_orm::DatabaseConnection, wechat: &WechatClient) -> Verdict {
+    use crate::notify::outbox::Channel;
+    let templates = match crate::notify::render::load_by_channels(db, &[Channel::OaSubscribe, Channel::MpSubscribe]).await {
+        Ok(templates) => templates,
+        Err(e) => return Verdict::Fail(format!("cannot read message_template: {e}")),
+    };
+    if templates.is_empty() {
+        return Verdict::Ok("no OA_SUBSCRIBE or MP_SUBSCRIBE message template to check".into());
+    }
+    let mut problems = Vec::new();
+    for (channel, app) in [(Channel::OaSubscribe, App::Oa), (Channel::MpSubscribe, App::Mp)] {
+        let mine: Vec<_> = templates.iter().filter(|t| t.channel == channel).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let library = match wechat.subscription_templates(app).await {
+            Ok(library) => library,
+            Err(e) => return Verdict::Fail(format!("cannot list the {app:?} subscription templates: {e}")),
+        };
+        for template in mine {
+            let Some(known) = library.iter().find(|l| l.template_id == template.template_id) else {
+                problems.push(format!("`{}` names {} {}, which the account's library does not have", template.name, channel.as_str(), template.template_id));
+                continue;
+            };
+            if let Some(keys) = template.data.as_object() {
+                for key in keys.keys().filter(|k| !known.content.contains(&format!("{{{{{k}.DATA}}}}"))) {
+                    problems.push(format!("`{}` fills {key}, which template {} ({}) does not have", template.name, known.template_id, known.title));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Verdict::Ok(format!("{} subscription message template(s) match the accounts' libraries", templates.len()))
+    } else {
+        Verdict::Fail(problems.join("; "))
     }
 }
 

@@ -42,6 +42,14 @@ pub async fn load_many(db: &impl ConnectionTrait, names: &[&str]) -> Result<Vec<
     sql.all(db).await?.iter().map(template_of).collect()
 }
 
+/// Every template of `channels`, by name.
+pub async fn load_by_channels(db: &impl ConnectionTrait, channels: &[Channel]) -> Result<Vec<MessageTemplate>, NotifyError> {
+    let mut sql = Sql::new("SELECT name, channel, template_id, page, url, CAST(data AS TEXT) AS data FROM message_template WHERE channel IN ");
+    sql.list(channels.iter().map(|c| c.as_str()));
+    sql.push(" ORDER BY name");
+    sql.all(db).await?.iter().map(template_of).collect()
+}
+
 /// Loads the template `name`, or says how to create it.
 pub async fn load(db: &impl ConnectionTrait, name: &str) -> Result<MessageTemplate, NotifyError> {
     load_many(db, &[name]).await?.pop().ok_or_else(|| missing(name))

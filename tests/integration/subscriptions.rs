@@ -8,6 +8,7 @@
 
 use serde_json::{Value, json};
 use wxnotify::auth::Role;
+use wxnotify::doctor::Verdict;
 use wxnotify::sim::{CallbackTarget, PushApp, PushFormat, SimEvent, SimFollower, SimHandle, SimMpUser, SimSubscriptionTemplate, Simulator};
 use wxnotify::wechat::App;
 
@@ -346,5 +347,34 @@ async fn the_mini_program_push_checks_signatures_and_says_what_is_missing() {
         assert_eq!(answer.status().as_u16(), 503);
         assert!(answer.text().await.unwrap().contains("WXNOTIFY_MP_TOKEN"));
         bare.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_subscription_templates_against_each_apps_library() {
+    for backend in backends() {
+        let sim = Simulator::start(Default::default()).await.unwrap();
+        sim.add_subscription_template(App::Oa, SimSubscriptionTemplate::one_time("tmpl-oa-sub", "消息提醒", &["thing1"]));
+        sim.add_subscription_template(App::Mp, SimSubscriptionTemplate::one_time("tmpl-mp", "回复提醒", &["thing2"]));
+        let Some(app) = start(backend, &sim).await else { continue };
+        let verdict = |name: &'static str| {
+            let settings = app.state.settings.clone();
+            async move {
+                let checks = wxnotify::doctor::run(&settings).await;
+                checks.into_iter().find(|c| c.name == name).map(|c| c.verdict).expect("the check runs")
+            }
+        };
+        assert!(matches!(verdict("subscription templates").await, Verdict::Ok(t) if t.contains("no OA_SUBSCRIBE")));
+        assert!(matches!(verdict("mini-program push").await, Verdict::Ok(t) if t.contains("safe mode")));
+        template(&app, "a_oa", "OA_SUBSCRIBE", "tmpl-oa-sub").await;
+        let ok = verdict("subscription templates").await;
+        assert_eq!(ok, Verdict::Ok("1 subscription message template(s) match the accounts' libraries".into()), "{backend:?}");
+        template(&app, "b_mp", "MP_SUBSCRIBE", "tmpl-mp").await;
+        template(&app, "c_oa", "OA_SUBSCRIBE", "tmpl-gone").await;
+        let Verdict::Fail(problems) = verdict("subscription templates").await else { panic!("{backend:?}: mismatches fail") };
+        assert!(problems.contains("`b_mp` fills thing1, which template tmpl-mp (回复提醒) does not have"), "{problems}");
+        assert!(problems.contains("`c_oa` names OA_SUBSCRIBE tmpl-gone, which the account's library does not have"), "{problems}");
+        assert!(!problems.contains("a_oa"), "{problems}");
+        app.stop().await;
     }
 }
