@@ -17,7 +17,7 @@ use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 use super::error::{NotifyError, invalid};
 use super::outbox::{self, NewDelivery, Scope};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
-use super::sql::{Sql, skip_locked};
+use crate::db::sql::{Sql, skip_locked};
 use crate::services::Services;
 
 /// What WeChat's developer tools hand out instead of a real form id.

@@ -22,7 +22,6 @@ mod graphql;
 pub mod outbox;
 pub mod realtime;
 pub mod render;
-mod sql;
 
 use std::sync::Arc;
 

@@ -43,7 +43,7 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::sql::{Sql, skip_locked};
+use crate::db::sql::{Sql, skip_locked};
 use crate::services::Services;
 use crate::wechat::send::CLIENT_MSG_ID_TOO_FAST;
 use crate::wechat::{FormTemplateMessage, Reaction, SubscribeMessage, TemplateMessage, WechatClient, WechatError};

@@ -24,7 +24,7 @@ use super::credits::{self, CreditKind};
 use super::error::{NotifyError, invalid};
 use super::outbox::{self, Channel, NewDelivery, Scope};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
-use super::sql::Sql;
+use crate::db::sql::Sql;
 use crate::services::Services;
 
 /// The answer of `notifyAccount`.
