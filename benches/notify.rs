@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestDb, median, ms};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use common::{TestDb, median, ms};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
+use wxnotify::db::DatabaseKind;
+use wxnotify::db::sql::Sql;
 use wxnotify::notify::digest::{self, DigestRequest};
 use wxnotify::sim::{SimConfig, SimFollower, SimHandle, Simulator};
 
@@ -40,7 +42,7 @@ async fn main() {
         ACCOUNTS * ROWS_PER_ACCOUNT,
         LATENCY.as_millis()
     );
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let Some(db) = TestDb::new(backend).await else {
             println!("{backend:?}: PostgreSQL unreachable, skipped");
             continue;
@@ -166,11 +168,11 @@ async fn burst(name: &str, address: &str, sim: &SimHandle) {
 /// statements. Timestamps are bound, so both databases store them as they
 /// store every other timestamp.
 async fn seed(db: &DatabaseConnection) {
-    let backend = db.get_database_backend();
     let now = chrono::Utc::now();
+    // Each script names its parameters itself: `$1` now, `$2` the accounts, `$3` rows per account.
     let run = |sql: &str| {
-        let statement = Statement::from_sql_and_values(backend, sql, [now.into(), ACCOUNTS.into(), ROWS_PER_ACCOUNT.into()]);
-        async move { db.execute_raw(statement).await.unwrap() }
+        let sql = Sql::continuing(sql.to_string(), vec![now.into(), ACCOUNTS.into(), ROWS_PER_ACCOUNT.into()]);
+        async move { sql.execute(db).await.unwrap() }
     };
     run(r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2)
         INSERT INTO account (created_at, updated_at, nickname, user_status, oaopenid)

@@ -143,7 +143,8 @@ async fn deliveries(db: &DatabaseConnection, window: Window, now: DateTime<Utc>)
 }
 
 async fn failures(db: &DatabaseConnection) -> Result<Value, DbErr> {
-    let mut sql = Sql::new("SELECT errcode, count(*) AS n, max(errmsg) AS errmsg, max(updated_at) AS last_at FROM delivery WHERE status = ");
+    let mut sql =
+        Sql::new("SELECT errcode, count(*) AS n, max(errmsg) AS errmsg, max(updated_at) AS last_at FROM delivery WHERE status = ");
     sql.push(Status::Failed.sql()).push(" GROUP BY errcode ORDER BY n DESC, errcode LIMIT ").bind(FAILURE_GROUPS);
     let rows = sql.all(db).await?;
     let mut groups = Vec::with_capacity(rows.len());

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use async_graphql::dynamic::{Object, Schema};
 use sea_orm::DatabaseConnection;
 
-use crate::hasura::Engine;
 use crate::db::DatabaseKind;
+use crate::hasura::Engine;
 use crate::services::Services;
 use crate::settings::Settings;
 use ops::Operations;

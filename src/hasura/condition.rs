@@ -5,9 +5,9 @@
 use async_graphql::Value;
 
 use super::sql::Writer;
+use crate::auth::Caller;
 use crate::db::DatabaseKind;
 use crate::db::sql::Sql;
-use crate::auth::Caller;
 use crate::hasura::error::EngineError;
 use crate::hasura::input;
 use crate::hasura::meta::Catalog;

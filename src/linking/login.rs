@@ -13,9 +13,9 @@ use serde_json::json;
 use super::LinkError;
 use super::store;
 use crate::auth::{Caller, Role};
-use crate::services::Services;
 use crate::db::DatabaseKind;
 use crate::db::sql::Sql;
+use crate::services::Services;
 
 /// How long a login token lasts.
 pub const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -369,7 +369,8 @@ async fn apply(
 /// Followers whose unsubscribe arrived after the listing began are not
 /// followers, whatever the listing saw: out of the stage with them.
 fn drop_left_during_listing(listing_started: DateTime<Utc>) -> Sql {
-    let mut sql = Sql::new("DELETE FROM follower_sync_stage WHERE openid IN (SELECT openid FROM oa_follower WHERE NOT subscribed AND updated_at >= ");
+    let mut sql =
+        Sql::new("DELETE FROM follower_sync_stage WHERE openid IN (SELECT openid FROM oa_follower WHERE NOT subscribed AND updated_at >= ");
     sql.bind(listing_started).push(")");
     sql
 }
