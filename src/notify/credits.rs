@@ -279,7 +279,7 @@ async fn accounts_by_id(db: &impl ConnectionTrait, ids: impl Iterator<Item = i64
     let ids: Vec<i64> = ids.collect();
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let mut sql = Sql::new(&format!("SELECT {} FROM account AS a WHERE a.id IN ", render::account_columns("a")));
+        let mut sql = Sql::new(format!("SELECT {} FROM account AS a WHERE a.id IN ", render::account_columns("a")));
         sql.list(chunk.iter().copied());
         for row in sql.all(db).await? {
             let account = AccountRow::from_row(&row)?;
