@@ -111,21 +111,32 @@ async fn run(test_db: &TestDb, accounts: i64) {
 /// 10 unread rows alternating 聊天 and 投递邀约, written in two statements.
 async fn seed(db: &DatabaseConnection, accounts: i64) {
     let now = chrono::Utc::now();
-    // Each script names its parameters itself: `$1` now, `$2` the accounts.
-    let run = |sql: String| async move { Sql::continuing(sql, vec![now.into(), accounts.into()]).execute(db).await.unwrap() };
-    run(r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2)
+    // Each script is given the placeholders of now and the account count.
+    let run = |script: fn(&str, &str) -> String| {
+        let mut sql = Sql::default();
+        let (at, count) = (sql.param(now), sql.param(accounts));
+        sql.push(&script(&at, &count));
+        async move { sql.execute(db).await.unwrap() }
+    };
+    run(|now, accounts| {
+        format!(
+            r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {accounts})
         INSERT INTO account (created_at, updated_at, nickname, user_status, oaopenid)
-        SELECT $1, $1, 'user' || n,
+        SELECT {now}, {now}, 'user' || n,
                CASE WHEN n % 3 = 0 THEN '游客' WHEN n % 3 = 1 THEN '经纪人' ELSE '新人' END,
                CASE WHEN n % 5 = 0 THEN NULL ELSE 'oa-' || n END
         FROM g"#
-        .into())
+        )
+    })
     .await;
-    run(r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2 * 10)
+    run(|now, accounts| {
+        format!(
+            r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {accounts} * 10)
         INSERT INTO point_count (created_at, updated_at, account_account, type, sender, content)
-        SELECT $1, $1, (n - 1) / 10 + 1, CASE WHEN n % 2 = 0 THEN '聊天' ELSE '投递邀约' END, 'sender', 'content'
+        SELECT {now}, {now}, (n - 1) / 10 + 1, CASE WHEN n % 2 = 0 THEN '聊天' ELSE '投递邀约' END, 'sender', 'content'
         FROM g"#
-        .into())
+        )
+    })
     .await;
     db.execute_unprepared("ANALYZE").await.unwrap();
 }

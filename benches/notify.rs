@@ -169,18 +169,28 @@ async fn burst(name: &str, address: &str, sim: &SimHandle) {
 /// store every other timestamp.
 async fn seed(db: &DatabaseConnection) {
     let now = chrono::Utc::now();
-    // Each script names its parameters itself: `$1` now, `$2` the accounts, `$3` rows per account.
-    let run = |sql: &str| {
-        let sql = Sql::continuing(sql.to_string(), vec![now.into(), ACCOUNTS.into(), ROWS_PER_ACCOUNT.into()]);
+    // Each script is given the placeholders of now, the account count and the rows per account.
+    let run = |script: fn(&str, &str, &str) -> String| {
+        let mut sql = Sql::default();
+        let (at, count, rows) = (sql.param(now), sql.param(ACCOUNTS), sql.param(ROWS_PER_ACCOUNT));
+        sql.push(&script(&at, &count, &rows));
         async move { sql.execute(db).await.unwrap() }
     };
-    run(r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2)
+    run(|now, accounts, _| {
+        format!(
+            r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {accounts})
         INSERT INTO account (created_at, updated_at, nickname, user_status, oaopenid)
-        SELECT $1, $1, 'user' || n, CASE WHEN n % 2 = 0 THEN '经纪人' ELSE '新人' END, 'oa-' || n FROM g"#)
+        SELECT {now}, {now}, 'user' || n, CASE WHEN n % 2 = 0 THEN '经纪人' ELSE '新人' END, 'oa-' || n FROM g"#
+        )
+    })
     .await;
-    run(r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2 * $3)
+    run(|now, accounts, rows| {
+        format!(
+            r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {accounts} * {rows})
         INSERT INTO point_count (created_at, updated_at, account_account, type, sender, content)
-        SELECT $1, $1, (n - 1) / $3 + 1, CASE WHEN n % 3 = 0 THEN '投递邀约' ELSE '聊天' END, 'sender', 'content' FROM g"#)
+        SELECT {now}, {now}, (n - 1) / {rows} + 1, CASE WHEN n % 3 = 0 THEN '投递邀约' ELSE '聊天' END, 'sender', 'content' FROM g"#
+        )
+    })
     .await;
     db.execute_unprepared(
         r#"INSERT INTO message_template (created_at, updated_at, name, channel, template_id, data) VALUES
