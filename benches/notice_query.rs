@@ -11,9 +11,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestDb, median, ms};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use common::{TestDb, median, ms};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::json;
+use wxnotify::db::DatabaseKind;
+use wxnotify::db::sql::Sql;
 
 const NOTICE: &str = r#"query notice{ account(where:{_and:[ {oaopenid:{_is_null:false}}, {point_count:{id:{_is_null:false}}} {_or:[ {user_status:{_eq:"经纪人"}}, {user_status:{_eq:"新人"}}]} ]}){ oaopenid, chatnotice:point_count_aggregate(where:{type:{_eq:"聊天"}}){ aggregate{ count } }, nonchatnotice:point_count_aggregate(where:{type:{_eq:"投递邀约"}}){ aggregate{ count } } } }"#;
 
@@ -35,7 +37,7 @@ async fn main() {
         "{:<9} {:>9} {:>7} {:>13} {:>10} {:>7} {:>19}",
         "database", "accounts", "rows", "graphql (ms)", "sql (ms)", "ratio", "statements/request"
     );
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         for accounts in [1_000, 10_000] {
             let Some(db) = TestDb::new(backend).await else {
                 println!("{backend:?}: PostgreSQL unreachable, skipped");
@@ -78,7 +80,7 @@ async fn run(test_db: &TestDb, accounts: i64) {
     let mut sql = Vec::with_capacity(ROUNDS);
     for round in 0..=ROUNDS {
         let started = Instant::now();
-        let result = direct.query_all_raw(Statement::from_string(direct.get_database_backend(), HAND_WRITTEN)).await.unwrap();
+        let result = Sql::new(HAND_WRITTEN).all(&direct).await.unwrap();
         let decoded: Vec<(String, i64, i64)> = result
             .iter()
             .map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap(), r.try_get_by_index(2).unwrap()))
@@ -108,25 +110,33 @@ async fn run(test_db: &TestDb, accounts: i64) {
 /// `accounts` accounts (4 in 5 following, statuses 经纪人/新人/游客), each with
 /// 10 unread rows alternating 聊天 and 投递邀约, written in two statements.
 async fn seed(db: &DatabaseConnection, accounts: i64) {
-    let backend = db.get_database_backend();
     let now = chrono::Utc::now();
-    let run = |sql: String| {
-        let statement = Statement::from_sql_and_values(backend, sql, [now.into(), accounts.into()]);
-        async move { db.execute_raw(statement).await.unwrap() }
+    // Each script is given the placeholders of now and the account count.
+    let run = |script: fn(&str, &str) -> String| {
+        let mut sql = Sql::default();
+        let (at, count) = (sql.param(now), sql.param(accounts));
+        sql.push(&script(&at, &count));
+        async move { sql.execute(db).await.unwrap() }
     };
-    run(r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2)
+    run(|now, accounts| {
+        format!(
+            r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {accounts})
         INSERT INTO account (created_at, updated_at, nickname, user_status, oaopenid)
-        SELECT $1, $1, 'user' || n,
+        SELECT {now}, {now}, 'user' || n,
                CASE WHEN n % 3 = 0 THEN '游客' WHEN n % 3 = 1 THEN '经纪人' ELSE '新人' END,
                CASE WHEN n % 5 = 0 THEN NULL ELSE 'oa-' || n END
         FROM g"#
-        .into())
+        )
+    })
     .await;
-    run(r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2 * 10)
+    run(|now, accounts| {
+        format!(
+            r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {accounts} * 10)
         INSERT INTO point_count (created_at, updated_at, account_account, type, sender, content)
-        SELECT $1, $1, (n - 1) / 10 + 1, CASE WHEN n % 2 = 0 THEN '聊天' ELSE '投递邀约' END, 'sender', 'content'
+        SELECT {now}, {now}, (n - 1) / 10 + 1, CASE WHEN n % 2 = 0 THEN '聊天' ELSE '投递邀约' END, 'sender', 'content'
         FROM g"#
-        .into())
+        )
+    })
     .await;
     db.execute_unprepared("ANALYZE").await.unwrap();
 }

@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestDb, median, ms};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use common::{TestDb, median, ms};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
+use wxnotify::db::DatabaseKind;
+use wxnotify::db::sql::Sql;
 use wxnotify::notify::digest::{self, DigestRequest};
 use wxnotify::sim::{SimConfig, SimFollower, SimHandle, Simulator};
 
@@ -40,7 +42,7 @@ async fn main() {
         ACCOUNTS * ROWS_PER_ACCOUNT,
         LATENCY.as_millis()
     );
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let Some(db) = TestDb::new(backend).await else {
             println!("{backend:?}: PostgreSQL unreachable, skipped");
             continue;
@@ -166,19 +168,29 @@ async fn burst(name: &str, address: &str, sim: &SimHandle) {
 /// statements. Timestamps are bound, so both databases store them as they
 /// store every other timestamp.
 async fn seed(db: &DatabaseConnection) {
-    let backend = db.get_database_backend();
     let now = chrono::Utc::now();
-    let run = |sql: &str| {
-        let statement = Statement::from_sql_and_values(backend, sql, [now.into(), ACCOUNTS.into(), ROWS_PER_ACCOUNT.into()]);
-        async move { db.execute_raw(statement).await.unwrap() }
+    // Each script is given the placeholders of now, the account count and the rows per account.
+    let run = |script: fn(&str, &str, &str) -> String| {
+        let mut sql = Sql::default();
+        let (at, count, rows) = (sql.param(now), sql.param(ACCOUNTS), sql.param(ROWS_PER_ACCOUNT));
+        sql.push(&script(&at, &count, &rows));
+        async move { sql.execute(db).await.unwrap() }
     };
-    run(r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2)
+    run(|now, accounts, _| {
+        format!(
+            r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {accounts})
         INSERT INTO account (created_at, updated_at, nickname, user_status, oaopenid)
-        SELECT $1, $1, 'user' || n, CASE WHEN n % 2 = 0 THEN '经纪人' ELSE '新人' END, 'oa-' || n FROM g"#)
+        SELECT {now}, {now}, 'user' || n, CASE WHEN n % 2 = 0 THEN '经纪人' ELSE '新人' END, 'oa-' || n FROM g"#
+        )
+    })
     .await;
-    run(r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2 * $3)
+    run(|now, accounts, rows| {
+        format!(
+            r#"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {accounts} * {rows})
         INSERT INTO point_count (created_at, updated_at, account_account, type, sender, content)
-        SELECT $1, $1, (n - 1) / $3 + 1, CASE WHEN n % 3 = 0 THEN '投递邀约' ELSE '聊天' END, 'sender', 'content' FROM g"#)
+        SELECT {now}, {now}, (n - 1) / {rows} + 1, CASE WHEN n % 3 = 0 THEN '投递邀约' ELSE '聊天' END, 'sender', 'content' FROM g"#
+        )
+    })
     .await;
     db.execute_unprepared(
         r#"INSERT INTO message_template (created_at, updated_at, name, channel, template_id, data) VALUES

@@ -17,10 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::seed_docs::{self, GETCACHE, NOTICE, NOTICE_UPSERT, SYNC_UPDATE};
-use common::{Backend, TestDb, median, ms};
-use sea_orm::{ConnectionTrait, Statement};
+use common::{TestDb, median, ms};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use wxnotify::AppState;
+use wxnotify::db::DatabaseKind;
+use wxnotify::db::sql::Sql;
 use wxnotify::sim::{SimConfig, SimFollower, Simulator};
 
 const SIZES: [i64; 2] = [1_000, 100_000];
@@ -72,7 +74,7 @@ impl Bench {
     }
 
     async fn text(&self, sql: &str) -> String {
-        let row = self.state.db.query_one_raw(Statement::from_string(self.state.db.get_database_backend(), sql)).await;
+        let row = Sql::new(sql).one(&self.state.db).await;
         row.expect(sql).expect(sql).try_get_by_index::<String>(0).expect(sql)
     }
 }
@@ -141,16 +143,16 @@ async fn map_updates(bench: &Bench, accounts: i64, salt: &str) -> Duration {
 /// The login-map update with the declared indexes and with them dropped
 /// (recreated from their own definitions), in alternating phases so both
 /// conditions see the same machine load.
-async fn index_write_cost(bench: &Bench, backend: Backend, accounts: i64) {
+async fn index_write_cost(bench: &Bench, backend: DatabaseKind, accounts: i64) {
     let names: &[&str] = match backend {
-        Backend::Postgres => &["account_oauth2_user_info_map_idx"],
-        Backend::Sqlite => &["account_oauth2_user_info_map_unionid_idx", "account_oauth2_user_info_map_openid_idx"],
+        DatabaseKind::Postgres => &["account_oauth2_user_info_map_idx"],
+        DatabaseKind::Sqlite => &["account_oauth2_user_info_map_unionid_idx", "account_oauth2_user_info_map_openid_idx"],
     };
     let mut definitions = Vec::new();
     for name in names {
         definitions.push(match backend {
-            Backend::Postgres => bench.text(&format!("SELECT pg_get_indexdef('{name}'::regclass)")).await,
-            Backend::Sqlite => bench.text(&format!("SELECT sql FROM sqlite_master WHERE name = '{name}'")).await,
+            DatabaseKind::Postgres => bench.text(&format!("SELECT pg_get_indexdef('{name}'::regclass)")).await,
+            DatabaseKind::Sqlite => bench.text(&format!("SELECT sql FROM sqlite_master WHERE name = '{name}'")).await,
         });
     }
     let (mut with, mut without) = (Vec::new(), Vec::new());
@@ -175,7 +177,7 @@ async fn index_write_cost(bench: &Bench, backend: Backend, accounts: i64) {
 }
 
 /// The seed's loop against `syncFollowers` for the same followers.
-async fn follower_loops(backend: Backend) {
+async fn follower_loops(backend: DatabaseKind) {
     let Some(test_db) = TestDb::new(backend).await else { return };
     let accounts = SIZES[1];
     // Follower k is account 10k + 3, by the unionid in its login map.
@@ -219,7 +221,7 @@ async fn main() {
     println!("load average before starting: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
     println!("seed documents over HTTP, medians of {ROUNDS} calls; ratio = 100,000 accounts / 1,000 accounts (goal ≤ {GOAL}×)");
     println!("{:<9} {:<14} {:>14} {:>16} {:>7} {:>5}", "database", "document", "1,000 (ms)", "100,000 (ms)", "ratio", "goal");
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let (Some(small_db), Some(large_db)) = (TestDb::new(backend).await, TestDb::new(backend).await) else {
             println!("{backend:?}: PostgreSQL unreachable, skipped");
             continue;
@@ -233,7 +235,7 @@ async fn main() {
         }
         index_write_cost(&large, backend, SIZES[1]).await;
     }
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         follower_loops(backend).await;
     }
 }

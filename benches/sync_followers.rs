@@ -15,9 +15,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestDb};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
+use common::TestDb;
+use sea_orm::{DatabaseConnection, Value};
 use serde_json::json;
+use wxnotify::db::DatabaseKind;
+use wxnotify::db::sql::Sql;
 use wxnotify::sim::{SimConfig, SimFollower, SimHandle, Simulator};
 
 const FOLLOWERS: usize = 100_000;
@@ -48,7 +50,7 @@ async fn main() {
         "seed sample 2000 (s)",
         "seed 100k (s)"
     );
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let Some(db) = TestDb::new(backend).await else {
             println!("{backend:?}: PostgreSQL unreachable, skipped");
             continue;
@@ -57,7 +59,7 @@ async fn main() {
     }
 }
 
-async fn run(backend: Backend, test_db: &TestDb, minimum: usize) {
+async fn run(backend: DatabaseKind, test_db: &TestDb, minimum: usize) {
     let config = SimConfig { followers: (0..FOLLOWERS).map(SimFollower::generated).collect(), latency: LATENCY, ..SimConfig::default() };
     let sim = Simulator::start(config).await.expect("the simulator starts");
     let mut settings = common::sim_settings(&sim);
@@ -100,20 +102,22 @@ async fn seed_accounts(db: &DatabaseConnection) {
     let now = chrono::Utc::now();
     let evens: Vec<usize> = (0..FOLLOWERS).step_by(2).collect();
     for chunk in evens.chunks(1000) {
-        let mut sql = String::from("INSERT INTO account (created_at, updated_at, mp_openid, unionid, oauth2_user_info_map) VALUES ");
-        let mut values: Vec<Value> = Vec::new();
+        let mut sql = Sql::new("INSERT INTO account (created_at, updated_at, mp_openid, unionid, oauth2_user_info_map) VALUES ");
         for (i, n) in chunk.iter().enumerate() {
             let unionid = SimFollower::generated(*n).unionid.expect("even followers have one");
             let by_column = n % 4 == 0;
-            let p = i * 5;
-            sql.push_str(&format!("{}(${}, ${}, ${}, ${}, ${})", if i == 0 { "" } else { "," }, p + 1, p + 2, p + 3, p + 4, p + 5));
-            values.push(now.into());
-            values.push(now.into());
-            values.push(format!("oMp{n}").into());
-            values.push(by_column.then(|| unionid.clone()).into());
-            values.push(json!({ "WECHAT": { "openId": format!("oMp{n}"), "unionId": unionid } }).into());
+            if i > 0 {
+                sql.push(",");
+            }
+            sql.list([
+                Value::from(now),
+                now.into(),
+                format!("oMp{n}").into(),
+                by_column.then(|| unionid.clone()).into(),
+                json!({ "WECHAT": { "openId": format!("oMp{n}"), "unionId": unionid } }).into(),
+            ]);
         }
-        db.execute_raw(Statement::from_sql_and_values(db.get_database_backend(), &sql, values)).await.expect("seeding accounts");
+        sql.execute(db).await.expect("seeding accounts");
     }
 }
 
@@ -126,10 +130,9 @@ async fn seed_algorithm(db: &DatabaseConnection, sim: &SimHandle, wechat: &wxnot
         let openid = SimFollower::generated(n).openid;
         let info = wechat.user_info(&openid).await.expect("user/info");
         if let Some(unionid) = info.unionid {
-            let sql = "UPDATE account SET oaopenid = $1 WHERE unionid = $2";
-            db.execute_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, [openid.into(), unionid.into()]))
-                .await
-                .expect("the seed's update");
+            let mut sql = Sql::new("UPDATE account SET oaopenid = ");
+            sql.bind(openid).push(" WHERE unionid = ").bind(unionid);
+            sql.execute(db).await.expect("the seed's update");
         }
     }
     started.elapsed()

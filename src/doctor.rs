@@ -9,7 +9,8 @@
 
 use migration::{Migrator, MigratorTrait};
 
-use crate::settings::{DatabaseKind, Settings};
+use crate::db::DatabaseKind;
+use crate::settings::Settings;
 use crate::wechat::{App, Reaction, WechatClient};
 
 /// One check's verdict.

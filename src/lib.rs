@@ -2,7 +2,9 @@
 //!
 //! A tour of the crate:
 //! - [`settings`]: the typed settings, from `WXNOTIFY_*` and `wxnotify.toml`.
-//! - [`db`]: connecting, migrating, the development JWT secret.
+//! - [`db`]: connecting, migrating, the development JWT secret; the one SQL
+//!   statement builder ([`db::sql::Sql`]) and the one name for which database
+//!   ([`db::DatabaseKind`]).
 //! - [`auth`]: JWT bearer tokens and roles.
 //! - [`hasura`]: the Zion/Hasura table surface, one engine over entity metadata.
 //! - [`tables`]: the project's tables and their permissions, as the engine serves them.

@@ -36,12 +36,8 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Which database the URL names; the SQL the server writes differs per kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DatabaseKind {
-    Sqlite,
-    Postgres,
-}
+/// Which database the URL names (the type lives with the database code).
+pub use crate::db::DatabaseKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {

@@ -39,7 +39,8 @@ use serde::Deserialize;
 use crate::linking::LinkError;
 use crate::linking::accounts;
 use crate::linking::bind::consume_scene;
-use crate::linking::store::{self, execute};
+use crate::db::sql::Sql;
+use crate::linking::store;
 use crate::notify::credits::{self, CreditKind, Source};
 use crate::notify::outbox::{self, Channel};
 use crate::services::Services;
@@ -392,7 +393,9 @@ async fn dispatch(services: Arc<Services>, app: App, event: Event) -> Answer {
         forget_old_claims(&services, Utc::now() - DEDUPE_RETENTION).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, key, "applying a WeChat callback failed; releasing it for WeChat's retry");
-            if let Err(e) = execute(&services.db, "DELETE FROM callback_event WHERE dedupe_key = $1", vec![key.into()]).await {
+            let mut release = Sql::new("DELETE FROM callback_event WHERE dedupe_key = ");
+            release.bind(key.clone());
+            if let Err(e) = release.execute(&services.db).await {
                 tracing::error!(error = %e, "could not release a failed callback; the next sync repairs its effect");
             }
         }
@@ -410,16 +413,19 @@ async fn dispatch(services: Arc<Services>, app: App, event: Event) -> Answer {
 
 /// Records the event; false when it was recorded before (a retry).
 async fn claim(services: &Services, key: &str, event: &str) -> Result<bool, sea_orm::DbErr> {
-    let now = Utc::now();
-    let sql = "INSERT INTO callback_event (dedupe_key, event, received_at) VALUES ($1, $2, $3) ON CONFLICT (dedupe_key) DO NOTHING";
-    Ok(execute(&services.db, sql, vec![key.into(), event.into(), now.into()]).await? > 0)
+    let mut sql = Sql::new("INSERT INTO callback_event (dedupe_key, event, received_at) VALUES (");
+    sql.bind(key.to_string()).push(", ").bind(event.to_string()).push(", ").bind(Utc::now());
+    sql.push(") ON CONFLICT (dedupe_key) DO NOTHING");
+    Ok(sql.execute(&services.db).await? > 0)
 }
 
 /// Deletes the claims received before `cutoff`: one indexed range, nearly
 /// always a few rows or none, so the table holds about a day of events.
 /// A failure only leaves them for the next event to delete.
 async fn forget_old_claims(services: &Services, cutoff: DateTime<Utc>) {
-    match execute(&services.db, "DELETE FROM callback_event WHERE received_at < $1", vec![cutoff.into()]).await {
+    let mut sql = Sql::new("DELETE FROM callback_event WHERE received_at < ");
+    sql.bind(cutoff);
+    match sql.execute(&services.db).await {
         Ok(0) => {}
         Ok(forgotten) => tracing::debug!(forgotten, "forgot WeChat callback events past their retention"),
         Err(e) => tracing::warn!(error = %e, "could not delete old WeChat callback records; the next event tries again"),

@@ -14,11 +14,13 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, Value as SqlValue};
+use sea_orm::{DatabaseConnection, DbErr, QueryResult};
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Role;
+use crate::db::DatabaseKind;
+use crate::db::sql::Sql;
 use crate::error::CodedError;
 use crate::linking::sync::{RECENT_SYNCS_KEPT, RECENT_SYNCS_KEY};
 use crate::delivery::Status;
@@ -85,22 +87,17 @@ async fn collect(db: &DatabaseConnection, zone: chrono_tz::Tz, window: Window) -
     }))
 }
 
-async fn all(db: &DatabaseConnection, sql: &str, values: Vec<SqlValue>) -> Result<Vec<QueryResult>, DbErr> {
-    db.query_all_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, values)).await
-}
-
 fn count(row: &QueryResult, column: &str) -> Result<i64, DbErr> {
     Ok(row.try_get::<Option<i64>>("", column)?.unwrap_or(0))
 }
 
 async fn linking(db: &DatabaseConnection) -> Result<Value, DbErr> {
-    let accounts = all(db, "SELECT count(*) AS accounts, count(unionid) AS with_unionid, count(oaopenid) AS linked FROM account", vec![]);
-    let followers = all(
-        db,
+    let accounts = Sql::new("SELECT count(*) AS accounts, count(unionid) AS with_unionid, count(oaopenid) AS linked FROM account").all(db);
+    let followers = Sql::new(
         "SELECT count(CASE WHEN subscribed THEN 1 END) AS followers, \
          count(CASE WHEN subscribed AND unionid IS NOT NULL THEN 1 END) AS with_unionid FROM oa_follower",
-        vec![],
-    );
+    )
+    .all(db);
     let (accounts, followers) = (accounts.await?, followers.await?);
     let (Some(a), Some(f)) = (accounts.first(), followers.first()) else { return Ok(Value::Null) };
     Ok(json!({
@@ -114,9 +111,9 @@ async fn linking(db: &DatabaseConnection) -> Result<Value, DbErr> {
 
 /// Seconds since 1970 of a timestamp column, in the database's own SQL.
 fn epoch(db: &DatabaseConnection, column: &str) -> String {
-    match db.get_database_backend() {
-        DbBackend::Postgres => format!("CAST(floor(extract(epoch FROM {column})) AS BIGINT)"),
-        _ => format!("CAST(strftime('%s', {column}) AS INTEGER)"),
+    match DatabaseKind::of(db) {
+        DatabaseKind::Postgres => format!("CAST(floor(extract(epoch FROM {column})) AS BIGINT)"),
+        DatabaseKind::Sqlite => format!("CAST(strftime('%s', {column}) AS INTEGER)"),
     }
 }
 
@@ -125,12 +122,11 @@ async fn deliveries(db: &DatabaseConnection, window: Window, now: DateTime<Utc>)
     let end = (now.timestamp() / window.bucket + 1) * window.bucket;
     let start = end - window.length;
     let since = DateTime::<Utc>::from_timestamp(start, 0).unwrap_or(now);
-    let sql = format!(
-        "SELECT ({} - $1) / $2 AS bucket, status, channel, count(*) AS n FROM delivery \
-         WHERE created_at >= $3 GROUP BY 1, status, channel ORDER BY 1, status, channel",
-        epoch(db, "created_at")
-    );
-    let rows = all(db, &sql, vec![start.into(), window.bucket.into(), since.into()]).await?;
+    let mut sql = Sql::new("SELECT (");
+    sql.push(&epoch(db, "created_at")).push(" - ").bind(start).push(") / ").bind(window.bucket);
+    sql.push(" AS bucket, status, channel, count(*) AS n FROM delivery WHERE created_at >= ").bind(since);
+    sql.push(" GROUP BY 1, status, channel ORDER BY 1, status, channel");
+    let rows = sql.all(db).await?;
     let mut series = Vec::with_capacity(rows.len());
     for row in &rows {
         series.push(json!({
@@ -147,12 +143,10 @@ async fn deliveries(db: &DatabaseConnection, window: Window, now: DateTime<Utc>)
 }
 
 async fn failures(db: &DatabaseConnection) -> Result<Value, DbErr> {
-    let sql = format!(
-        "SELECT errcode, count(*) AS n, max(errmsg) AS errmsg, max(updated_at) AS last_at FROM delivery \
-         WHERE status = {} GROUP BY errcode ORDER BY n DESC, errcode LIMIT $1",
-        Status::Failed.sql()
-    );
-    let rows = all(db, &sql, vec![FAILURE_GROUPS.into()]).await?;
+    let mut sql =
+        Sql::new("SELECT errcode, count(*) AS n, max(errmsg) AS errmsg, max(updated_at) AS last_at FROM delivery WHERE status = ");
+    sql.push(Status::Failed.sql()).push(" GROUP BY errcode ORDER BY n DESC, errcode LIMIT ").bind(FAILURE_GROUPS);
+    let rows = sql.all(db).await?;
     let mut groups = Vec::with_capacity(rows.len());
     for row in &rows {
         groups.push(json!({
@@ -172,7 +166,7 @@ async fn outbox(db: &DatabaseConnection) -> Result<Value, DbErr> {
          count(CASE WHEN status = {sending} THEN 1 END) AS sending, \
          min(created_at) AS oldest FROM delivery WHERE status IN ({pending}, {sending})"
     );
-    let rows = all(db, &sql, vec![]).await?;
+    let rows = Sql::new(sql).all(db).await?;
     let Some(row) = rows.first() else { return Ok(Value::Null) };
     Ok(json!({
         "pending": count(row, "pending")?,
@@ -187,7 +181,7 @@ const NEXT_FIRES: usize = 3;
 async fn jobs(db: &DatabaseConnection, zone: chrono_tz::Tz, now: DateTime<Utc>) -> Result<Value, DbErr> {
     let sql = "SELECT \"group\", name, cron, job_type, paused, next_fire_at, last_fire_at FROM scheduled_job \
                ORDER BY paused, next_fire_at, \"group\", name LIMIT 100";
-    let rows = all(db, sql, vec![]).await?;
+    let rows = Sql::new(sql).all(db).await?;
     let mut jobs = Vec::with_capacity(rows.len());
     for row in &rows {
         jobs.push(json!({
@@ -221,7 +215,9 @@ fn run_json(row: &QueryResult) -> Result<Value, DbErr> {
 }
 
 async fn runs(db: &DatabaseConnection) -> Result<Value, DbErr> {
-    let rows = all(db, &format!("SELECT {RUN_COLUMNS} ORDER BY r.id DESC LIMIT $1"), vec![RUNS_SHOWN.into()]).await?;
+    let mut sql = Sql::new(format!("SELECT {RUN_COLUMNS} ORDER BY r.id DESC LIMIT "));
+    sql.bind(RUNS_SHOWN);
+    let rows = sql.all(db).await?;
     Ok(Value::Array(rows.iter().map(run_json).collect::<Result<_, _>>()?))
 }
 
@@ -243,11 +239,12 @@ async fn syncs(db: &DatabaseConnection) -> Result<Value, DbErr> {
         sync["source"] = json!(sync["by"].as_str().unwrap_or("a server"));
         syncs.push((at.with_timezone(&Utc), sync));
     }
-    let sql = format!(
-        "SELECT {RUN_COLUMNS} WHERE j.job_type = '{}' AND r.error IS NOT NULL ORDER BY r.id DESC LIMIT $1",
+    let mut sql = Sql::new(format!(
+        "SELECT {RUN_COLUMNS} WHERE j.job_type = '{}' AND r.error IS NOT NULL ORDER BY r.id DESC LIMIT ",
         JobType::SyncFollowers.as_str()
-    );
-    for row in &all(db, &sql, vec![(kept as i64).into()]).await? {
+    ));
+    sql.bind(kept as i64);
+    for row in &sql.all(db).await? {
         let run = run_json(row)?;
         let at = row.try_get::<Option<DateTime<Utc>>>("", "finished_at")?.unwrap_or(row.try_get("", "scheduled_for")?);
         let source = format!("job {}.{}", run["group"].as_str().unwrap_or(""), run["name"].as_str().unwrap_or(""));
@@ -259,7 +256,7 @@ async fn syncs(db: &DatabaseConnection) -> Result<Value, DbErr> {
 
 /// Each app's cached access token: when it expires and when it was fetched.
 async fn tokens(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<Value, DbErr> {
-    let rows = all(db, "SELECT appid, expiredtime, updated_at FROM actok ORDER BY appid", vec![]).await?;
+    let rows = Sql::new("SELECT appid, expiredtime, updated_at FROM actok ORDER BY appid").all(db).await?;
     let mut tokens = Vec::with_capacity(rows.len());
     for row in &rows {
         let expires = row.try_get::<DateTime<Utc>>("", "expiredtime")?;

@@ -3,16 +3,23 @@
 //!
 //! SQLite is the embedded default (a file created on first start); PostgreSQL
 //! is for production. Both run every behaviour; where their SQL differs, the
-//! code asks [`DatabaseKind`].
+//! code asks [`DatabaseKind`] (the crate's one name for which database,
+//! [`kind`]). Every statement written by hand is built with [`sql::Sql`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod kind;
+pub mod sql;
+
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement};
 
-use crate::settings::{DatabaseKind, Secret, Settings};
+pub use kind::DatabaseKind;
+use sql::Sql;
+
+use crate::settings::{Secret, Settings};
 
 /// Counts every SQL statement a connection pool runs (for `/metrics`, and for
 /// tests that prove a request's statement count does not grow with its rows),
@@ -92,7 +99,7 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 /// `SELECT 1`, for `/healthz`.
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
-    db.execute_raw(Statement::from_string(db.get_database_backend(), "SELECT 1")).await.map(|_| ())
+    Sql::new("SELECT 1").execute(db).await.map(|_| ())
 }
 
 /// The JWT secret: the configured one, or on SQLite a development secret
@@ -103,17 +110,12 @@ pub async fn jwt_secret(db: &DatabaseConnection, settings: &Settings) -> anyhow:
     }
     anyhow::ensure!(settings.database_kind == DatabaseKind::Sqlite, "WXNOTIFY_JWT_SECRET: is required with PostgreSQL");
     let fresh = hex::encode(rand::random::<[u8; 32]>());
-    let backend = db.get_database_backend();
     // Insert-if-absent then read, so two processes starting together agree.
-    // (SQLite only, hence the `?` placeholders.)
-    db.execute_raw(Statement::from_sql_and_values(
-        backend,
-        "INSERT INTO wxnotify_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-        ["dev_jwt_secret".into(), fresh.into()],
-    ))
-    .await?;
-    let row = db
-        .query_one_raw(Statement::from_string(backend, "SELECT value FROM wxnotify_meta WHERE key = 'dev_jwt_secret'"))
+    let mut insert = Sql::new("INSERT INTO wxnotify_meta (key, value) VALUES (");
+    insert.bind("dev_jwt_secret").push(", ").bind(fresh).push(") ON CONFLICT (key) DO NOTHING");
+    insert.execute(db).await?;
+    let row = Sql::new("SELECT value FROM wxnotify_meta WHERE key = 'dev_jwt_secret'")
+        .one(db)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the development JWT secret vanished from wxnotify_meta"))?;
     Ok((Secret::new(row.try_get::<String>("", "value")?), true))
@@ -122,14 +124,16 @@ pub async fn jwt_secret(db: &DatabaseConnection, settings: &Settings) -> anyhow:
 /// Sets a server-internal value in `wxnotify_meta` (this module owns the
 /// table; leases and the records below go through here or `linking::lease`).
 pub async fn meta_put(db: &impl ConnectionTrait, key: &str, value: &str) -> Result<(), sea_orm::DbErr> {
-    let sql = "INSERT INTO wxnotify_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
-    db.execute_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, [key.into(), value.into()])).await.map(|_| ())
+    let mut sql = Sql::new("INSERT INTO wxnotify_meta (key, value) VALUES (");
+    sql.bind(key).push(", ").bind(value).push(") ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    sql.execute(db).await.map(|_| ())
 }
 
 /// A server-internal value from `wxnotify_meta`.
 pub async fn meta_get(db: &impl ConnectionTrait, key: &str) -> Result<Option<String>, sea_orm::DbErr> {
-    let sql = "SELECT value FROM wxnotify_meta WHERE key = $1";
-    match db.query_one_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, [key.into()])).await? {
+    let mut sql = Sql::new("SELECT value FROM wxnotify_meta WHERE key = ");
+    sql.bind(key);
+    match sql.one(db).await? {
         Some(row) => Ok(Some(row.try_get::<String>("", "value")?)),
         None => Ok(None),
     }

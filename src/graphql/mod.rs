@@ -12,10 +12,10 @@ use std::sync::Arc;
 use async_graphql::dynamic::{Object, Schema};
 use sea_orm::DatabaseConnection;
 
+use crate::db::DatabaseKind;
 use crate::hasura::Engine;
-use crate::hasura::sql::Dialect;
 use crate::services::Services;
-use crate::settings::{DatabaseKind, Settings};
+use crate::settings::Settings;
 use ops::Operations;
 
 /// The operations beyond tables, one entry per capability.
@@ -25,29 +25,25 @@ fn operations() -> Vec<Operations> {
 
 /// The schema the server runs, with its services attached.
 pub fn build_schema(services: Arc<Services>) -> anyhow::Result<Schema> {
-    let dialect = match services.settings.database_kind {
-        DatabaseKind::Sqlite => Dialect::Sqlite,
-        DatabaseKind::Postgres => Dialect::Postgres,
-    };
     let settings = services.settings.clone();
-    build(Some(services.db.clone()), dialect, Some(&settings), Some(services))
+    build(Some(services.db.clone()), settings.database_kind, Some(&settings), Some(services))
 }
 
 /// The SDL, without needing a database.
 pub fn sdl() -> anyhow::Result<String> {
-    Ok(build(None, Dialect::Sqlite, None, None)?.sdl())
+    Ok(build(None, DatabaseKind::Sqlite, None, None)?.sdl())
 }
 
 fn build(
     db: Option<DatabaseConnection>,
-    dialect: Dialect,
+    kind: DatabaseKind,
     settings: Option<&Settings>,
     services: Option<Arc<Services>>,
 ) -> anyhow::Result<Schema> {
     let mut catalog = crate::tables::catalog();
     catalog.max_limit = settings.map(|s| s.max_limit);
     let catalog = Arc::new(catalog);
-    let engine = Engine::new(catalog.clone(), db, dialect);
+    let engine = Engine::new(catalog.clone(), db, kind);
     let mut builder = Schema::build("query_root", Some("mutation_root"), None);
     if let Some(settings) = settings {
         builder = builder.limit_depth(settings.max_query_depth).limit_complexity(settings.max_query_complexity).extension(limits::Limits {

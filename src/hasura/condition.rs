@@ -4,8 +4,10 @@
 
 use async_graphql::Value;
 
-use super::sql::{Compiled, Dialect, Writer};
+use super::sql::Writer;
 use crate::auth::Caller;
+use crate::db::DatabaseKind;
+use crate::db::sql::Sql;
 use crate::hasura::error::EngineError;
 use crate::hasura::input;
 use crate::hasura::meta::Catalog;
@@ -14,11 +16,11 @@ use crate::hasura::permission::Permissions;
 /// Compiles `value`, a `<table>_bool_exp`, to a condition on the rows of
 /// `table` aliased `alias` (which must not look like `t1`, `t2`, ...: those
 /// name the subqueries). Runs as admin; parameters are numbered from `$1`.
-pub fn condition(catalog: &Catalog, dialect: Dialect, table: &str, alias: &str, value: &Value) -> Result<Compiled, EngineError> {
+pub fn condition(catalog: &Catalog, kind: DatabaseKind, table: &str, alias: &str, value: &Value) -> Result<Sql, EngineError> {
     let table = catalog.require(table)?;
     let exp = input::bool_exp(catalog, table, value)?;
     let perms = Permissions::new(Caller::ADMIN);
-    let mut writer = Writer::new(dialect, catalog, &perms);
+    let mut writer = Writer::new(kind, catalog, &perms);
     writer.bool_exp(table, alias, &exp)?;
     Ok(writer.finish())
 }

@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, ResolverContext, TypeRef};
 use async_graphql::{Name, SelectionField, Value};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
 use super::error::{EngineError, invalid};
 use super::input::{self, as_list, column_names, sql_value};
 use super::ir::{BoolExp, FieldSel, MutationPart, OnConflict};
 use super::meta::{Catalog, Scalar, Table};
 use super::permission::Permissions;
-use super::sql::{Compiled, Dialect, InsertRequest, MutationOutput, RootOutput, UpdateRequest, Writer, compile_select};
+use super::sql::{InsertRequest, MutationOutput, RootOutput, UpdateRequest, Writer, compile_select};
 use crate::auth::Caller;
+use crate::db::DatabaseKind;
+use crate::db::sql::Sql;
 
 /// Runs the table surface against one database.
 #[derive(Clone)]
@@ -26,7 +28,7 @@ struct Inner {
     catalog: Arc<Catalog>,
     /// `None` when the schema is built only to be printed.
     db: Option<DatabaseConnection>,
-    dialect: Dialect,
+    kind: DatabaseKind,
 }
 
 /// The response JSON of query root fields, kept as the database wrote it so
@@ -80,8 +82,8 @@ impl Root {
 }
 
 impl Engine {
-    pub fn new(catalog: Arc<Catalog>, db: Option<DatabaseConnection>, dialect: Dialect) -> Self {
-        Engine { inner: Arc::new(Inner { catalog, db, dialect }) }
+    pub fn new(catalog: Arc<Catalog>, db: Option<DatabaseConnection>, kind: DatabaseKind) -> Self {
+        Engine { inner: Arc::new(Inner { catalog, db, kind }) }
     }
 
     fn db(&self) -> Result<&DatabaseConnection, EngineError> {
@@ -124,7 +126,7 @@ impl Engine {
         let compiled = {
             let field = ctx.ctx.field();
             let fields = input::selection(&self.inner.catalog, table, &field)?;
-            let writer = Writer::new(self.inner.dialect, &self.inner.catalog, &perms);
+            let writer = Writer::new(self.inner.kind, &self.inner.catalog, &perms);
             compile_select(writer, table, RootOutput::ByPk { id, fields: &fields })?
         };
         self.fetch_json(self.db()?, compiled).await
@@ -149,9 +151,9 @@ impl Engine {
         root: Root,
         field: &SelectionField<'_>,
         args: &[(Name, Value)],
-    ) -> Result<Compiled, EngineError> {
+    ) -> Result<Sql, EngineError> {
         let catalog = &self.inner.catalog;
-        let writer = Writer::new(self.inner.dialect, catalog, perms);
+        let writer = Writer::new(self.inner.kind, catalog, perms);
         match root {
             Root::List => {
                 let list_args = input::list_args(catalog, table, args)?;
@@ -223,16 +225,16 @@ impl Engine {
 
     async fn run_mutation(&self, perms: &Permissions, table: &Table, mutation: Mutation) -> Result<Option<Value>, EngineError> {
         let catalog = &self.inner.catalog;
-        let dialect = self.inner.dialect;
+        let kind = self.inner.kind;
         let output = mutation.output.as_sql();
-        let writer = || Writer::new(dialect, catalog, perms);
+        let writer = || Writer::new(kind, catalog, perms);
         let statements = match &mutation.change {
             Change::Insert(request) => writer().insert(table, request, output)?,
             Change::Update(request) => vec![writer().update(table, request, output)?],
             Change::Delete(filter) => vec![writer().delete(table, filter, output)?],
         };
         let db = self.db()?;
-        if dialect == Dialect::Postgres {
+        if kind == DatabaseKind::Postgres {
             let statement = statements.into_iter().next().ok_or_else(|| invalid("nothing to run"))?;
             return self.fetch_json(db, statement).await;
         }
@@ -250,34 +252,33 @@ impl Engine {
         Ok(result)
     }
 
-    fn statement(&self, compiled: Compiled) -> Statement {
-        tracing::debug!(sql = %compiled.sql, params = compiled.params.len(), "table surface statement");
-        let backend = match self.inner.dialect {
-            Dialect::Postgres => sea_orm::DbBackend::Postgres,
-            Dialect::Sqlite => sea_orm::DbBackend::Sqlite,
-        };
-        Statement::from_sql_and_values(backend, compiled.sql, compiled.params)
+    /// Logs the statement about to run.
+    fn trace(compiled: &Sql) {
+        tracing::debug!(sql = %compiled.text, params = compiled.params.len(), "table surface statement");
     }
 
     /// Runs a statement that returns one JSON text (or NULL).
-    async fn fetch_text(&self, db: &impl ConnectionTrait, compiled: Compiled) -> Result<Option<String>, EngineError> {
-        match db.query_one_raw(self.statement(compiled)).await? {
+    async fn fetch_text(&self, db: &impl ConnectionTrait, compiled: Sql) -> Result<Option<String>, EngineError> {
+        Self::trace(&compiled);
+        match compiled.one(db).await? {
             Some(row) => Ok(row.try_get_by_index(0)?),
             None => Ok(None),
         }
     }
 
-    async fn fetch_json(&self, db: &impl ConnectionTrait, compiled: Compiled) -> Result<Option<Value>, EngineError> {
+    async fn fetch_json(&self, db: &impl ConnectionTrait, compiled: Sql) -> Result<Option<Value>, EngineError> {
         self.fetch_text(db, compiled).await?.map(|text| parse_json(&text)).transpose()
     }
 
-    async fn fetch_ids(&self, db: &impl ConnectionTrait, compiled: Compiled) -> Result<Vec<i64>, EngineError> {
-        let rows = db.query_all_raw(self.statement(compiled)).await?;
+    async fn fetch_ids(&self, db: &impl ConnectionTrait, compiled: Sql) -> Result<Vec<i64>, EngineError> {
+        Self::trace(&compiled);
+        let rows = compiled.all(db).await?;
         rows.iter().map(|row| row.try_get_by_index::<i64>(0).map_err(EngineError::from)).collect()
     }
 
-    async fn execute(&self, db: &impl ConnectionTrait, compiled: Compiled) -> Result<(), EngineError> {
-        db.execute_raw(self.statement(compiled)).await?;
+    async fn execute(&self, db: &impl ConnectionTrait, compiled: Sql) -> Result<(), EngineError> {
+        Self::trace(&compiled);
+        compiled.execute(db).await?;
         Ok(())
     }
 }

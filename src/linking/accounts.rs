@@ -9,13 +9,15 @@ use chrono::Utc;
 use sea_orm::ConnectionTrait;
 
 use super::LinkError;
-use super::store::{self, map_unionid, query_one};
+use super::store::{self, map_unionid};
+use crate::db::sql::Sql;
 use crate::services::Services;
 
 /// The account whose mini-program openid is `openid`.
 pub async fn by_mp_openid(db: &impl ConnectionTrait, openid: &str) -> Result<Option<i64>, LinkError> {
-    let row = query_one(db, "SELECT id FROM account WHERE mp_openid = $1", vec![openid.into()]).await?;
-    Ok(row.map(|r| r.try_get::<i64>("", "id")).transpose()?)
+    let mut sql = Sql::new("SELECT id FROM account WHERE mp_openid = ");
+    sql.bind(openid.to_string());
+    Ok(sql.one(db).await?.map(|r| r.try_get::<i64>("", "id")).transpose()?)
 }
 
 /// The account of the service-account user `openid`: the one linked to it,
@@ -24,8 +26,9 @@ pub async fn by_mp_openid(db: &impl ConnectionTrait, openid: &str) -> Result<Opt
 /// follower found this way is linked, as a subscribe event would.
 pub async fn by_oa_openid(services: &Services, openid: &str) -> Result<Option<i64>, LinkError> {
     let db = &services.db;
-    let linked = query_one(db, "SELECT id FROM account WHERE oaopenid = $1 ORDER BY id LIMIT 1", vec![openid.into()]).await?;
-    if let Some(row) = linked {
+    let mut linked = Sql::new("SELECT id FROM account WHERE oaopenid = ");
+    linked.bind(openid.to_string()).push(" ORDER BY id LIMIT 1");
+    if let Some(row) = linked.one(db).await? {
         return Ok(Some(row.try_get("", "id")?));
     }
     let info = services.wechat.user_info(openid).await?;
@@ -35,10 +38,11 @@ pub async fn by_oa_openid(services: &Services, openid: &str) -> Result<Option<i6
     if info.subscribe {
         store::link_by_unionid(db, services.settings.database_kind, openid, unionid).await?;
     }
-    let sql = format!(
-        "SELECT id FROM account WHERE unionid = $1 OR (unionid IS NULL AND {} = $1) ORDER BY id LIMIT 1",
+    let mut sql = Sql::new("SELECT id FROM account WHERE unionid = ");
+    let unionid_p = sql.param(unionid.to_string());
+    sql.push(&format!(
+        "{unionid_p} OR (unionid IS NULL AND {} = {unionid_p}) ORDER BY id LIMIT 1",
         map_unionid(services.settings.database_kind, "oauth2_user_info_map")
-    );
-    let row = query_one(db, &sql, vec![unionid.into()]).await?;
-    Ok(row.map(|r| r.try_get::<i64>("", "id")).transpose()?)
+    ));
+    Ok(sql.one(db).await?.map(|r| r.try_get::<i64>("", "id")).transpose()?)
 }

@@ -9,7 +9,7 @@ use entity::account;
 use sea_orm::{DbErr, EntityTrait};
 
 use super::LinkError;
-use super::store::{execute, query_one};
+use crate::db::sql::Sql;
 use crate::services::Services;
 use crate::wechat::QrCode;
 use crate::wechat::qrcode::{EXPIRE_MAX_SECONDS, SCENE_MAX_CHARS};
@@ -40,15 +40,18 @@ pub async fn create_bind_qr_code(services: &Services, account_id: i64, expire_se
     account::Entity::find_by_id(account_id).one(db).await?.ok_or(LinkError::NoAccount(account_id))?;
     let scene = new_scene();
     let expires_at = Utc::now() + chrono::Duration::seconds(expire as i64);
-    let sql = "INSERT INTO bind_scene (scene, account_account, expires_at, created_at) VALUES ($1, $2, $3, $4)";
-    execute(db, sql, vec![scene.clone().into(), account_id.into(), expires_at.into(), Utc::now().into()]).await?;
+    let mut sql = Sql::new("INSERT INTO bind_scene (scene, account_account, expires_at, created_at) VALUES (");
+    sql.bind(scene.clone()).push(", ").bind(account_id).push(", ").bind(expires_at).push(", ").bind(Utc::now()).push(")");
+    sql.execute(db).await?;
     match services.wechat.create_qrcode(&scene, expire).await {
         Ok(code) => {
             tracing::info!(account = account_id, expire_seconds = code.expire_seconds, "created a bind QR code");
             Ok(code)
         }
         Err(e) => {
-            execute(db, "DELETE FROM bind_scene WHERE scene = $1", vec![scene.into()]).await?;
+            let mut sql = Sql::new("DELETE FROM bind_scene WHERE scene = ");
+            sql.bind(scene);
+            sql.execute(db).await?;
             Err(e.into())
         }
     }
@@ -61,9 +64,12 @@ pub(crate) async fn consume_scene(services: &Services, scene: &str) -> Result<Op
         return Ok(None);
     }
     let now: DateTime<Utc> = Utc::now();
-    execute(&services.db, "DELETE FROM bind_scene WHERE expires_at <= $1", vec![now.into()]).await?;
-    let sql = "DELETE FROM bind_scene WHERE scene = $1 RETURNING account_account";
-    match query_one(&services.db, sql, vec![scene.into()]).await? {
+    let mut sweep = Sql::new("DELETE FROM bind_scene WHERE expires_at <= ");
+    sweep.bind(now);
+    sweep.execute(&services.db).await?;
+    let mut sql = Sql::new("DELETE FROM bind_scene WHERE scene = ");
+    sql.bind(scene).push(" RETURNING account_account");
+    match sql.one(&services.db).await? {
         Some(row) => Ok(Some(row.try_get::<i64>("", "account_account")?)),
         None => Ok(None),
     }

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DbErr};
 
-use super::store::execute;
-use crate::settings::DatabaseKind;
+use crate::db::DatabaseKind;
+use crate::db::sql::Sql;
 
 /// A held lease; released on [`Lease::release`] (or by expiry after a crash).
 pub struct Lease {
@@ -45,11 +45,10 @@ impl Lease {
             DatabaseKind::Sqlite => "CAST(wxnotify_meta.value AS INTEGER)",
             DatabaseKind::Postgres => "CAST(split_part(wxnotify_meta.value, ':', 1) AS BIGINT)",
         };
-        let sql = format!(
-            "INSERT INTO wxnotify_meta (key, value) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE {until} < $3"
-        );
-        if execute(db, &sql, vec![key.into(), value.clone().into(), now_ms().into()]).await? == 0 {
+        let mut sql = Sql::new("INSERT INTO wxnotify_meta (key, value) VALUES (");
+        sql.bind(key).push(", ").bind(value.clone());
+        sql.push(&format!(") ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE {until} < ")).bind(now_ms());
+        if sql.execute(db).await? == 0 {
             return Ok(None);
         }
         let value = Arc::new(Mutex::new(value));
@@ -75,12 +74,9 @@ impl Lease {
     /// Gives the lease up (only if it is still ours).
     pub async fn release(self) {
         self.heartbeat.abort();
-        let released = execute(
-            &self.db,
-            "DELETE FROM wxnotify_meta WHERE key = $1 AND value = $2",
-            vec![self.key.clone().into(), self.value().into()],
-        )
-        .await;
+        let mut sql = Sql::new("DELETE FROM wxnotify_meta WHERE key = ");
+        sql.bind(self.key.clone()).push(" AND value = ").bind(self.value());
+        let released = sql.execute(&self.db).await;
         if let Err(e) = released {
             // Harmless beyond a delay: the lease runs out by itself.
             tracing::warn!(error = %e, key = self.key, "could not release a lease; it expires by itself");
@@ -93,8 +89,9 @@ async fn renew(db: DatabaseConnection, key: String, owner: String, ttl: Duration
         tokio::time::sleep(ttl / 3).await;
         let old = value.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let new = lease_value(ttl, &owner);
-        let sql = "UPDATE wxnotify_meta SET value = $1 WHERE key = $2 AND value = $3";
-        match execute(&db, sql, vec![new.clone().into(), key.clone().into(), old.into()]).await {
+        let mut sql = Sql::new("UPDATE wxnotify_meta SET value = ");
+        sql.bind(new.clone()).push(" WHERE key = ").bind(key.clone()).push(" AND value = ").bind(old);
+        match sql.execute(&db).await {
             Ok(0) => {
                 tracing::error!(key, "lost a lease to another holder; the work it guards will stop");
                 lost.store(true, Ordering::Relaxed);

@@ -11,10 +11,11 @@ use sea_orm::DbErr;
 use serde_json::json;
 
 use super::LinkError;
-use super::store::{self, execute, query_one};
+use super::store;
 use crate::auth::{Caller, Role};
+use crate::db::DatabaseKind;
+use crate::db::sql::Sql;
 use crate::services::Services;
-use crate::settings::DatabaseKind;
 
 /// How long a login token lasts.
 pub const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -36,14 +37,15 @@ pub async fn login(services: &Services, code: &str) -> Result<LoginOutcome, Link
     if let Some(unionid) = &session.unionid {
         wechat["unionId"] = json!(unionid);
     }
-    let sql = format!(
-        "INSERT INTO account (created_at, updated_at, mp_openid, unionid, oauth2_user_info_map) VALUES ($1, $1, $2, $3, $4) \
-         ON CONFLICT (mp_openid) DO UPDATE SET unionid = COALESCE(excluded.unionid, account.unionid), \
+    let mut sql = Sql::new("INSERT INTO account (created_at, updated_at, mp_openid, unionid, oauth2_user_info_map) VALUES (");
+    let now = sql.param(Utc::now());
+    sql.push(&format!("{now}, {now}, ")).bind(session.openid.clone()).push(", ").bind(session.unionid.clone());
+    sql.push(", ").bind(json!({ "WECHAT": wechat })).push(&format!(
+        ") ON CONFLICT (mp_openid) DO UPDATE SET unionid = COALESCE(excluded.unionid, account.unionid), \
          oauth2_user_info_map = {merged}, updated_at = excluded.updated_at RETURNING id",
         merged = merged_map(kind)
-    );
-    let values = vec![Utc::now().into(), session.openid.clone().into(), session.unionid.clone().into(), json!({ "WECHAT": wechat }).into()];
-    let row = query_one(db, &sql, values).await?.ok_or_else(|| DbErr::RecordNotFound("the upserted account".into()))?;
+    ));
+    let row = sql.one(db).await?.ok_or_else(|| DbErr::RecordNotFound("the upserted account".into()))?;
     let id: i64 = row.try_get("", "id")?;
     let linked_now = link_if_following(services, id).await?;
     let expires_at = Utc::now() + chrono::Duration::from_std(LOGIN_TOKEN_TTL).unwrap_or_default();
@@ -55,10 +57,10 @@ pub async fn login(services: &Services, code: &str) -> Result<LoginOutcome, Link
 /// Links the account when its unionid (column, just filled from the login
 /// map) belongs to a current follower; true when this login linked it.
 async fn link_if_following(services: &Services, id: i64) -> Result<bool, DbErr> {
-    let sql = "UPDATE account SET oaopenid = f.openid, updated_at = $2 FROM oa_follower f \
-               WHERE account.id = $1 AND f.unionid = account.unionid AND f.subscribed \
-               AND account.oaopenid IS DISTINCT FROM f.openid";
-    Ok(execute(&services.db, sql, vec![id.into(), Utc::now().into()]).await? > 0)
+    let mut sql = Sql::new("UPDATE account SET oaopenid = f.openid, updated_at = ");
+    sql.bind(Utc::now()).push(" FROM oa_follower f WHERE account.id = ").bind(id);
+    sql.push(" AND f.unionid = account.unionid AND f.subscribed AND account.oaopenid IS DISTINCT FROM f.openid");
+    Ok(sql.execute(&services.db).await? > 0)
 }
 
 /// The stored login map with the new `WECHAT` keys merged in: other keys,

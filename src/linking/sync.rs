@@ -29,9 +29,10 @@ use tokio::sync::mpsc;
 
 use super::LinkError;
 use super::lease::Lease;
-use super::store::{execute, map_unionid, query_one};
+use super::store::map_unionid;
+use crate::db::DatabaseKind;
+use crate::db::sql::Sql;
 use crate::services::Services;
-use crate::settings::DatabaseKind;
 use crate::wechat::{UserInfo, WechatClient, WechatError, count_calls_into};
 
 /// The lease key in `wxnotify_meta`.
@@ -99,7 +100,7 @@ pub async fn sync_followers(services: &Services, progress: Option<ProgressFn>) -
     }
     if result.is_err() {
         // The stage holds nothing anyone else reads; empty it for the next sync.
-        if let Err(e) = execute(&services.db, "DELETE FROM follower_sync_stage", vec![]).await {
+        if let Err(e) = Sql::new("DELETE FROM follower_sync_stage").execute(&services.db).await {
             tracing::warn!(error = %e, "follower sync: could not empty the stage; the next sync will");
         }
     }
@@ -141,7 +142,7 @@ async fn run(services: &Services, lease: &Lease, progress: Option<ProgressFn>) -
     let db = &services.db;
     let listing_started = Utc::now();
     // Left over only by a sync that crashed; we hold the lease, so it is ours to clear.
-    execute(db, "DELETE FROM follower_sync_stage", vec![]).await?;
+    Sql::new("DELETE FROM follower_sync_stage").execute(db).await?;
     let calls = Arc::new(AtomicU64::new(0));
     let reporter = Reporter { progress, listed: AtomicU64::new(0), fetched: AtomicU64::new(0), total: AtomicU64::new(0) };
     let reporter = Arc::new(reporter);
@@ -283,16 +284,18 @@ async fn write_stage(db: &DatabaseConnection, kind: DatabaseKind, users: &[UserI
             serde_json::json!({ "o": u.openid, "u": u.unionid, "t": t })
         })
         .collect();
-    let select = match kind {
-        DatabaseKind::Postgres => "SELECT x.o, x.u, x.t FROM jsonb_to_recordset($1) AS x(o text, u text, t timestamptz)",
+    let mut sql = Sql::new("INSERT INTO follower_sync_stage (openid, unionid, subscribe_time) ");
+    let rows = sql.param(serde_json::Value::Array(rows));
+    sql.push(&match kind {
+        DatabaseKind::Postgres => format!("SELECT x.o, x.u, x.t FROM jsonb_to_recordset({rows}) AS x(o text, u text, t timestamptz)"),
         // Timestamps go through the same text form the driver writes elsewhere.
         DatabaseKind::Sqlite => {
-            "SELECT json_extract(value, '$.o'), json_extract(value, '$.u'), json_extract(value, '$.t') FROM json_each($1) WHERE TRUE"
+            format!("SELECT json_extract(value, '$.o'), json_extract(value, '$.u'), json_extract(value, '$.t') FROM json_each({rows}) WHERE TRUE")
         }
-    };
+    });
     // The list can shift while it is paged, repeating an openid.
-    let sql = format!("INSERT INTO follower_sync_stage (openid, unionid, subscribe_time) {select} ON CONFLICT (openid) DO NOTHING");
-    execute(db, &sql, vec![serde_json::Value::Array(rows).into()]).await.map(|_| ())
+    sql.push(" ON CONFLICT (openid) DO NOTHING");
+    sql.execute(db).await.map(|_| ())
 }
 
 /// Applies the complete listing in one transaction.
@@ -305,12 +308,9 @@ async fn apply(
     let txn = db.begin().await?;
     // A write first: SQLite takes its write lock now rather than failing to
     // upgrade a read later, and PostgreSQL locks the lease row until commit.
-    let held = execute(
-        &txn,
-        "UPDATE wxnotify_meta SET value = value WHERE key = $1 AND value = $2",
-        vec![lease.key().into(), lease.value().into()],
-    )
-    .await?;
+    let mut hold = Sql::new("UPDATE wxnotify_meta SET value = value WHERE key = ");
+    hold.bind(lease.key()).push(" AND value = ").bind(lease.value());
+    let held = hold.execute(&txn).await?;
     if held == 0 {
         return Err(LinkError::LeaseLost);
     }
@@ -321,27 +321,27 @@ async fn apply(
     if kind == DatabaseKind::Postgres {
         // The stage was empty at the last autovacuum; without fresh
         // statistics the planner joins 100,000 rows as if they were a few.
-        execute(&txn, "ANALYZE follower_sync_stage", vec![]).await?;
+        Sql::new("ANALYZE follower_sync_stage").execute(&txn).await?;
     }
     let t = Instant::now();
-    execute(&txn, DROP_LEFT_DURING_LISTING, vec![listing_started.into()]).await?;
+    drop_left_during_listing(listing_started).execute(&txn).await?;
     step(t);
     let t = Instant::now();
-    let followers_upserted = execute(&txn, UPSERT_FOLLOWERS, vec![now.into()]).await?;
+    let followers_upserted = upsert_followers(now).execute(&txn).await?;
     step(t);
     let t = Instant::now();
-    let by_column = execute(&txn, LINK_BY_COLUMN, vec![now.into()]).await?;
+    let by_column = link_by_column(now).execute(&txn).await?;
     step(t);
     let t = Instant::now();
-    let by_map = execute(&txn, &link_by_map(kind), vec![now.into()]).await?;
+    let by_map = link_by_map(kind, now).execute(&txn).await?;
     step(t);
     let t = Instant::now();
-    let cleared = execute(&txn, CLEAR_GONE_LINKS, vec![now.into(), listing_started.into()]).await?;
+    let cleared = clear_gone_links(now, listing_started).execute(&txn).await?;
     step(t);
     let t = Instant::now();
-    let gone = execute(&txn, MARK_GONE_FOLLOWERS, vec![now.into(), listing_started.into()]).await?;
+    let gone = mark_gone_followers(now, listing_started).execute(&txn).await?;
     step(t);
-    let counts = query_one(&txn, COUNTS, vec![]).await?.ok_or_else(|| DbErr::RecordNotFound("the sync's counts".into()))?;
+    let counts = Sql::new(COUNTS).one(&txn).await?.ok_or_else(|| DbErr::RecordNotFound("the sync's counts".into()))?;
     let count = |column: &str| counts.try_get::<i64>("", column).map(|n| n.max(0) as u64);
     let report = SyncReport {
         followers: count("followers")?,
@@ -351,7 +351,7 @@ async fn apply(
         unmatched: count("unmatched")?,
         ..SyncReport::default()
     };
-    execute(&txn, empty_stage(kind), vec![]).await?;
+    Sql::new(empty_stage(kind)).execute(&txn).await?;
     txn.commit().await?;
     let apply_ms = clock.elapsed().as_millis() as u64;
     tracing::info!(
@@ -368,31 +368,44 @@ async fn apply(
 
 /// Followers whose unsubscribe arrived after the listing began are not
 /// followers, whatever the listing saw: out of the stage with them.
-const DROP_LEFT_DURING_LISTING: &str = "DELETE FROM follower_sync_stage WHERE openid IN \
-    (SELECT openid FROM oa_follower WHERE NOT subscribed AND updated_at >= $1)";
+fn drop_left_during_listing(listing_started: DateTime<Utc>) -> Sql {
+    let mut sql =
+        Sql::new("DELETE FROM follower_sync_stage WHERE openid IN (SELECT openid FROM oa_follower WHERE NOT subscribed AND updated_at >= ");
+    sql.bind(listing_started).push(")");
+    sql
+}
 
 /// New and changed followers from the stage; unchanged ones are left out
 /// before the upsert (PostgreSQL would lock and rewrite every conflicting
 /// row otherwise).
-const UPSERT_FOLLOWERS: &str = "INSERT INTO oa_follower (created_at, updated_at, openid, unionid, subscribed, subscribe_time) \
-    SELECT $1, $1, s.openid, s.unionid, TRUE, s.subscribe_time \
-    FROM follower_sync_stage s LEFT JOIN oa_follower f ON f.openid = s.openid \
-    WHERE f.openid IS NULL OR f.unionid IS DISTINCT FROM s.unionid OR NOT f.subscribed \
-       OR f.subscribe_time IS DISTINCT FROM s.subscribe_time \
-    ON CONFLICT (openid) DO UPDATE SET unionid = excluded.unionid, subscribed = TRUE, \
-    subscribe_time = excluded.subscribe_time, updated_at = excluded.updated_at";
+fn upsert_followers(now: DateTime<Utc>) -> Sql {
+    let mut sql = Sql::default();
+    let now = sql.param(now);
+    sql.push(&format!(
+        "INSERT INTO oa_follower (created_at, updated_at, openid, unionid, subscribed, subscribe_time) \
+         SELECT {now}, {now}, s.openid, s.unionid, TRUE, s.subscribe_time \
+         FROM follower_sync_stage s LEFT JOIN oa_follower f ON f.openid = s.openid \
+         WHERE f.openid IS NULL OR f.unionid IS DISTINCT FROM s.unionid OR NOT f.subscribed \
+            OR f.subscribe_time IS DISTINCT FROM s.subscribe_time \
+         ON CONFLICT (openid) DO UPDATE SET unionid = excluded.unionid, subscribed = TRUE, \
+         subscribe_time = excluded.subscribe_time, updated_at = excluded.updated_at"
+    ));
+    sql
+}
 
 /// Accounts whose `unionid` column names a listed follower.
-const LINK_BY_COLUMN: &str = "UPDATE account SET oaopenid = s.openid, updated_at = $1 FROM follower_sync_stage s \
-    WHERE s.unionid = account.unionid AND account.oaopenid IS DISTINCT FROM s.openid";
+fn link_by_column(now: DateTime<Utc>) -> Sql {
+    let mut sql = Sql::new("UPDATE account SET oaopenid = s.openid, updated_at = ");
+    sql.bind(now).push(" FROM follower_sync_stage s WHERE s.unionid = account.unionid AND account.oaopenid IS DISTINCT FROM s.openid");
+    sql
+}
 
 /// Accounts known only by their login map's unionId; fills the column too.
-fn link_by_map(kind: DatabaseKind) -> String {
-    format!(
-        "UPDATE account SET unionid = s.unionid, oaopenid = s.openid, updated_at = $1 FROM follower_sync_stage s \
-         WHERE account.unionid IS NULL AND s.unionid = {map}",
-        map = map_unionid(kind, "account.oauth2_user_info_map")
-    )
+fn link_by_map(kind: DatabaseKind, now: DateTime<Utc>) -> Sql {
+    let mut sql = Sql::new("UPDATE account SET unionid = s.unionid, oaopenid = s.openid, updated_at = ");
+    sql.bind(now).push(" FROM follower_sync_stage s WHERE account.unionid IS NULL AND s.unionid = ");
+    sql.push(&map_unionid(kind, "account.oauth2_user_info_map"));
+    sql
 }
 
 /// Empties the stage (TRUNCATE where it is cheaper and transactional).
@@ -405,15 +418,24 @@ fn empty_stage(kind: DatabaseKind) -> &'static str {
 
 /// Links to followers the listing no longer has, unless the follower was
 /// confirmed by a callback after the listing began.
-const CLEAR_GONE_LINKS: &str = "UPDATE account SET oaopenid = NULL, updated_at = $1 \
-    WHERE oaopenid IS NOT NULL \
-      AND NOT EXISTS (SELECT 1 FROM follower_sync_stage s WHERE s.openid = account.oaopenid) \
-      AND NOT EXISTS (SELECT 1 FROM oa_follower f WHERE f.openid = account.oaopenid AND f.subscribed AND f.updated_at >= $2)";
+fn clear_gone_links(now: DateTime<Utc>, listing_started: DateTime<Utc>) -> Sql {
+    let mut sql = Sql::new("UPDATE account SET oaopenid = NULL, updated_at = ");
+    sql.bind(now).push(
+        " WHERE oaopenid IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM follower_sync_stage s WHERE s.openid = account.oaopenid) \
+         AND NOT EXISTS (SELECT 1 FROM oa_follower f WHERE f.openid = account.oaopenid AND f.subscribed AND f.updated_at >= ",
+    );
+    sql.bind(listing_started).push(")");
+    sql
+}
 
 /// Followers the listing no longer has, untouched since it began.
-const MARK_GONE_FOLLOWERS: &str = "UPDATE oa_follower SET subscribed = FALSE, updated_at = $1 \
-    WHERE subscribed AND updated_at < $2 \
-      AND NOT EXISTS (SELECT 1 FROM follower_sync_stage s WHERE s.openid = oa_follower.openid)";
+fn mark_gone_followers(now: DateTime<Utc>, listing_started: DateTime<Utc>) -> Sql {
+    let mut sql = Sql::new("UPDATE oa_follower SET subscribed = FALSE, updated_at = ");
+    sql.bind(now).push(" WHERE subscribed AND updated_at < ").bind(listing_started);
+    sql.push(" AND NOT EXISTS (SELECT 1 FROM follower_sync_stage s WHERE s.openid = oa_follower.openid)");
+    sql
+}
 
 const COUNTS: &str = "SELECT \
     (SELECT count(*) FROM follower_sync_stage) AS followers, \

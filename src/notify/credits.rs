@@ -27,7 +27,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use super::error::{NotifyError, invalid};
 use super::outbox::{self, NewDelivery, Scope};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
-use super::sql::{Sql, skip_locked};
+use crate::db::sql::{Sql, skip_locked};
 use crate::services::Services;
 
 /// What WeChat's developer tools hand out instead of a real form id.
@@ -399,7 +399,7 @@ async fn accounts_by_id(db: &impl ConnectionTrait, ids: impl Iterator<Item = i64
     let ids: Vec<i64> = ids.collect();
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let mut sql = Sql::new(&format!("SELECT {} FROM account AS a WHERE a.id IN ", render::account_columns("a")));
+        let mut sql = Sql::new(format!("SELECT {} FROM account AS a WHERE a.id IN ", render::account_columns("a")));
         sql.list(chunk.iter().copied());
         for row in sql.all(db).await? {
             let account = AccountRow::from_row(&row)?;

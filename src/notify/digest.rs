@@ -19,18 +19,15 @@ use std::sync::OnceLock;
 
 use async_graphql::Value as GqlValue;
 use chrono::Utc;
-use sea_orm::Value;
 
 use super::error::{NotifyError, invalid};
 use super::outbox::{self, Channel, NewDelivery, Scope};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
 use super::route;
-use super::sql::Sql;
+use crate::db::sql::Sql;
 use sea_orm::TransactionTrait;
 use crate::hasura::Catalog;
-use crate::hasura::sql::Dialect;
 use crate::services::Services;
-use crate::settings::DatabaseKind;
 
 /// The template a digest uses when none is named.
 pub const DEFAULT_TEMPLATE: &str = "digest";
@@ -220,22 +217,18 @@ pub async fn candidates(
     filter: Option<&serde_json::Value>,
     ordered: &[MessageTemplate],
 ) -> Result<Vec<Candidate>, NotifyError> {
-    let dialect = match services.settings.database_kind {
-        DatabaseKind::Sqlite => Dialect::Sqlite,
-        DatabaseKind::Postgres => Dialect::Postgres,
-    };
     let condition = match filter {
         // An absent or null `where` is every account, as in Hasura.
         Some(value) if !value.is_null() => {
             let value = GqlValue::from_json(value.clone()).map_err(|e| invalid(format!("`where` is not an account_bool_exp: {e}")))?;
-            crate::hasura::condition::condition(catalog(), dialect, "account", "a", &value)?
+            crate::hasura::condition::condition(catalog(), services.settings.database_kind, "account", "a", &value)?
         }
-        _ => crate::hasura::sql::Compiled { sql: "(1=1)".into(), params: Vec::<Value>::new() },
+        _ => Sql::new("(1=1)"),
     };
     let text = format!(
         "SELECT {}, p.type AS kind, count(*) AS n FROM account AS a JOIN point_count AS p ON p.account_account = a.id WHERE {} AND (",
         render::account_columns("a"),
-        condition.sql
+        condition.text
     );
     let mut sql = Sql::continuing(text, condition.params);
     reachable_condition(&mut sql, ordered);

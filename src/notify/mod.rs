@@ -23,7 +23,6 @@ pub mod outbox;
 pub mod realtime;
 pub mod render;
 mod route;
-mod sql;
 
 use std::sync::Arc;
 

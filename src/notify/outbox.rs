@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::delivery::{Channel, Leases, Status};
 
-use super::sql::{Sql, skip_locked};
+use crate::db::sql::{Sql, skip_locked};
 use crate::services::Services;
 use crate::wechat::send::CLIENT_MSG_ID_TOO_FAST;
 use crate::wechat::{FormTemplateMessage, OaSubscribeMessage, Reaction, SubscribeMessage, TemplateMessage, WechatClient, WechatError};

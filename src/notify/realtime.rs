@@ -27,7 +27,7 @@ use super::error::{NotifyError, invalid};
 use super::outbox::{self, Channel, Scope};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
 use super::route;
-use super::sql::Sql;
+use crate::db::sql::Sql;
 use crate::services::Services;
 
 /// The answer of `notifyAccount`.
@@ -141,7 +141,7 @@ pub async fn notify_account(services: &Services, account_id: i64, window_seconds
 }
 
 async fn load_account(db: &impl ConnectionTrait, id: i64) -> Result<(AccountRow, Option<DateTime<Utc>>), NotifyError> {
-    let mut sql = Sql::new(&format!(
+    let mut sql = Sql::new(format!(
         "SELECT {}, n.expire_time FROM account AS a LEFT JOIN notice AS n ON n.account_account = a.id WHERE a.id = ",
         render::account_columns("a")
     ));

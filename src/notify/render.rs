@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::error::{NotifyError, invalid};
 use super::outbox::Channel;
-use super::sql::Sql;
+use crate::db::sql::Sql;
 use crate::wechat::send::fit_template_data;
 use crate::wechat::{FormTemplateMessage, MiniProgramLink, OaSubscribeMessage, SubscribeMessage, TemplateMessage, TemplateValue};
 

@@ -28,12 +28,13 @@ use chrono::{DateTime, Utc};
 use entity::actok;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
     TryInsertResult,
 };
 
 use super::WechatError;
-use crate::settings::DatabaseKind;
+use crate::db::DatabaseKind;
+use crate::db::sql::Sql;
 
 /// A token just handed out by WeChat.
 pub struct Fetched {
@@ -220,28 +221,17 @@ impl TokenCache {
         let now = Utc::now().timestamp_millis();
         let until = now + self.lease.as_millis() as i64;
         let lease = Lease { key: format!("actok_refresh:{appid}"), value: format!("{until}:{}", hex::encode(rand::random::<[u8; 8]>())) };
-        let taken = self
-            .db
-            .execute_raw(Statement::from_sql_and_values(
-                self.db.get_database_backend(),
-                "INSERT INTO wxnotify_meta (key, value) VALUES (?, ?) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value \
-                 WHERE CAST(wxnotify_meta.value AS INTEGER) < ?",
-                [lease.key.clone().into(), lease.value.clone().into(), now.into()],
-            ))
-            .await?;
-        Ok((taken.rows_affected() > 0).then_some(lease))
+        let mut sql = Sql::new("INSERT INTO wxnotify_meta (key, value) VALUES (");
+        sql.bind(lease.key.clone()).push(", ").bind(lease.value.clone());
+        sql.push(") ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(wxnotify_meta.value AS INTEGER) < ").bind(now);
+        let taken = sql.execute(&self.db).await?;
+        Ok((taken > 0).then_some(lease))
     }
 
     async fn release_lease(&self, lease: &Lease) {
-        let released = self
-            .db
-            .execute_raw(Statement::from_sql_and_values(
-                self.db.get_database_backend(),
-                "DELETE FROM wxnotify_meta WHERE key = ? AND value = ?",
-                [lease.key.clone().into(), lease.value.clone().into()],
-            ))
-            .await;
+        let mut sql = Sql::new("DELETE FROM wxnotify_meta WHERE key = ");
+        sql.bind(lease.key.clone()).push(" AND value = ").bind(lease.value.clone());
+        let released = sql.execute(&self.db).await;
         if let Err(e) = released {
             // Harmless beyond a delay: the lease runs out by itself.
             tracing::warn!(error = %e, key = lease.key, "could not release the token refresh lease");

@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 use wxnotify::auth::Role;
 use wxnotify::doctor::Verdict;
 
-use crate::common::{Backend, JWT_SECRET, TestApp, spawn_app_with};
+use crate::common::{JWT_SECRET, TestApp, spawn_app_with};
+use wxnotify::db::DatabaseKind;
 
 /// Each name runs twice, on SQLite and on PostgreSQL.
 macro_rules! on_both_databases {
@@ -29,12 +30,12 @@ macro_rules! on_both_databases {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name(crate::common::Backend::Sqlite).await
+                super::$name(wxnotify::db::DatabaseKind::Sqlite).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$name(crate::common::Backend::Postgres).await
+                super::$name(wxnotify::db::DatabaseKind::Postgres).await
             }
         }
     )*};
@@ -193,17 +194,17 @@ async fn three_accounts(app: &TestApp, token: Option<&str>) {
     assert_eq!(body["data"]["insert_account"]["returning"], json!([{"id": 1}, {"id": 2}, {"id": 3}]), "{body}");
 }
 
-async fn start(backend: Backend, settings: &[(&str, &str)]) -> Option<TestApp> {
+async fn start(backend: DatabaseKind, settings: &[(&str, &str)]) -> Option<TestApp> {
     start_seeded_by(backend, settings, None).await
 }
 
-async fn start_seeded_by(backend: Backend, settings: &[(&str, &str)], admin: Option<&str>) -> Option<TestApp> {
+async fn start_seeded_by(backend: DatabaseKind, settings: &[(&str, &str)], admin: Option<&str>) -> Option<TestApp> {
     let app = spawn_app_with(backend, settings).await?;
     three_accounts(&app, admin).await;
     Some(app)
 }
 
-async fn standard_claims_work_and_time_claims_are_checked_with_leeway(backend: Backend) {
+async fn standard_claims_work_and_time_claims_are_checked_with_leeway(backend: DatabaseKind) {
     let Some(app) = start(backend, &[]).await else { return };
     let exp = now() + 600;
     // Exactly the README's claims, no `iat`.
@@ -264,7 +265,7 @@ fn hasura(default: &str, allowed: &[&str], user_id: Option<&str>) -> Value {
     claims
 }
 
-async fn hasura_claims_switch_roles_with_x_hasura_role(backend: Backend) {
+async fn hasura_claims_switch_roles_with_x_hasura_role(backend: DatabaseKind) {
     let Some(app) = start(backend, &[]).await else { return };
     let exp = now() + 600;
     let ns = "https://hasura.io/jwt/claims";
@@ -297,7 +298,7 @@ async fn hasura_claims_switch_roles_with_x_hasura_role(backend: Backend) {
     refused(outcome(post(&app, &[("X-Hasura-Role", "admin")], ACCOUNTS).await), "access-denied", "needs credentials", "");
 }
 
-async fn hasura_stringified_claims_under_a_configured_path(backend: Backend) {
+async fn hasura_stringified_claims_under_a_configured_path(backend: DatabaseKind) {
     let settings = [("JWT_CLAIMS_FORMAT", "stringified_json"), ("JWT_CLAIMS_NAMESPACE", "$.app['hasura claims']")];
     let Some(app) = start(backend, &settings).await else { return };
     let exp = now() + 600;
@@ -313,7 +314,7 @@ async fn hasura_stringified_claims_under_a_configured_path(backend: Backend) {
     refused(sees(&app, &elsewhere, &[]).await, "jwt-missing-role-claims", "$.app['hasura claims']", &elsewhere);
 }
 
-async fn zion_tokens_work_as_they_are(backend: Backend) {
+async fn zion_tokens_work_as_they_are(backend: DatabaseKind) {
     let Some(app) = start(backend, &[("JWT_ISSUER", "zionbackend"), ("JWT_USER_ID_CLAIM", "account_id")]).await else { return };
     let iat = now();
     let exp = iat + 86400;
@@ -339,7 +340,7 @@ async fn zion_tokens_work_as_they_are(backend: Backend) {
     assert_eq!(sees(&app, &app.state.services.jwt.mint(Role::Admin, None, Duration::from_secs(60)), &[]).await, Ok(vec![1, 2, 3]));
 }
 
-async fn the_admin_secret_grants_admin_and_poses_as_a_user(backend: Backend) {
+async fn the_admin_secret_grants_admin_and_poses_as_a_user(backend: DatabaseKind) {
     let Some(app) = start(backend, &[("ADMIN_SECRET", ADMIN_SECRET)]).await else { return };
     assert_eq!(doctor_auth(&app).await, Verdict::Ok("algorithms HS256; admin secret set".into()));
     let as_admin = |name| vec![(name, ADMIN_SECRET)];
@@ -382,7 +383,7 @@ async fn the_admin_secret_grants_admin_and_poses_as_a_user(backend: Backend) {
     assert_eq!(stats(posing).await.unwrap().status(), 403);
 }
 
-async fn an_admin_secret_header_is_refused_when_none_is_configured(backend: Backend) {
+async fn an_admin_secret_header_is_refused_when_none_is_configured(backend: DatabaseKind) {
     let Some(app) = start(backend, &[]).await else { return };
     let body = post(&app, &[(SECRET_HEADER, ADMIN_SECRET)], "{ __typename }").await;
     assert!(body["data"].is_null(), "{body}");
@@ -394,7 +395,7 @@ async fn an_admin_secret_header_is_refused_when_none_is_configured(backend: Back
     assert_eq!(doctor_auth(&app).await, Verdict::Ok("algorithms HS256; no admin secret (the header is refused)".into()));
 }
 
-async fn rs256_through_a_pem_key_and_confusion_refused(backend: Backend) {
+async fn rs256_through_a_pem_key_and_confusion_refused(backend: DatabaseKind) {
     let key = Rsa::new();
     // As an environment variable would carry it: `\n` escapes.
     let escaped = key.pem().replace('\n', "\\n");
@@ -455,7 +456,7 @@ async fn serve_jwks(document: Value) -> JwksServer {
     JwksServer { url, document, fetches }
 }
 
-async fn rs256_and_es256_through_a_rotating_jwks(backend: Backend) {
+async fn rs256_and_es256_through_a_rotating_jwks(backend: DatabaseKind) {
     let (old, new, ec) = (Rsa::new(), Rsa::new(), Ec::new());
     // An `oct` key in the set must never verify anything.
     let oct = json!({"kty": "oct", "kid": "shared", "k": b64(b"a-shared-secret-a-shared-secret!")});
@@ -571,7 +572,7 @@ fn generated_token(rng: &mut rand::rngs::StdRng, now: i64) -> String {
     }
 }
 
-async fn time_and_audience_checks_agree_with_pyjwt(backend: Backend) {
+async fn time_and_audience_checks_agree_with_pyjwt(backend: DatabaseKind) {
     use rand::SeedableRng;
     let Some(app) = start(backend, &[("JWT_ISSUER", "zionbackend"), ("JWT_AUDIENCE", "app")]).await else { return };
     let mut rng = rand::rngs::StdRng::seed_from_u64(14);
@@ -596,7 +597,7 @@ async fn time_and_audience_checks_agree_with_pyjwt(backend: Backend) {
     }
 }
 
-async fn an_unreachable_jwks_is_a_clear_refusal(backend: Backend) {
+async fn an_unreachable_jwks_is_a_clear_refusal(backend: DatabaseKind) {
     // A port nothing listens on any more.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
     let url = format!("http://{}/jwks.json", listener.local_addr().expect("an address"));

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use wxnotify::auth::Role;
 use wxnotify::sim::{SimFollower, SimMpUser, Simulator};
 
-use crate::common::{Backend, TestApp, borrowed, sim_settings, spawn_app_with};
+use crate::common::{TestApp, borrowed, sim_settings, spawn_app_with};
+use wxnotify::db::DatabaseKind;
 
 const NOTIFY: &str = r#"mutation($a: bigint!) { notifyAccount(account_id: $a) { status channel error } }"#;
 
@@ -43,7 +44,7 @@ async fn notify(app: &TestApp, account: i64) -> (Value, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configured_channel_order_decides_which_channel_carries_a_notice() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let sim = Simulator::start(Default::default()).await.unwrap();
         sim.add_followers([SimFollower::new("oaA"), SimFollower::new("oaB")]);
         sim.add_mp_users([SimMpUser::new("mpA", None, &[]), SimMpUser::new("mpB", None, &[])]);

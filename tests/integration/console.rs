@@ -17,8 +17,9 @@ use wxnotify::auth::Role;
 use wxnotify::sim::{SimFollower, SimHandle, SimMpUser};
 
 use crate::browser::{Browser, Page};
-use crate::common::{Backend, TestApp};
+use crate::common::TestApp;
 use crate::with_simulator;
+use wxnotify::db::DatabaseKind;
 
 const NOTICE: &str = r#"query notice{ account(where:{_and:[ {oaopenid:{_is_null:false}}, {point_count:{id:{_is_null:false}}} {_or:[ {user_status:{_eq:"经纪人"}}, {user_status:{_eq:"新人"}}]} ]}){ oaopenid, chatnotice:point_count_aggregate(where:{type:{_eq:"聊天"}}){ aggregate{ count } }, nonchatnotice:point_count_aggregate(where:{type:{_eq:"投递邀约"}}){ aggregate{ count } } } }"#;
 const SEND: &str = r#"mutation($i: SendTemplateMessageInput!) { sendTemplateMessage(input: $i) { errcode status delivery_id } }"#;
@@ -61,7 +62,7 @@ async fn open<'b>(browser: &'b Browser, app: &TestApp) -> Page<'b> {
 
 async fn screenshot(page: &Page<'_>, app: &TestApp, name: &str) {
     let Ok(dir) = std::env::var("WXNOTIFY_CONSOLE_SCREENSHOTS") else { return };
-    if app.backend != Backend::Sqlite {
+    if app.backend != DatabaseKind::Sqlite {
         return; // one set of pictures is enough
     }
     std::fs::create_dir_all(&dir).expect("the screenshot directory");

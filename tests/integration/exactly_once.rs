@@ -19,11 +19,12 @@ use wxnotify::notify::outbox;
 use wxnotify::sim::{RepeatAnswer, SimFollower, SimHandle, Simulator};
 use wxnotify::wechat::TemplateMessage;
 
-use crate::common::{Backend, TestApp, borrowed, sim_settings, spawn_app_with};
+use crate::common::{TestApp, borrowed, sim_settings, spawn_app_with};
+use wxnotify::db::DatabaseKind;
 
 /// A server on a fresh database talking to `sim`, with short leases so a
 /// lapsed one is seen quickly.
-async fn spawn(backend: Backend, sim: &SimHandle, extra: &[(&str, &str)]) -> Option<TestApp> {
+async fn spawn(backend: DatabaseKind, sim: &SimHandle, extra: &[(&str, &str)]) -> Option<TestApp> {
     let mut settings = sim_settings(sim);
     settings.push(("DELIVERY_LEASE".into(), "1s".into()));
     settings.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -107,25 +108,25 @@ macro_rules! each_backend_and_answer {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_answer_45065() {
-                let ($backend, $answer) = (Backend::Sqlite, RepeatAnswer::Exists);
+                let ($backend, $answer) = (DatabaseKind::Sqlite, RepeatAnswer::Exists);
                 $body
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_answer_ok() {
-                let ($backend, $answer) = (Backend::Sqlite, RepeatAnswer::Ok);
+                let ($backend, $answer) = (DatabaseKind::Sqlite, RepeatAnswer::Ok);
                 $body
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres_answer_45065() {
-                let ($backend, $answer) = (Backend::Postgres, RepeatAnswer::Exists);
+                let ($backend, $answer) = (DatabaseKind::Postgres, RepeatAnswer::Exists);
                 $body
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres_answer_ok() {
-                let ($backend, $answer) = (Backend::Postgres, RepeatAnswer::Ok);
+                let ($backend, $answer) = (DatabaseKind::Postgres, RepeatAnswer::Ok);
                 $body
             }
         }
@@ -200,7 +201,7 @@ each_backend_and_answer! {
 /// invalidate a token another system holds: it is the default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_come_from_stable_token_by_default() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let sim = Simulator::start(Default::default()).await.unwrap();
         sim.add_followers([SimFollower::new("oaFan")]);
         let Some(app) = spawn(backend, &sim, &[]).await else { continue };
@@ -356,9 +357,8 @@ async fn wait_for_sends(sim: &SimHandle, n: usize) {
 
 /// The delivery log straight from the database: (touser, status, msgid, errmsg).
 async fn log(db: &sea_orm::DatabaseConnection) -> Vec<(String, String, Option<i64>, Option<String>)> {
-    use sea_orm::{ConnectionTrait, Statement};
-    let sql = "SELECT touser, status, msgid, errmsg FROM delivery ORDER BY id";
-    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+    wxnotify::db::sql::Sql::new("SELECT touser, status, msgid, errmsg FROM delivery ORDER BY id")
+        .all(db)
         .await
         .expect("the delivery log reads")
         .iter()
@@ -407,7 +407,7 @@ async fn count_status(db: &sea_orm::DatabaseConnection, status: &str) -> usize {
 /// SIGKILL mid-digest, then a restart that finishes the run by its run_id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_digest_then_restart_sends_every_message_once_and_logs_each_sent() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let Some(test_db) = crate::common::TestDb::new(backend).await else { continue };
         let sim = Simulator::start(Default::default()).await.unwrap();
         let settings = [("DELIVERY_LEASE", "2s"), ("WECHAT_CONCURRENCY", "4")];
@@ -443,7 +443,7 @@ async fn sigkill_mid_digest_then_restart_sends_every_message_once_and_logs_each_
 /// dead one's messages on its own, once their leases lapse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_server_settles_a_killed_ones_messages_without_a_restart() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let Some(test_db) = crate::common::TestDb::new(backend).await else { continue };
         let sim = Simulator::start(Default::default()).await.unwrap();
         let survivor = Binary::start(&sim, &test_db.url, &[("DELIVERY_LEASE", "2s"), ("PENDING_RETRY_AFTER", "2s")]);
@@ -559,16 +559,16 @@ fn run(command: &mut std::process::Command) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_going_away_mid_digest_loses_no_outcome_and_sends_nothing_twice() {
     use sea_orm::ConnectionTrait;
-    for (backend, until_refused) in [(Backend::Postgres, false), (Backend::Postgres, true), (Backend::Sqlite, true)] {
+    for (backend, until_refused) in [(DatabaseKind::Postgres, false), (DatabaseKind::Postgres, true), (DatabaseKind::Sqlite, true)] {
         let (private, test_db) = match backend {
-            Backend::Postgres => {
+            DatabaseKind::Postgres => {
                 let Some(private) = PrivatePostgres::start() else { continue };
                 let admin = sea_orm::Database::connect(private.url("postgres")).await.expect("the private PostgreSQL answers");
                 admin.execute_unprepared("CREATE DATABASE wxnotify").await.unwrap();
                 admin.close().await.ok();
                 (Some(private), None)
             }
-            Backend::Sqlite => (None, crate::common::TestDb::new(backend).await),
+            DatabaseKind::Sqlite => (None, crate::common::TestDb::new(backend).await),
         };
         let url = match (&private, &test_db) {
             (Some(private), _) => private.url("wxnotify"),

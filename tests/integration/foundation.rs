@@ -4,7 +4,8 @@ use serde_json::json;
 use wxnotify::auth::Role;
 
 use crate::both_databases;
-use crate::common::{Backend, TestDb};
+use crate::common::TestDb;
+use wxnotify::db::DatabaseKind;
 
 both_databases! {
     async fn the_server_starts_migrates_and_answers_healthz(app) {
@@ -60,19 +61,15 @@ both_databases! {
 
 #[tokio::test]
 async fn a_second_start_on_the_same_database_migrates_nothing_and_keeps_data() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let Some(db) = TestDb::new(backend).await else { continue };
         let (state, _, stop, server) = crate::common::start_server(db.url.clone(), &[]).await;
         state.db.execute_unprepared("INSERT INTO wxnotify_meta (key, value) VALUES ('probe', 'kept')").await.unwrap();
         let _ = stop.send(());
         server.await.unwrap();
         let (state, _, stop, server) = crate::common::start_server(db.url.clone(), &[]).await;
-        let row = state
-            .db
-            .query_one_raw(sea_orm::Statement::from_string(
-                state.db.get_database_backend(),
-                "SELECT value FROM wxnotify_meta WHERE key = 'probe'",
-            ))
+        let row = wxnotify::db::sql::Sql::new("SELECT value FROM wxnotify_meta WHERE key = 'probe'")
+            .one(&state.db)
             .await
             .unwrap()
             .expect("the row survived the restart");

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use wxnotify::sim::{SimMpUser, Simulator};
 
-use crate::common::{Backend, TestApp, borrowed, sim_settings, spawn_app_with};
+use crate::common::{TestApp, borrowed, sim_settings, spawn_app_with};
+use wxnotify::db::DatabaseKind;
 
 async fn still_up(app: &TestApp) {
     assert_eq!(app.get("/healthz").await.status(), 200, "the server stays up");
@@ -75,7 +76,7 @@ both_databases! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_limit_is_a_setting() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let overrides =
             [("MAX_LIMIT", "5"), ("MAX_QUERY_COMPLEXITY", "3"), ("MAX_BATCH", "1"), ("MAX_BODY_BYTES", "200"), ("MAX_QUERY_ALIASES", "1")];
         let Some(app) = spawn_app_with(backend, &overrides).await else { continue };
@@ -106,7 +107,7 @@ const LOGIN: &str = "mutation($c: String!) { loginWithWechatMiniApp(code: $c) { 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_are_limited_per_client_address() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let sim = Simulator::start(Default::default()).await.expect("the simulator starts");
         let codes: Vec<String> = (0..6).map(|i| format!("code-{i}")).collect();
         sim.add_mp_users([SimMpUser::new("oMpOne", None, &codes.iter().map(String::as_str).collect::<Vec<_>>())]);
@@ -136,7 +137,7 @@ async fn logins_are_limited_per_client_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_past_the_timeout_answers_504_and_its_work_still_finishes_once() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let sim = Simulator::start(Default::default()).await.expect("the simulator starts");
         sim.add_mp_users([SimMpUser::new("oMpSlow", Some("uSlow"), &["slow-code"])]);
         sim.set_latency(Duration::from_secs(2));

@@ -6,12 +6,13 @@
 //! retries and the pruning of old dedupe records, scan-to-bind, and hostile
 //! callback bodies.
 
-use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use wxnotify::sim::{CallbackTarget, SimConfig, SimEvent, SimFollower, SimHandle, SimMpUser, Simulator};
 use wxnotify::wechat::crypto;
 
-use crate::common::{Backend, TestApp, borrowed, sim_settings, spawn_app_with, start_server};
+use crate::common::{TestApp, borrowed, sim_settings, spawn_app_with, start_server};
+use wxnotify::db::DatabaseKind;
+use wxnotify::db::sql::Sql;
 
 const CALLBACK_TOKEN: &str = "test-callback-token";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
@@ -30,18 +31,18 @@ macro_rules! with_followers {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(($app, $sim)) = start(Backend::Sqlite, $n).await $body
+                if let Some(($app, $sim)) = start(DatabaseKind::Sqlite, $n).await $body
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(($app, $sim)) = start(Backend::Postgres, $n).await $body
+                if let Some(($app, $sim)) = start(DatabaseKind::Postgres, $n).await $body
             }
         }
     )*};
 }
 
-async fn start(backend: Backend, followers: usize) -> Option<(TestApp, SimHandle)> {
+async fn start(backend: DatabaseKind, followers: usize) -> Option<(TestApp, SimHandle)> {
     let config = SimConfig { followers: (0..followers).map(SimFollower::generated).collect(), page_size: PAGE, ..SimConfig::default() };
     let sim = Simulator::start(config).await.expect("the simulator starts");
     let app = spawn_app_with(backend, &borrowed(&settings(&sim))).await?;
@@ -86,8 +87,7 @@ async fn follower(app: &TestApp, openid: &str) -> Value {
 
 /// Every `dedupe_key` in `callback_event`.
 async fn callback_keys(app: &TestApp) -> Vec<String> {
-    let select = Statement::from_string(app.db.get_database_backend(), "SELECT dedupe_key FROM callback_event ORDER BY dedupe_key");
-    let rows = app.db.query_all_raw(select).await.unwrap();
+    let rows = Sql::new("SELECT dedupe_key FROM callback_event ORDER BY dedupe_key").all(&app.db).await.unwrap();
     rows.iter().map(|row| row.try_get::<String>("", "dedupe_key").unwrap()).collect()
 }
 
@@ -386,8 +386,9 @@ with_followers! {
         let kept = [("oLate:1:subscribe", now - chrono::TimeDelta::minutes(1)), ("oDay:2:subscribe", now - chrono::TimeDelta::hours(23))];
         let stale = [("oOld:3:subscribe", now - chrono::TimeDelta::hours(25)), ("oAncient:4:subscribe", now - chrono::TimeDelta::days(90))];
         for (key, received_at) in kept.iter().chain(&stale) {
-            let insert = "INSERT INTO callback_event (dedupe_key, event, received_at) VALUES ($1, 'subscribe', $2)";
-            app.db.execute_raw(Statement::from_sql_and_values(app.db.get_database_backend(), insert, [(*key).into(), (*received_at).into()])).await.unwrap();
+            let mut insert = Sql::new("INSERT INTO callback_event (dedupe_key, event, received_at) VALUES (");
+            insert.bind(*key).push(", 'subscribe', ").bind(*received_at).push(")");
+            insert.execute(&app.db).await.unwrap();
         }
 
         sim.push(&target(&app, false), SimEvent::Subscribe { openid: openid(0), ticket: None }).await.unwrap();

@@ -5,7 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Backend, TestApp, spawn_app};
+use crate::common::{TestApp, spawn_app};
+use wxnotify::db::DatabaseKind;
 
 /// What may stand at `WECHAT.unionId` / `WECHAT.openId`; `None` is absent.
 fn leaves() -> Vec<Option<Value>> {
@@ -93,8 +94,8 @@ async fn selected(app: &TestApp, filter: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexed_containment_on_sqlite_agrees_with_postgres() {
-    let Some(postgres) = spawn_app(Backend::Postgres).await else { return };
-    let Some(sqlite) = spawn_app(Backend::Sqlite).await else { return };
+    let Some(postgres) = spawn_app(DatabaseKind::Postgres).await else { return };
+    let Some(sqlite) = spawn_app(DatabaseKind::Sqlite).await else { return };
     let maps = corpus();
     load(&postgres, &maps).await;
     load(&sqlite, &maps).await;

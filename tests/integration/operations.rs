@@ -63,10 +63,11 @@ async fn json_logs_never_carry_secrets_and_sigterm_stops_cleanly() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
-    use crate::common::{Backend, TestDb, sim_settings};
+    use crate::common::{TestDb, sim_settings};
+    use wxnotify::db::DatabaseKind;
     use wxnotify::sim::{SimFollower, SimMpUser};
 
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let Some(test_db) = TestDb::new(backend).await else { continue };
         let sim = Simulator::start(SimConfig::default()).await.unwrap();
         sim.add_followers([SimFollower::new("oaFan")]);
@@ -121,15 +122,8 @@ async fn json_logs_never_carry_secrets_and_sigterm_stops_cleanly() {
         let sent = graphql(Some(admin_jwt.clone()), send).await;
         assert_eq!(sent["data"]["sendTemplateMessage"]["status"], "SENT", "{sent}");
         let db = test_db.connect().await;
-        let access_token = sea_orm::ConnectionTrait::query_one_raw(
-            &db,
-            sea_orm::Statement::from_string(db.get_database_backend(), "SELECT tok FROM actok"),
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<String>("", "tok")
-        .unwrap();
+        let access_token =
+            wxnotify::db::sql::Sql::new("SELECT tok FROM actok").one(&db).await.unwrap().unwrap().try_get::<String>("", "tok").unwrap();
         db.close().await.unwrap();
 
         let terminated = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();

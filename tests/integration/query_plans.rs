@@ -7,8 +7,9 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::both_databases;
+use crate::common::TestApp;
 use crate::common::seed_docs::{self, GETCACHE, NOTICE, NOTICE_UPSERT, SYNC_UPDATE};
-use crate::common::{Backend, TestApp};
+use wxnotify::db::DatabaseKind;
 
 const ACCOUNTS: i64 = 20_000;
 
@@ -37,8 +38,8 @@ async fn planned(app: &TestApp, table: &str, document: &str, variables: Value) -
     let mut out = Vec::new();
     for statement in statements.into_iter().filter(|s| s.sql.contains(&quoted)) {
         let explain = match app.backend {
-            Backend::Postgres => "EXPLAIN (COSTS OFF) ",
-            Backend::Sqlite => "EXPLAIN QUERY PLAN ",
+            DatabaseKind::Postgres => "EXPLAIN (COSTS OFF) ",
+            DatabaseKind::Sqlite => "EXPLAIN QUERY PLAN ",
         };
         let mut explained = statement.clone();
         explained.sql = format!("{explain}{}", statement.sql);
@@ -46,8 +47,8 @@ async fn planned(app: &TestApp, table: &str, document: &str, variables: Value) -
         let plan = rows
             .iter()
             .map(|row| match app.backend {
-                Backend::Postgres => row.try_get::<String>("", "QUERY PLAN").expect("a plan line"),
-                Backend::Sqlite => row.try_get::<String>("", "detail").expect("a plan line"),
+                DatabaseKind::Postgres => row.try_get::<String>("", "QUERY PLAN").expect("a plan line"),
+                DatabaseKind::Sqlite => row.try_get::<String>("", "detail").expect("a plan line"),
             })
             .collect();
         out.push(Planned { sql: statement.sql, plan });
@@ -111,8 +112,8 @@ both_databases! {
             "unionid": seed_docs::unionid(n), "unionobject": { "WECHAT": { "unionId": seed_docs::unionid(n) } }, "openid": "oNewOa"
         })).await;
         let index = match app.backend {
-            Backend::Postgres => "account_oauth2_user_info_map_idx",
-            Backend::Sqlite => "account_oauth2_user_info_map_unionid_idx",
+            DatabaseKind::Postgres => "account_oauth2_user_info_map_idx",
+            DatabaseKind::Sqlite => "account_oauth2_user_info_map_unionid_idx",
         };
         assert!(uses(&plans, index), "{index} unused:\n{}", show(&plans));
         assert_eq!(scans(&plans, &["account"]), Vec::<String>::new(), "\n{}", show(&plans));
@@ -151,11 +152,11 @@ both_databases! {
             let plans = planned(&app, "notice", NOTICE_UPSERT, json!({ "account": 7, "expire": expire })).await;
             assert_eq!(scans(&plans, &["notice", "account"]), Vec::<String>::new(), "\n{}", show(&plans));
             match app.backend {
-                Backend::Postgres => assert!(uses(&plans, "Conflict Arbiter Indexes: notice_account_account_key"), "\n{}", show(&plans)),
+                DatabaseKind::Postgres => assert!(uses(&plans, "Conflict Arbiter Indexes: notice_account_account_key"), "\n{}", show(&plans)),
                 // SQLite's plan does not show the conflict lookup; it resolves
                 // `ON CONFLICT (col)` only through a unique index on exactly
                 // those columns, so that index must exist.
-                Backend::Sqlite => assert!(plans[0].sql.contains("ON CONFLICT (\"account_account\")"), "\n{}", show(&plans)),
+                DatabaseKind::Sqlite => assert!(plans[0].sql.contains("ON CONFLICT (\"account_account\")"), "\n{}", show(&plans)),
             }
         }
         assert_eq!(unique_index_columns(&app, "notice", "notice_account_account_key").await, ["account_account"]);
@@ -166,16 +167,16 @@ both_databases! {
 /// The columns of the unique index `name` on `table`, from the catalog.
 async fn unique_index_columns(app: &TestApp, table: &str, name: &str) -> Vec<String> {
     let sql = match app.backend {
-        Backend::Postgres => format!(
+        DatabaseKind::Postgres => format!(
             "SELECT a.attname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_attribute a \
              ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE c.relname = '{name}' AND i.indisunique \
              AND i.indrelid = '{table}'::regclass ORDER BY a.attnum"
         ),
-        Backend::Sqlite => format!(
+        DatabaseKind::Sqlite => format!(
             "SELECT ii.name AS name FROM pragma_index_list('{table}') AS il, pragma_index_info(il.name) AS ii \
              WHERE il.name = '{name}' AND il.\"unique\" = 1 ORDER BY ii.seqno"
         ),
     };
-    let rows = app.db.query_all_raw(sea_orm::Statement::from_string(app.db.get_database_backend(), sql)).await.expect("the catalog");
+    let rows = wxnotify::db::sql::Sql::new(sql).all(&app.db).await.expect("the catalog");
     rows.iter().map(|r| r.try_get::<String>("", "name").expect("a column name")).collect()
 }

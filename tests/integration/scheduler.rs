@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use wxnotify::auth::Role;
 
 use crate::both_databases;
-use crate::common::{Backend, TestApp, TestDb, start_server};
+use crate::common::{TestApp, TestDb, start_server};
+use wxnotify::db::DatabaseKind;
+use wxnotify::db::sql::Sql;
 
 const SEED_FLOW: &str = "03664ed6-1a92-4cb1-bb36-cb7c022c22f5";
 
@@ -164,7 +165,7 @@ both_databases! {
 
 /// Stops the server that owns `app`'s database, moves `next_fire_at` of the
 /// named jobs two hours back, and starts a new server on the same database.
-async fn restart_after_downtime(backend: Backend) {
+async fn restart_after_downtime(backend: DatabaseKind) {
     let Some(db) = TestDb::new(backend).await else { return };
     let (state, address, stop, server) = start_server(db.url.clone(), &[]).await;
     let app = crate::common::attach(state, address, &db);
@@ -177,13 +178,9 @@ async fn restart_after_downtime(backend: Backend) {
     let missed = (Utc::now() - chrono::TimeDelta::hours(2)).with_timezone(&Utc);
     let missed = chrono::DurationRound::duration_trunc(missed, chrono::TimeDelta::seconds(1)).unwrap();
     let direct = db.connect().await;
-    let backend_kind = direct.get_database_backend();
-    let sql = if backend_kind == sea_orm::DbBackend::Postgres {
-        "UPDATE scheduled_job SET next_fire_at = $1"
-    } else {
-        "UPDATE scheduled_job SET next_fire_at = ?"
-    };
-    direct.execute_raw(Statement::from_sql_and_values(backend_kind, sql, [missed.into()])).await.unwrap();
+    let mut sql = Sql::new("UPDATE scheduled_job SET next_fire_at = ");
+    sql.bind(missed);
+    sql.execute(&direct).await.unwrap();
     direct.close().await.ok();
 
     let (state, address, stop, server) = start_server(db.url.clone(), &[]).await;
@@ -209,17 +206,17 @@ async fn restart_after_downtime(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_run_is_recovered_once_on_restart_only_when_asked_sqlite() {
-    restart_after_downtime(Backend::Sqlite).await;
+    restart_after_downtime(DatabaseKind::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_run_is_recovered_once_on_restart_only_when_asked_postgres() {
-    restart_after_downtime(Backend::Postgres).await;
+    restart_after_downtime(DatabaseKind::Postgres).await;
 }
 
 /// Two server processes on one database, one per-second job: every
 /// occurrence runs once, on one of them.
-async fn two_processes_fire_each_occurrence_once(backend: Backend) {
+async fn two_processes_fire_each_occurrence_once(backend: DatabaseKind) {
     let Some(db) = TestDb::new(backend).await else { return };
     let (first, first_address, stop_first, first_server) = start_server(db.url.clone(), &[]).await;
     let (_second, _, stop_second, second_server) = start_server(db.url.clone(), &[]).await;
@@ -246,10 +243,10 @@ async fn two_processes_fire_each_occurrence_once(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_fire_each_occurrence_once_sqlite() {
-    two_processes_fire_each_occurrence_once(Backend::Sqlite).await;
+    two_processes_fire_each_occurrence_once(DatabaseKind::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_fire_each_occurrence_once_postgres() {
-    two_processes_fire_each_occurrence_once(Backend::Postgres).await;
+    two_processes_fire_each_occurrence_once(DatabaseKind::Postgres).await;
 }

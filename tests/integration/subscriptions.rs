@@ -12,14 +12,15 @@ use wxnotify::doctor::Verdict;
 use wxnotify::sim::{CallbackTarget, PushApp, PushFormat, SimEvent, SimFollower, SimHandle, SimMpUser, SimSubscriptionTemplate, Simulator};
 use wxnotify::wechat::App;
 
-use crate::common::{Backend, TestApp, borrowed, sim_settings, spawn_app_with};
+use crate::common::{TestApp, borrowed, sim_settings, spawn_app_with};
+use wxnotify::db::DatabaseKind;
 
 const OA_TOKEN: &str = "oa-push-token";
 const MP_TOKEN: &str = "mp-push-token";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const NOTIFY: &str = r#"mutation($a: bigint!) { notifyAccount(account_id: $a) { status channel error delivery_id } }"#;
 
-async fn start(backend: Backend, sim: &SimHandle) -> Option<TestApp> {
+async fn start(backend: DatabaseKind, sim: &SimHandle) -> Option<TestApp> {
     let mut settings = sim_settings(sim);
     for (k, v) in [("OA_TOKEN", OA_TOKEN), ("MP_TOKEN", MP_TOKEN), ("OA_AES_KEY", AES_KEY), ("MP_AES_KEY", AES_KEY)] {
         settings.push((k.into(), v.into()));
@@ -94,8 +95,8 @@ async fn pushed(sim: &SimHandle, target: &CallbackTarget, event: SimEvent) {
     assert_eq!((outcome.status, outcome.body.as_str()), (200, "success"), "{target:?}");
 }
 
-fn backends() -> [Backend; 2] {
-    [Backend::Sqlite, Backend::Postgres]
+fn backends() -> [DatabaseKind; 2] {
+    [DatabaseKind::Sqlite, DatabaseKind::Postgres]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,7 +62,7 @@ async fn accounts_where(app: &TestApp, filter: Value) -> Vec<i64> {
 /// scheduler beside the requests it counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_statement_count_does_not_grow_with_rows() {
-    for backend in [crate::common::Backend::Sqlite, crate::common::Backend::Postgres] {
+    for backend in [wxnotify::db::DatabaseKind::Sqlite, wxnotify::db::DatabaseKind::Postgres] {
         if let Some(app) = crate::common::spawn_app_with(backend, &[("SCHEDULER", "false")]).await {
             statement_count_does_not_grow_with_rows(&app).await;
         }

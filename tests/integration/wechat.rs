@@ -10,7 +10,8 @@ use chrono::Utc;
 use futures::future::join_all;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, EntityTrait};
-use wxnotify::settings::{DatabaseKind, Settings};
+use wxnotify::db::DatabaseKind;
+use wxnotify::settings::Settings;
 use wxnotify::sim::{SimConfig, SimFollower, SimHandle, SimMpUser, Simulator};
 use wxnotify::wechat::{
     App, ClientPolicy, FormTemplateMessage, Reaction, RetryPolicy, SubscribeMessage, TemplateMessage, TemplateValue, WechatClient,

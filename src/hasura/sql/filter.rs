@@ -1,7 +1,8 @@
 //! `T_bool_exp` to SQL. SQL's three-valued logic is kept on both databases:
 //! `_neq` never matches NULL, and `_not` of an unknown stays unknown.
 
-use super::{Dialect, Link, Writer};
+use super::{Link, Writer};
+use crate::db::DatabaseKind;
 use crate::hasura::error::{EngineError, invalid};
 use crate::hasura::ir::{BoolExp, CompareOp};
 use crate::hasura::meta::{Relation, RelationKind, Scalar, Table};
@@ -28,7 +29,7 @@ impl Writer<'_> {
                 let inner = self.alias();
                 let permission = self.permission(target, crate::hasura::permission::Operation::Select)?;
                 let filters: Vec<&BoolExp> = permission.iter().chain(std::iter::once(filter.as_ref())).collect();
-                if self.dialect == Dialect::Sqlite && relation.kind == RelationKind::Array {
+                if self.kind == DatabaseKind::Sqlite && relation.kind == RelationKind::Array {
                     return self.in_related(alias, relation, &inner, &filters);
                 }
                 self.push("EXISTS (SELECT 1 FROM ");
@@ -75,7 +76,7 @@ impl Writer<'_> {
     }
 
     fn compare(&mut self, column: &str, scalar: Scalar, op: &CompareOp) -> Result<(), EngineError> {
-        if scalar == Scalar::Jsonb && self.dialect == Dialect::Sqlite && !matches!(op, CompareOp::IsNull(_)) {
+        if scalar == Scalar::Jsonb && self.kind == DatabaseKind::Sqlite && !matches!(op, CompareOp::IsNull(_)) {
             return self.compare_json_sqlite(column, op);
         }
         let binary = |w: &mut Self, sql_op: &str, value: &sea_orm::Value| {
@@ -138,15 +139,15 @@ impl Writer<'_> {
     fn like(&mut self, column: &str, pattern: &str, negated: bool, case_insensitive: bool) {
         let not = if negated { "NOT " } else { "" };
         let pattern = &literal_trailing_escape(pattern);
-        match (self.dialect, case_insensitive) {
-            (Dialect::Postgres, false) => self.push(&format!("{column} {not}LIKE ")),
-            (Dialect::Postgres, true) => self.push(&format!("{column} {not}ILIKE ")),
-            (Dialect::Sqlite, false) => {
+        match (self.kind, case_insensitive) {
+            (DatabaseKind::Postgres, false) => self.push(&format!("{column} {not}LIKE ")),
+            (DatabaseKind::Postgres, true) => self.push(&format!("{column} {not}ILIKE ")),
+            (DatabaseKind::Sqlite, false) => {
                 self.push(&format!("{column} {not}GLOB "));
                 self.param(like_to_glob(pattern));
                 return;
             }
-            (Dialect::Sqlite, true) => {
+            (DatabaseKind::Sqlite, true) => {
                 self.push(&format!("{column} {not}LIKE "));
                 self.param(pattern.to_string());
                 self.push(" ESCAPE '\\'");

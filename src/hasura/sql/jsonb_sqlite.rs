@@ -19,7 +19,8 @@
 
 use serde_json::Value as Json;
 
-use super::{Dialect, Writer};
+use super::Writer;
+use crate::db::DatabaseKind;
 use crate::hasura::ir::CompareOp;
 use crate::hasura::meta::Scalar;
 
@@ -66,7 +67,7 @@ impl Writer<'_> {
     /// `json_extract` turns JSON into SQL values, and other types would need
     /// the type check the full condition already makes.
     pub(super) fn indexed_json_paths(&mut self, table: &str, alias: &str, column: &str, scalar: Scalar, op: &CompareOp) {
-        if self.dialect != Dialect::Sqlite || scalar != Scalar::Jsonb {
+        if self.kind != DatabaseKind::Sqlite || scalar != Scalar::Jsonb {
             return;
         }
         let pattern = match op {

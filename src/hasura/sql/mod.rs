@@ -3,10 +3,12 @@
 //! are correlated subqueries inside that statement, so the number of
 //! statements never grows with the rows returned.
 //!
-//! [`Writer`] appends SQL text and numbered parameters (`$1`, which both
-//! PostgreSQL and SQLite accept) in one pass. Identifiers come from the
-//! catalog and JSON keys from GraphQL names, both of which are restricted to
-//! `[_A-Za-z0-9]`; every value from a request is a bound parameter.
+//! [`Writer`] writes into the crate's one statement builder,
+//! [`crate::db::sql::Sql`] (which numbers the parameters), and adds what the
+//! engine needs on top: aliases, quoted identifiers, JSON built as text.
+//! Identifiers come from the catalog and JSON keys from GraphQL names, both
+//! of which are restricted to `[_A-Za-z0-9]`; every value from a request is a
+//! bound parameter.
 
 mod filter;
 mod jsonb_sqlite;
@@ -22,51 +24,40 @@ use super::error::EngineError;
 use super::ir::BoolExp;
 use super::meta::{Catalog, Scalar, Table};
 use super::permission::{Operation, Permissions};
+use crate::db::DatabaseKind;
+use crate::db::sql::Sql;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    Postgres,
-    Sqlite,
-}
-
-/// A statement ready to run.
-#[derive(Clone, Debug)]
-pub struct Compiled {
-    pub sql: String,
-    pub params: Vec<sea_orm::Value>,
-}
-
-/// Appends SQL and its parameters in order.
+/// Writes one statement (an [`Sql`]) for the table surface.
 pub struct Writer<'a> {
-    sql: String,
-    params: Vec<sea_orm::Value>,
-    pub dialect: Dialect,
+    sql: Sql,
+    pub kind: DatabaseKind,
     pub catalog: &'a Catalog,
     pub perms: &'a Permissions,
     aliases: usize,
 }
 
 impl<'a> Writer<'a> {
-    pub fn new(dialect: Dialect, catalog: &'a Catalog, perms: &'a Permissions) -> Self {
-        Writer { sql: String::with_capacity(1024), params: Vec::new(), dialect, catalog, perms, aliases: 0 }
+    pub fn new(kind: DatabaseKind, catalog: &'a Catalog, perms: &'a Permissions) -> Self {
+        Writer { sql: Sql::new(String::with_capacity(1024)), kind, catalog, perms, aliases: 0 }
     }
 
     /// A fresh writer for another statement of the same request.
     pub fn sibling(&self) -> Writer<'a> {
-        Writer::new(self.dialect, self.catalog, self.perms)
+        Writer::new(self.kind, self.catalog, self.perms)
     }
 
-    pub fn finish(self) -> Compiled {
-        Compiled { sql: self.sql, params: self.params }
+    /// The statement, ready to run.
+    pub fn finish(self) -> Sql {
+        self.sql
     }
 
     pub fn push(&mut self, text: &str) {
-        self.sql.push_str(text);
+        self.sql.push(text);
     }
 
+    /// Binds `value` where the text stands.
     pub fn param(&mut self, value: impl Into<sea_orm::Value>) {
-        self.params.push(value.into());
-        let _ = write!(self.sql, "${}", self.params.len());
+        self.sql.bind(value);
     }
 
     /// A fresh table alias, `t1`, `t2`, ...
@@ -121,18 +112,18 @@ impl<'a> Writer<'a> {
     /// A column (or an aggregate of one) as JSON text of its scalar; never
     /// NULL (SQL NULL is `null`), so it can be concatenated.
     pub fn json_value(&mut self, expr: &str, scalar: Scalar) {
-        let text = match (self.dialect, scalar) {
-            (Dialect::Postgres, Scalar::Bigint | Scalar::Int | Scalar::Jsonb) => format!("coalesce(({expr})::text, 'null')"),
-            (Dialect::Postgres, Scalar::String | Scalar::Float) => format!("coalesce(to_json({expr})::text, 'null')"),
-            (Dialect::Postgres, Scalar::Timestamptz) => {
+        let text = match (self.kind, scalar) {
+            (DatabaseKind::Postgres, Scalar::Bigint | Scalar::Int | Scalar::Jsonb) => format!("coalesce(({expr})::text, 'null')"),
+            (DatabaseKind::Postgres, Scalar::String | Scalar::Float) => format!("coalesce(to_json({expr})::text, 'null')"),
+            (DatabaseKind::Postgres, Scalar::Timestamptz) => {
                 format!("coalesce('\"' || to_char(({expr}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') || '\"', 'null')")
             }
             (_, Scalar::Boolean) => {
                 format!("(CASE WHEN ({expr}) IS NULL THEN 'null' WHEN ({expr}) THEN 'true' ELSE 'false' END)")
             }
             // Stored JSON text is already JSON.
-            (Dialect::Sqlite, Scalar::Jsonb) => format!("coalesce({expr}, 'null')"),
-            (Dialect::Sqlite, _) => format!("json_quote({expr})"),
+            (DatabaseKind::Sqlite, Scalar::Jsonb) => format!("coalesce({expr}, 'null')"),
+            (DatabaseKind::Sqlite, _) => format!("json_quote({expr})"),
         };
         self.push(&text);
     }
@@ -149,9 +140,9 @@ impl<'a> Writer<'a> {
 
     /// A JSON array of the texts `expr`, in `order`; `[]` for no rows.
     pub fn json_array_agg(&mut self, expr: &str, order: &str) {
-        let function = match self.dialect {
-            Dialect::Postgres => "string_agg",
-            Dialect::Sqlite => "group_concat",
+        let function = match self.kind {
+            DatabaseKind::Postgres => "string_agg",
+            DatabaseKind::Sqlite => "group_concat",
         };
         self.push(&format!("('[' || coalesce({function}({expr}, ',' ORDER BY {order}), '') || ']')"));
     }

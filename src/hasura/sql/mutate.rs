@@ -6,7 +6,9 @@
 //! statement builds the response from them (deletes read first); the engine
 //! runs those steps in one transaction.
 
-use super::{Compiled, Dialect, Writer};
+use super::Writer;
+use crate::db::DatabaseKind;
+use crate::db::sql::Sql;
 use crate::hasura::error::EngineError;
 use crate::hasura::ir::{BoolExp, FieldSel, MutationPart, OnConflict};
 use crate::hasura::meta::Table;
@@ -37,11 +39,11 @@ impl Writer<'_> {
     /// PostgreSQL: one statement, the whole insert and its response. SQLite:
     /// one `INSERT ... RETURNING "id"` per group of objects giving the same
     /// columns.
-    pub fn insert(mut self, table: &Table, request: &InsertRequest, output: MutationOutput<'_>) -> Result<Vec<Compiled>, EngineError> {
+    pub fn insert(mut self, table: &Table, request: &InsertRequest, output: MutationOutput<'_>) -> Result<Vec<Sql>, EngineError> {
         self.permission(table, Operation::Insert)?;
         let now = chrono::Utc::now();
         let groups = group_by_columns(&request.rows);
-        if self.dialect == Dialect::Sqlite {
+        if self.kind == DatabaseKind::Sqlite {
             let mut statements = Vec::with_capacity(groups.len());
             for (columns, rows) in &groups {
                 let mut w = self.sibling();
@@ -124,9 +126,9 @@ impl Writer<'_> {
 
     /// PostgreSQL: the whole update and its response. SQLite: the update,
     /// returning the ids of the rows changed.
-    pub fn update(mut self, table: &Table, request: &UpdateRequest, output: MutationOutput<'_>) -> Result<Compiled, EngineError> {
+    pub fn update(mut self, table: &Table, request: &UpdateRequest, output: MutationOutput<'_>) -> Result<Sql, EngineError> {
         let permission = self.permission(table, Operation::Update)?;
-        let postgres = self.dialect == Dialect::Postgres;
+        let postgres = self.kind == DatabaseKind::Postgres;
         let alias = self.alias();
         self.push(if postgres { "WITH wx_m AS (UPDATE " } else { "UPDATE " });
         self.table_name(&table.name);
@@ -157,11 +159,11 @@ impl Writer<'_> {
 
     /// PostgreSQL: the whole delete and its response. SQLite: the ids of the
     /// rows the delete will remove (see [`Writer::delete_ids`]).
-    pub fn delete(mut self, table: &Table, filter: &BoolExp, output: MutationOutput<'_>) -> Result<Compiled, EngineError> {
+    pub fn delete(mut self, table: &Table, filter: &BoolExp, output: MutationOutput<'_>) -> Result<Sql, EngineError> {
         let permission = self.permission(table, Operation::Delete)?;
         let alias = self.alias();
         let filters: Vec<&BoolExp> = permission.iter().chain([filter]).collect();
-        if self.dialect == Dialect::Sqlite {
+        if self.kind == DatabaseKind::Sqlite {
             self.push(&format!("SELECT {alias}.\"id\" FROM "));
             self.table_name(&table.name);
             self.push(&format!(" AS {alias} WHERE "));
@@ -178,7 +180,7 @@ impl Writer<'_> {
     }
 
     /// SQLite: `DELETE` of the rows with these ids.
-    pub fn delete_ids(mut self, table: &Table, ids: &[i64]) -> Compiled {
+    pub fn delete_ids(mut self, table: &Table, ids: &[i64]) -> Sql {
         self.push("DELETE FROM ");
         self.table_name(&table.name);
         self.push(&format!(" WHERE \"id\" IN (SELECT value FROM json_each('{}'))", ids_json(ids)));
@@ -186,7 +188,7 @@ impl Writer<'_> {
     }
 
     /// SQLite: the response of a mutation that touched the rows with `ids`.
-    pub fn mutation_result(mut self, table: &Table, ids: &[i64], output: MutationOutput<'_>) -> Result<Compiled, EngineError> {
+    pub fn mutation_result(mut self, table: &Table, ids: &[i64], output: MutationOutput<'_>) -> Result<Sql, EngineError> {
         let source = format!("(SELECT * FROM \"{}\" WHERE \"id\" IN (SELECT value FROM json_each('{}')))", table.name, ids_json(ids));
         self.response(table, &source, Some(ids.len()), output)?;
         Ok(self.finish())
@@ -242,8 +244,8 @@ impl Writer<'_> {
     }
 
     fn sql_truncate(&mut self, chars: usize) {
-        let len = self.sql.len().saturating_sub(chars);
-        self.sql.truncate(len);
+        let len = self.sql.text.len().saturating_sub(chars);
+        self.sql.text.truncate(len);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Reading: rows as JSON, lists, object relations, aggregates, ordering.
 
-use super::{Compiled, Dialect, Link, Writer};
+use super::{Link, Writer};
+use crate::db::DatabaseKind;
+use crate::db::sql::Sql;
 use crate::hasura::error::EngineError;
 use crate::hasura::ir::{AggregateField, AggregatePart, FieldSel, Leaf, ListArgs, OrderBy, OrderTarget};
 use crate::hasura::meta::{Relation, Scalar, Table};
@@ -16,7 +18,7 @@ pub enum RootOutput<'s> {
     Aggregate { args: &'s ListArgs, parts: &'s [AggregatePart] },
 }
 
-pub fn compile_select(mut w: Writer<'_>, table: &Table, root: RootOutput<'_>) -> Result<Compiled, EngineError> {
+pub fn compile_select(mut w: Writer<'_>, table: &Table, root: RootOutput<'_>) -> Result<Sql, EngineError> {
     w.push("SELECT CAST((");
     match root {
         RootOutput::List { args, fields } => w.list_body(table, None, args, fields)?,
@@ -168,9 +170,9 @@ impl Writer<'_> {
                     many => {
                         let all_set: Vec<String> = many.iter().map(|c| format!("s.\"{c}\" IS NOT NULL")).collect();
                         let cols: Vec<String> = many.iter().map(|c| format!("s.\"{c}\"")).collect();
-                        let tuple = match self.dialect {
-                            Dialect::Postgres => format!("ROW({})", cols.join(", ")),
-                            Dialect::Sqlite => format!("json_array({})", cols.join(", ")),
+                        let tuple = match self.kind {
+                            DatabaseKind::Postgres => format!("ROW({})", cols.join(", ")),
+                            DatabaseKind::Sqlite => format!("json_array({})", cols.join(", ")),
                         };
                         format!("count({distinct}CASE WHEN {} THEN {tuple} END)", all_set.join(" AND "))
                     }
@@ -244,9 +246,9 @@ impl Writer<'_> {
             self.push(" ORDER BY ");
             self.order_list(&alias, &args.order_by)?;
         }
-        match (args.limit, args.offset, self.dialect) {
+        match (args.limit, args.offset, self.kind) {
             (Some(limit), _, _) => self.push(&format!(" LIMIT {limit}")),
-            (None, Some(_), Dialect::Sqlite) => self.push(" LIMIT -1"),
+            (None, Some(_), DatabaseKind::Sqlite) => self.push(" LIMIT -1"),
             _ => {}
         }
         if let Some(offset) = args.offset {

@@ -13,24 +13,20 @@ pub mod seed_docs;
 
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use wxnotify::auth::{Jwt, Role};
+use wxnotify::db::DatabaseKind;
+use wxnotify::db::sql::Sql;
 use wxnotify::settings::{Secret, Settings};
 use wxnotify::{AppState, Application};
 
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 /// A database that exists for one test.
 pub struct TestDb {
     pub url: String,
-    pub backend: Backend,
+    pub backend: DatabaseKind,
     _dir: Option<tempfile::TempDir>,
     pg_name: Option<String>,
 }
@@ -41,14 +37,14 @@ fn postgres_admin_url() -> String {
 
 impl TestDb {
     /// A fresh, empty database; `None` when PostgreSQL is unreachable outside CI.
-    pub async fn new(backend: Backend) -> Option<TestDb> {
+    pub async fn new(backend: DatabaseKind) -> Option<TestDb> {
         match backend {
-            Backend::Sqlite => {
+            DatabaseKind::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary directory");
                 let url = format!("sqlite://{}", dir.path().join("wxnotify.db").display());
                 Some(TestDb { url, backend, _dir: Some(dir), pg_name: None })
             }
-            Backend::Postgres => {
+            DatabaseKind::Postgres => {
                 let admin_url = postgres_admin_url();
                 let admin = match Database::connect(&admin_url).await {
                     Ok(admin) => admin,
@@ -102,7 +98,7 @@ pub struct TestApp {
     pub state: Arc<AppState>,
     pub db: DatabaseConnection,
     pub client: reqwest::Client,
-    pub backend: Backend,
+    pub backend: DatabaseKind,
     jwt: Jwt,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -125,13 +121,13 @@ pub fn attach(state: Arc<AppState>, address: String, test_db: &TestDb) -> TestAp
     }
 }
 
-pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+pub async fn spawn_app(backend: DatabaseKind) -> Option<TestApp> {
     spawn_app_with(backend, &[]).await
 }
 
 /// Boots the server on a fresh database with extra `WXNOTIFY_*` settings
 /// (names without the prefix).
-pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Option<TestApp> {
+pub async fn spawn_app_with(backend: DatabaseKind, overrides: &[(&str, &str)]) -> Option<TestApp> {
     let test_db = TestDb::new(backend).await?;
     let app = start_server(test_db.url.clone(), overrides).await;
     let (state, address, shutdown, server) = app;
@@ -220,12 +216,7 @@ impl TestApp {
     }
 
     pub async fn count(&self, table: &str) -> i64 {
-        let row = self
-            .db
-            .query_one_raw(Statement::from_string(self.db.get_database_backend(), format!("SELECT count(*) AS n FROM {table}")))
-            .await
-            .unwrap()
-            .unwrap();
+        let row = Sql::new(format!("SELECT count(*) AS n FROM {table}")).one(&self.db).await.unwrap().unwrap();
         row.try_get::<i64>("", "n").unwrap()
     }
 
@@ -299,19 +290,19 @@ macro_rules! both_databases {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some($app) = $crate::common::spawn_app($crate::common::Backend::Sqlite).await $body
+                if let Some($app) = $crate::common::spawn_app(::wxnotify::db::DatabaseKind::Sqlite).await $body
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some($app) = $crate::common::spawn_app($crate::common::Backend::Postgres).await $body
+                if let Some($app) = $crate::common::spawn_app(::wxnotify::db::DatabaseKind::Postgres).await $body
             }
         }
     )*};
 }
 
 /// A server on `backend` that talks to `sim`.
-pub async fn spawn_with_simulator(backend: Backend, sim: &wxnotify::sim::SimHandle) -> Option<TestApp> {
+pub async fn spawn_with_simulator(backend: DatabaseKind, sim: &wxnotify::sim::SimHandle) -> Option<TestApp> {
     let settings = sim_settings(sim);
     spawn_app_with(backend, &borrowed(&settings)).await
 }
@@ -328,13 +319,13 @@ macro_rules! with_simulator {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 let $sim = wxnotify::sim::Simulator::start(Default::default()).await.expect("the simulator starts");
-                if let Some($app) = $crate::common::spawn_with_simulator($crate::common::Backend::Sqlite, &$sim).await $body
+                if let Some($app) = $crate::common::spawn_with_simulator(::wxnotify::db::DatabaseKind::Sqlite, &$sim).await $body
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let $sim = wxnotify::sim::Simulator::start(Default::default()).await.expect("the simulator starts");
-                if let Some($app) = $crate::common::spawn_with_simulator($crate::common::Backend::Postgres, &$sim).await $body
+                if let Some($app) = $crate::common::spawn_with_simulator(::wxnotify::db::DatabaseKind::Postgres, &$sim).await $body
             }
         }
     )*};

@@ -1,8 +1,10 @@
 //! The seed's table documents, verbatim, and a loader for tables of any
 //! size, shared by the query-plan tests and the `seed_documents` benchmark.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Value};
 use serde_json::json;
+use wxnotify::db::DatabaseKind;
+use wxnotify::db::sql::Sql;
 
 /// The follower sync's update, once per follower (`mutation accountupdate`).
 pub const SYNC_UPDATE: &str = r#"mutation accountupdate($unionid:String,$unionobject:jsonb,$openid:String){ update_account(where:{oauth2_user_info_map:{_contains:$unionobject}},_set:{unionid:$unionid,oaopenid:$openid}){ affected_rows returning{ id unionid oaopenid } } }"#;
@@ -47,19 +49,16 @@ pub fn unionid(n: i64) -> String {
 /// planners see the real sizes.
 pub async fn load(db: &DatabaseConnection, accounts: i64) {
     let now = chrono::Utc::now();
-    let backend = db.get_database_backend();
     let ids: Vec<i64> = (1..=accounts).collect();
     for chunk in ids.chunks(2000) {
-        let mut sql = String::from(
-            "INSERT INTO account (id, created_at, updated_at, mp_openid, oaopenid, user_status, oauth2_user_info_map) VALUES ",
-        );
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
+        let mut sql =
+            Sql::new("INSERT INTO account (id, created_at, updated_at, mp_openid, oaopenid, user_status, oauth2_user_info_map) VALUES ");
         for (i, n) in chunk.iter().enumerate() {
-            let p = i * 7;
-            let row: Vec<String> = (1..=7).map(|k| format!("${}", p + k)).collect();
-            sql.push_str(&format!("{}({})", if i == 0 { "" } else { "," }, row.join(", ")));
+            if i > 0 {
+                sql.push(",");
+            }
             let status = ["经纪人", "新人", "游客"][(*n % 3) as usize];
-            values.extend([
+            sql.list([
                 Value::from(*n),
                 now.into(),
                 now.into(),
@@ -69,28 +68,19 @@ pub async fn load(db: &DatabaseConnection, accounts: i64) {
                 json!({ "WECHAT": { "openId": format!("oMp{n}"), "unionId": unionid(*n) } }).into(),
             ]);
         }
-        db.execute_raw(Statement::from_sql_and_values(backend, &sql, values)).await.expect("loading accounts");
+        sql.execute(db).await.expect("loading accounts");
     }
-    let mut sql = String::from("INSERT INTO point_count (created_at, updated_at, account_account, type, sender, content) VALUES ");
-    let mut values: Vec<Value> = Vec::new();
+    let mut sql = Sql::new("INSERT INTO point_count (created_at, updated_at, account_account, type, sender, content) VALUES ");
     for n in unread_accounts(accounts) {
         for (k, kind) in UNREAD_TYPES.iter().enumerate() {
-            let p = values.len();
-            sql.push_str(&format!(
-                "{}(${}, ${}, ${}, ${}, ${}, ${})",
-                if p == 0 { "" } else { "," },
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6
-            ));
-            values.extend([Value::from(now), now.into(), n.into(), (*kind).into(), format!("sender{k}").into(), "hello".into()]);
+            if !sql.params.is_empty() {
+                sql.push(",");
+            }
+            sql.list([Value::from(now), now.into(), n.into(), (*kind).into(), format!("sender{k}").into(), "hello".into()]);
         }
     }
-    db.execute_raw(Statement::from_sql_and_values(backend, &sql, values)).await.expect("loading unread rows");
-    if backend == sea_orm::DbBackend::Postgres {
+    sql.execute(db).await.expect("loading unread rows");
+    if DatabaseKind::of(db) == DatabaseKind::Postgres {
         // Explicit ids above: move the sequence past them.
         db.execute_unprepared("SELECT setval(pg_get_serial_sequence('account', 'id'), (SELECT max(id) FROM account))")
             .await

@@ -1,21 +1,27 @@
-//! The few SQL helpers the sending code shares: a statement built with
-//! numbered parameters (`$1`, which PostgreSQL and SQLite both accept) and
-//! the dialect questions its statements ask.
+//! The crate's one SQL statement builder: text and its parameters, appended
+//! in one pass, the parameters numbered `$1`, `$2`, ... (which PostgreSQL and
+//! SQLite both accept) in the one place that numbers them, [`Sql::param`].
+//! Every statement the server writes by hand is built here, and the table
+//! surface's `hasura::sql::Writer` writes into one.
+//!
+//! A leaf: it depends on nothing in the crate but [`DatabaseKind`].
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
+
+use super::kind::DatabaseKind;
 
 /// SQL text and its parameters, appended in one pass.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Sql {
     pub text: String,
     pub params: Vec<Value>,
 }
 
 impl Sql {
-    pub fn new(text: &str) -> Sql {
-        Sql { text: text.to_string(), params: Vec::new() }
+    pub fn new(text: impl Into<String>) -> Sql {
+        Sql { text: text.into(), params: Vec::new() }
     }
 
     /// Continues a statement whose text already binds `params` as `$1..$n`.
@@ -66,33 +72,43 @@ impl Sql {
         self
     }
 
-    fn statement(self, backend: DbBackend) -> Statement {
-        Statement::from_sql_and_values(backend, self.text, self.params)
+    /// The statement SeaORM runs, for the database `db` is connected to.
+    fn statement(self, db: &impl ConnectionTrait) -> Statement {
+        Statement::from_sql_and_values(db.get_database_backend(), self.text, self.params)
     }
 
+    /// Runs the statement; returns the rows it changed.
     pub async fn execute(self, db: &impl ConnectionTrait) -> Result<u64, DbErr> {
-        let backend = db.get_database_backend();
-        Ok(db.execute_raw(self.statement(backend)).await?.rows_affected())
+        let statement = self.statement(db);
+        Ok(db.execute_raw(statement).await?.rows_affected())
     }
 
     pub async fn all(self, db: &impl ConnectionTrait) -> Result<Vec<QueryResult>, DbErr> {
-        let backend = db.get_database_backend();
-        db.query_all_raw(self.statement(backend)).await
+        let statement = self.statement(db);
+        db.query_all_raw(statement).await
     }
 
+    /// Runs a query expected to return at most one row.
     pub async fn one(self, db: &impl ConnectionTrait) -> Result<Option<QueryResult>, DbErr> {
-        let backend = db.get_database_backend();
-        db.query_one_raw(self.statement(backend)).await
+        let statement = self.statement(db);
+        db.query_one_raw(statement).await
     }
 }
 
-pub fn is_postgres(db: &impl ConnectionTrait) -> bool {
-    db.get_database_backend() == DbBackend::Postgres
+/// `write!` appends to the text (never binds).
+impl fmt::Write for Sql {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.text.push_str(text);
+        Ok(())
+    }
 }
 
 /// `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent claimers take
 /// different rows instead of queueing for the same one; SQLite has one
 /// writer at a time and needs nothing.
 pub fn skip_locked(db: &impl ConnectionTrait) -> &'static str {
-    if is_postgres(db) { " FOR UPDATE SKIP LOCKED" } else { "" }
+    match DatabaseKind::of(db) {
+        DatabaseKind::Postgres => " FOR UPDATE SKIP LOCKED",
+        DatabaseKind::Sqlite => "",
+    }
 }
