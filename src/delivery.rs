@@ -56,6 +56,9 @@ pub enum Status {
     Sending,
     /// WeChat accepted it (msgid, sent_at).
     Sent,
+    /// WeChat took it for review (errcode 40252); its TEMPLATESENDJOBFINISH
+    /// report (or `queryblocktmplmsg`) settles it. Never sent again.
+    InReview,
     /// WeChat refused it, or its outcome can no longer be known.
     Failed,
     /// Not sent, on purpose (no longer following, nothing to send).
@@ -68,6 +71,7 @@ impl Status {
             Status::Pending => "PENDING",
             Status::Sending => "SENDING",
             Status::Sent => "SENT",
+            Status::InReview => "IN_REVIEW",
             Status::Failed => "FAILED",
             Status::Skipped => "SKIPPED",
         }
@@ -79,6 +83,7 @@ impl Status {
             Status::Pending => "'PENDING'",
             Status::Sending => "'SENDING'",
             Status::Sent => "'SENT'",
+            Status::InReview => "'IN_REVIEW'",
             Status::Failed => "'FAILED'",
             Status::Skipped => "'SKIPPED'",
         }

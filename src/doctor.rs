@@ -66,6 +66,7 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
             push("service account", service_account(&wechat).await);
             push("mini-program", mini_program(&wechat).await);
             push("subscription templates", subscription_templates(&db, &wechat).await);
+            push("quota", quota(&wechat).await);
         }
         Err(e) => push("wechat client", Verdict::Fail(e.to_string())),
     }
@@ -132,6 +133,26 @@ fn callback(settings: &Settings) -> Verdict {
         (Some(_), None) => Verdict::Ok("token set (plain mode; set WXNOTIFY_OA_AES_KEY for safe mode)".into()),
         (None, _) => Verdict::Warn("WXNOTIFY_OA_TOKEN is not set: /wechat/callback refuses every event".into()),
     }
+}
+
+/// What WeChat has left today of template sends and follower calls.
+async fn quota(wechat: &WechatClient) -> Verdict {
+    if wechat.require(App::Oa).is_err() {
+        return Verdict::Warn("the service account is not configured: no quota to read".into());
+    }
+    let mut parts = Vec::new();
+    let mut low = false;
+    for (path, quota) in crate::templates::quotas(wechat).await {
+        match quota {
+            Ok(q) => {
+                low |= q.remain * 10 < q.daily_limit;
+                parts.push(format!("{path}: {} of {} left today", q.remain, q.daily_limit));
+            }
+            Err(e) => return Verdict::Fail(format!("cannot read the quota of {path}: {e}")),
+        }
+    }
+    let text = parts.join("; ");
+    if low { Verdict::Warn(format!("{text} (under 10% left)")) } else { Verdict::Ok(text) }
 }
 
 fn mini_program_push(settings: &Settings) -> Verdict {

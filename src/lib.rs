@@ -52,6 +52,7 @@ pub mod settings;
 pub mod sim;
 pub mod tables;
 pub mod telemetry;
+pub mod templates;
 pub mod wechat;
 
 pub use http::AppState;

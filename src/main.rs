@@ -45,6 +45,11 @@ enum Command {
     },
     /// Sync the service account's followers once and link accounts, with a progress bar.
     Sync,
+    /// The account's template library.
+    Templates {
+        #[command(subcommand)]
+        action: TemplatesCommand,
+    },
     /// Run the WeChat simulator (for tests, benchmarks and demos).
     Sim {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -56,6 +61,12 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Read the account's templates from WeChat into wechat_template.
+    Sync,
 }
 
 fn main() -> ExitCode {
@@ -110,6 +121,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             wxnotify::sim::cli::run(&settings, options).await
         }
         Command::Sync => wxnotify::linking::cli::run(settings).await,
+        Command::Templates { action: TemplatesCommand::Sync } => wxnotify::templates::cli::sync(settings).await,
         Command::Migrate => {
             let db = wxnotify::db::connect(&settings).await?;
             wxnotify::db::migrate(&db).await?;

@@ -130,6 +130,8 @@ pub struct Settings {
     pub delivery_lease: Duration,
     /// The channels `notifyAccount` tries, best first; each at most once.
     pub channel_order: Vec<crate::delivery::Channel>,
+    /// What to do with a category template's overlong value.
+    pub template_overflow: Overflow,
 }
 
 /// `count` events per `per`, e.g. `30/min`.
@@ -217,6 +219,11 @@ pub const SETTINGS: &[SettingInfo] = &[
         "DELIVERY_LEASE",
         Some("30s"),
         "how long a sender's claim on a message outlives its last heartbeat; another server settles a dead one's messages after it",
+    ),
+    setting(
+        "TEMPLATE_OVERFLOW",
+        Some("cut"),
+        "a value longer than its category-template keyword allows: `cut` shortens it with an ellipsis, `fail` does not send that message (FAILED, with the reason)",
     ),
     setting(
         "CHANNEL_ORDER",
@@ -362,6 +369,7 @@ impl Settings {
             resend_window: raw.parse("RESEND_WINDOW", parse_resend_window)?,
             delivery_lease: raw.parse("DELIVERY_LEASE", parse_lease)?,
             channel_order: raw.parse("CHANNEL_ORDER", parse_channel_order)?,
+            template_overflow: raw.parse("TEMPLATE_OVERFLOW", parse_overflow)?,
         })
     }
 
@@ -516,6 +524,25 @@ fn parse_channel_order(v: &str) -> Result<Vec<crate::delivery::Channel>, String>
         order.push(channel);
     }
     Ok(order)
+}
+
+/// What to do with a value longer than its category-template keyword
+/// allows (`WXNOTIFY_TEMPLATE_OVERFLOW`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// Cut on a character boundary, ending in "…".
+    #[default]
+    Cut,
+    /// Refuse: that recipient's delivery is FAILED, WeChat is not called.
+    Fail,
+}
+
+fn parse_overflow(v: &str) -> Result<Overflow, String> {
+    match v {
+        "cut" => Ok(Overflow::Cut),
+        "fail" => Ok(Overflow::Fail),
+        _ => Err(format!("is `{v}`: use `cut` (shorten with an ellipsis) or `fail` (do not send that message)")),
+    }
 }
 
 /// A lease shorter than 100 ms would lapse between heartbeats.

@@ -14,6 +14,7 @@ use entity::*;
 
 use crate::auth::Role;
 use crate::hasura::Catalog;
+use crate::hasura::meta::WriteCheck;
 use crate::hasura::permission::{Operation, Rows, TablePermissions};
 
 /// Every table, in the order the schema lists them.
@@ -33,6 +34,9 @@ pub fn catalog() -> Catalog {
         .register(oa_follower::Entity, oa_follower::DOCS, admin_only())
         .register(push_code::Entity, push_code::DOCS, user(admin_only(), Operation::Select, Rows::Own("account_account")))
         .register(message_template::Entity, message_template::DOCS, admin_only())
+        // Saved templates must fit the account's templates, once synced.
+        .checking_writes(WriteCheck(|txn, ids| Box::pin(crate::templates::check_written(txn, ids))))
+        .register(wechat_template::Entity, wechat_template::DOCS, admin_only())
         .register(delivery::Entity, delivery::DOCS, admin_only())
         .register(action_flow::Entity, action_flow::DOCS, admin_only())
         .register(scheduled_job::Entity, scheduled_job::DOCS, admin_only())

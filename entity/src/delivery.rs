@@ -31,6 +31,7 @@ pub struct Model {
     pub claimed_at: Option<DateTimeUtc>,
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTimeUtc>,
+    pub notes: Option<String>,
 }
 
 /// What each column means; the GraphQL schema shows these.
@@ -44,7 +45,7 @@ pub const DOCS: &[(&str, &str)] = &[
     (
         "status",
         "PENDING (waiting), SENDING (claimed by a sender, or its outcome unknown and due to be re-sent with the same client_msg_id), \
-         SENT, FAILED (errmsg \"outcome unknown ...\" when WeChat may have it and it cannot be re-sent safely) or SKIPPED.",
+         SENT, IN_REVIEW (WeChat holds it for review, errcode 40252; its report settles it), FAILED (errmsg \"outcome unknown ...\" when WeChat may have it and it cannot be re-sent safely) or SKIPPED.",
     ),
     ("attempts", "How many times sending was tried."),
     ("errcode", "WeChat's errcode of the last failure."),
@@ -54,6 +55,7 @@ pub const DOCS: &[(&str, &str)] = &[
     ("claimed_at", "When the message was first handed to WeChat: its client_msg_id re-send window starts here."),
     ("lease_owner", "The server process sending the message right now, if any."),
     ("lease_until", "Until when that process's claim holds without a heartbeat; then any server settles the row."),
+    ("notes", "What wxnotify changed before sending, e.g. values cut to their keyword's limit (and how)."),
 ];
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -49,3 +49,4 @@ pub mod oa_follower;
 pub mod point_count;
 pub mod push_code;
 pub mod scheduled_job;
+pub mod wechat_template;

@@ -28,6 +28,7 @@ mod m20261121_300001_callback_event_received_at_index;
 mod m20261201_000001_declared_indexes;
 mod m20261201_000002_delivery_lease;
 mod m20261201_000003_push_code_origin;
+mod m20261201_000004_create_wechat_template;
 
 pub struct Migrator;
 
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_declared_indexes::Migration),
             Box::new(m20261201_000002_delivery_lease::Migration),
             Box::new(m20261201_000003_push_code_origin::Migration),
+            Box::new(m20261201_000004_create_wechat_template::Migration),
         ]
     }
 }

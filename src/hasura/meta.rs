@@ -109,6 +109,24 @@ pub struct Table {
     pub relations: Vec<Relation>,
     /// Who may read and write which rows (admin: everything).
     pub permissions: TablePermissions,
+    /// Checks the rows an insert or update wrote, before it commits.
+    pub write_check: Option<WriteCheck>,
+}
+
+/// A table's own rule for the rows a mutation wrote, run in the mutation's
+/// transaction before it commits: given the written ids (SQLite), or `None`
+/// meaning "the rows this transaction wrote" (PostgreSQL, where the change
+/// and its answer are one statement). `Err` is the message the client
+/// gets (`validation-failed`) and the change is rolled back.
+#[derive(Clone, Copy)]
+pub struct WriteCheck(
+    pub for<'a> fn(&'a sea_orm::DatabaseTransaction, Option<&'a [i64]>) -> futures::future::BoxFuture<'a, Result<(), String>>,
+);
+
+impl std::fmt::Debug for WriteCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteCheck")
+    }
 }
 
 impl Table {
@@ -169,6 +187,15 @@ impl Catalog {
         self.tables.push(table);
         self
     }
+
+    /// Gives the table registered last a check of the rows its inserts and
+    /// updates write (see [`WriteCheck`]).
+    pub fn checking_writes(mut self, check: WriteCheck) -> Self {
+        if let Some(table) = self.tables.last_mut() {
+            table.write_check = Some(check);
+        }
+        self
+    }
 }
 
 fn table_of<E: EntityTrait>(entity: E, docs: &[(&str, &str)]) -> Table {
@@ -205,6 +232,7 @@ fn table_of<E: EntityTrait>(entity: E, docs: &[(&str, &str)]) -> Table {
         uniques,
         relations,
         permissions: TablePermissions::admin_only(),
+        write_check: None,
     }
 }
 

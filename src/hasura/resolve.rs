@@ -234,15 +234,30 @@ impl Engine {
             Change::Delete(filter) => vec![writer().delete(table, filter, output)?],
         };
         let db = self.db()?;
+        let check = table.write_check.filter(|_| !matches!(mutation.change, Change::Delete(_)));
         if kind == DatabaseKind::Postgres {
             let statement = statements.into_iter().next().ok_or_else(|| invalid("nothing to run"))?;
-            return self.fetch_json(db, statement).await;
+            let Some(check) = check else { return self.fetch_json(db, statement).await };
+            let txn = db.begin().await?;
+            let result = self.fetch_json(&txn, statement).await?;
+            if let Err(problem) = (check.0)(&txn, None).await {
+                txn.rollback().await?;
+                return Err(invalid(problem));
+            }
+            txn.commit().await?;
+            return Ok(result);
         }
         // SQLite: the change, then the response from the ids, in one transaction.
         let txn = db.begin().await?;
         let mut ids = Vec::new();
         for statement in statements {
             ids.extend(self.fetch_ids(&txn, statement).await?);
+        }
+        if let Some(check) = check
+            && let Err(problem) = (check.0)(&txn, Some(&ids)).await
+        {
+            txn.rollback().await?;
+            return Err(invalid(problem));
         }
         let result = self.fetch_json(&txn, writer().mutation_result(table, &ids, output)?).await?;
         if matches!(mutation.change, Change::Delete(_)) && !ids.is_empty() {

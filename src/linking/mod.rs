@@ -61,12 +61,7 @@ pub enum LinkError {
 impl crate::error::CodedError for LinkError {
     fn code(&self) -> &'static str {
         match self {
-            LinkError::Wechat(e) => match e.reaction() {
-                Reaction::InvalidCode => "invalid-code",
-                Reaction::ConfigError => "wechat-config",
-                Reaction::Quota | Reaction::RateLimited => "wechat-quota",
-                _ => "wechat-error",
-            },
+            LinkError::Wechat(e) => Self::wechat_code(e),
             LinkError::Database(_) => "unexpected",
             LinkError::SyncRunning => "sync-running",
             LinkError::LeaseLost | LinkError::Stopping => "sync-interrupted",
@@ -85,6 +80,16 @@ impl crate::error::CodedError for LinkError {
 }
 
 impl LinkError {
+    /// The `extensions.code` of a WeChat failure, for every capability.
+    pub fn wechat_code(e: &WechatError) -> &'static str {
+        match e.reaction() {
+            Reaction::InvalidCode => "invalid-code",
+            Reaction::ConfigError => "wechat-config",
+            Reaction::Quota | Reaction::RateLimited => "wechat-quota",
+            _ => "wechat-error",
+        }
+    }
+
     /// The error as GraphQL shows it. Database details stay in the log.
     pub fn to_graphql(&self) -> async_graphql::Error {
         crate::error::to_graphql(self, "linking")

@@ -41,6 +41,9 @@ pub struct DigestRequest {
     pub dry_run: bool,
     /// Resume this run instead of starting a new one.
     pub run_id: Option<String>,
+    /// When the recipients exceed the template sends left today, send the
+    /// first ones that fit instead of refusing to start.
+    pub send_what_fits: bool,
 }
 
 /// What a run did. `skipped` counts candidates this call did not send:
@@ -50,10 +53,23 @@ pub struct DigestReport {
     pub run_id: String,
     pub candidates: u64,
     pub sent: u64,
+    /// Taken by WeChat for review (40252): IN_REVIEW until its report.
+    pub in_review: u64,
     pub failed: u64,
     pub skipped: u64,
     pub pending: u64,
     pub stopped: Option<String>,
+    /// Recipients whose values were (or, in a dry run, would be) cut to fit
+    /// their template.
+    pub cut: u64,
+    /// Recipients whose message WeChat would refuse: FAILED with the
+    /// reason, never sent.
+    pub refused: u64,
+    /// What checking the digest's templates found, per template.
+    pub problems: Vec<String>,
+    /// Recipients left for another day: over the template sends left
+    /// today (with `send_what_fits`); run the same run_id again to send them.
+    pub over_quota: u64,
 }
 
 /// An account to notify and its unread rows per type.
@@ -64,19 +80,29 @@ pub struct Candidate {
 }
 
 /// The label of rows whose `type` is NULL.
-const UNTYPED: &str = "其他";
+pub(super) const UNTYPED: &str = "其他";
 
 /// Runs (or with `dry_run` only counts) a digest.
 pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestReport, NotifyError> {
     let run_id = run_id(request.run_id.as_deref())?;
-    let plan = plan(services, request, &run_id).await?;
-    let mut report = DigestReport { run_id, candidates: plan.candidates as u64, ..DigestReport::default() };
+    let mut plan = plan(services, request, &run_id).await?;
+    let mut report = DigestReport {
+        run_id,
+        candidates: plan.candidates as u64,
+        cut: plan.cut,
+        refused: plan.refused,
+        problems: plan.problems.clone(),
+        ..DigestReport::default()
+    };
     if request.dry_run || plan.candidates == 0 {
         return Ok(report);
     }
+    report.over_quota = fit_quota(services, &report.run_id, &mut plan.bulk, request.send_what_fits).await?;
     let queued = outbox::enqueue(&services.db, &plan.bulk).await?;
     let mut pending: Vec<i64> = queued.iter().filter(|(_, pending)| *pending).map(|(id, _)| *id).collect();
-    let mut already = (queued.len() - pending.len()) as u64;
+    // Refused messages are written FAILED and counted in `refused`.
+    let refused_here = queued.iter().zip(&plan.bulk).filter(|((_, pending), d)| !pending && d.refused.is_some()).count();
+    let mut already = (queued.len() - pending.len() - refused_here) as u64;
     let mut no_credit = 0u64;
     for one in &plan.credited {
         match queue_with_credit(services, one).await? {
@@ -88,6 +114,7 @@ pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestR
     tracing::info!(run_id = %report.run_id, candidates = plan.candidates, pending = pending.len(), "digest queued; sending");
     let tally = outbox::deliver(services, &Scope::Ids(pending)).await?;
     report.sent = tally.sent;
+    report.in_review = tally.in_review;
     report.failed = tally.failed;
     report.skipped = tally.skipped + already + no_credit;
     report.pending = tally.pending;
@@ -96,14 +123,75 @@ pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestR
     Ok(report)
 }
 
+/// Keeps the run's template messages within the sends WeChat has left
+/// today (`/cgi-bin/openapi/quota/get`): messages queued by an earlier call
+/// of the run count as sent. Over the quota the run is refused with the
+/// numbers, or with `send_what_fits` the first that fit are kept and the
+/// rest left for the same run_id another day. Returns how many were left.
+/// When WeChat cannot say (no permission, an error), the run goes on and
+/// stops at the quota as before.
+async fn fit_quota(services: &Services, run_id: &str, bulk: &mut Vec<NewDelivery>, send_what_fits: bool) -> Result<u64, NotifyError> {
+    let fresh: Vec<bool> = {
+        let mut sql = Sql::new("SELECT dedupe_key FROM delivery WHERE dedupe_key LIKE ");
+        sql.bind(format!("digest:{run_id}:%"));
+        let known: std::collections::HashSet<String> =
+            sql.all(&services.db).await?.iter().map(|r| r.try_get::<String>("", "dedupe_key")).collect::<Result<_, _>>()?;
+        bulk.iter().map(|d| d.refused.is_none() && !known.contains(&d.dedupe_key)).collect()
+    };
+    let needed = fresh.iter().filter(|f| **f).count() as i64;
+    if needed == 0 {
+        return Ok(0);
+    }
+    let quota = match services.wechat.quota(crate::wechat::App::Oa, TEMPLATE_SEND).await {
+        Ok(quota) => quota,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the template-send quota; the digest goes on and stops at the quota if it must");
+            return Ok(0);
+        }
+    };
+    if needed <= quota.remain {
+        return Ok(0);
+    }
+    if !send_what_fits {
+        return Err(invalid(format!(
+            "the digest would send {needed} template messages but only {} are left today (daily limit {}, used {}):              send it to fewer accounts, wait for the quota to reset at midnight, or pass send_what_fits: true to send {} now              and the rest with the same run_id later",
+            quota.remain.max(0),
+            quota.daily_limit,
+            quota.used,
+            quota.remain.max(0)
+        )));
+    }
+    let mut room = quota.remain.max(0);
+    let mut keep = fresh.iter().map(|fresh| {
+        if !fresh {
+            return true;
+        }
+        room -= 1;
+        room >= 0
+    });
+    let before = bulk.len();
+    bulk.retain(|_| keep.next().unwrap_or(false));
+    let left = (before - bulk.len()) as u64;
+    tracing::warn!(left, remain = quota.remain, "the digest is over today's template-send quota: sending what fits");
+    Ok(left)
+}
+
+const TEMPLATE_SEND: &str = "/cgi-bin/message/template/send";
+
 /// What a digest will queue: followers' template messages in bulk, and
 /// the accounts whose message may be paid with a credit, each with its
-/// routes rendered in order.
+/// routes rendered in order; and what checking the templates found.
 #[derive(Debug, Default)]
 pub struct Plan {
     pub candidates: usize,
     pub bulk: Vec<NewDelivery>,
     pub credited: Vec<Credited>,
+    /// Recipients whose values are cut, and whose message is refused.
+    pub cut: u64,
+    pub refused: u64,
+    /// Per template: its problems against the library, and what fitting
+    /// its recipients found (counts and the first example).
+    pub problems: Vec<String>,
 }
 
 /// An account whose first route is paid with a credit.
@@ -165,9 +253,29 @@ pub async fn plan(services: &Services, request: &DigestRequest, run_id: &str) ->
     for template in &ordered {
         render::render(template, &placeholders(&blank, now, tz))?;
     }
+    let library = crate::templates::Library::load(&services.db).await?;
+    let overflow = services.settings.template_overflow;
+    let mut problems: Vec<String> = ordered
+        .iter()
+        .filter_map(|t| crate::templates::check_message_template(&library, &t.name, t.channel.as_str(), &t.template_id, &t.data).err())
+        .collect();
     let found = candidates(services, request.filter.as_ref(), &ordered).await?;
     let mp_appid = services.wechat.appid(crate::wechat::App::Mp);
     let mut plan = Plan { candidates: found.len(), ..Plan::default() };
+    // Per template name: recipients cut, refused, and the first of each.
+    let mut fits: BTreeMap<String, (u64, u64, Option<String>, Option<String>)> = BTreeMap::new();
+    let mut tally = |name: &str, fitted: &crate::templates::Fitted, plan: &mut Plan| {
+        let entry = fits.entry(name.to_string()).or_default();
+        if let Some(reason) = &fitted.refused {
+            plan.refused += 1;
+            entry.1 += 1;
+            entry.3.get_or_insert_with(|| reason.clone());
+        } else if !fitted.cut.is_empty() {
+            plan.cut += 1;
+            entry.0 += 1;
+            entry.2 = entry.2.take().or_else(|| fitted.notes.clone());
+        }
+    };
     for candidate in &found {
         let key = format!("digest:{run_id}:{}", candidate.account.id);
         let routes = route::reachable(&ordered, &candidate.account);
@@ -175,20 +283,41 @@ pub async fn plan(services: &Services, request: &DigestRequest, run_id: &str) ->
         match routes.first() {
             Some(first) if first.channel == Channel::OaTemplate => {
                 let touser = candidate.account.oaopenid.clone().unwrap_or_default();
-                let rendered = render::render(first, &values)?;
-                plan.bulk.push(NewDelivery::template(Some(candidate.account.id), &rendered.template_message(&touser, mp_appid, &key), key));
+                let rendered = render::render_with(first, &values, &library, overflow)?;
+                tally(&first.name, &rendered.fitted, &mut plan);
+                let fit = rendered.fitted.clone();
+                let message = rendered.template_message(&touser, mp_appid, &key);
+                plan.bulk.push(NewDelivery::template(Some(candidate.account.id), &message, key).fitted(&fit));
             }
             Some(_) => {
-                let routes = routes.into_iter().map(|t| render::render(&t, &values).map(|r| (t, r))).collect::<Result<_, _>>()?;
+                let routes: Vec<(MessageTemplate, render::Rendered)> = routes
+                    .into_iter()
+                    .map(|t| render::render_with(&t, &values, &library, overflow).map(|r| (t, r)))
+                    .collect::<Result<_, _>>()?;
+                if let Some((t, r)) = routes.first() {
+                    tally(&t.name, &r.fitted, &mut plan);
+                }
                 plan.credited.push(Credited { account: candidate.account.clone(), key, routes });
             }
             None => {}
         }
     }
+    for (name, (cut, refused, cut_example, refused_example)) in fits {
+        if cut > 0 {
+            problems.push(format!("`{name}`: {cut} recipient(s) get values cut to fit, e.g. {}", cut_example.unwrap_or_default()));
+        }
+        if refused > 0 {
+            problems.push(format!(
+                "`{name}`: {refused} recipient(s) not sent, their message breaks the template's rules, e.g. {}",
+                refused_example.unwrap_or_default()
+            ));
+        }
+    }
+    plan.problems = problems;
     Ok(plan)
 }
 
-fn placeholders(candidate: &Candidate, now: chrono::DateTime<Utc>, tz: chrono_tz::Tz) -> Placeholders {
+pub(super) fn placeholders(candidate: &Candidate, now: chrono::DateTime<Utc>, tz: chrono_tz::Tz) -> Placeholders {
     let mut values = Placeholders::for_account(&candidate.account, now, tz);
     values.set("summary", Some(summary(&candidate.counts)));
     values.set("total", Some(candidate.counts.values().sum::<i64>().to_string()));

@@ -52,6 +52,11 @@ pub fn operations() -> Operations {
                     ("run_id", TypeRef::named_nn(TypeRef::STRING), "the run; pass it again to finish a run that stopped or crashed"),
                     ("candidates", TypeRef::named_nn(TypeRef::INT), "following accounts with unread rows that match `where`"),
                     ("sent", TypeRef::named_nn(TypeRef::INT), "messages WeChat accepted in this call"),
+                    (
+                        "in_review",
+                        TypeRef::named_nn(TypeRef::INT),
+                        "messages WeChat took for review (40252): IN_REVIEW until its report says delivered or not",
+                    ),
                     ("failed", TypeRef::named_nn(TypeRef::INT), "messages that failed in this call (see delivery.errmsg)"),
                     (
                         "skipped",
@@ -63,6 +68,18 @@ pub fn operations() -> Operations {
                         "stopped",
                         TypeRef::named(TypeRef::STRING),
                         "why the run stopped early (daily quota, rate limit, WeChat busy, settings)",
+                    ),
+                    ("cut", TypeRef::named_nn(TypeRef::INT), "recipients whose values are cut to fit their template (delivery.notes says how)"),
+                    (
+                        "refused",
+                        TypeRef::named_nn(TypeRef::INT),
+                        "recipients whose message breaks its template's rules: FAILED with the reason, never sent",
+                    ),
+                    ("problems", TypeRef::named_nn_list_nn(TypeRef::STRING), "what checking the digest's templates found, per template"),
+                    (
+                        "over_quota",
+                        TypeRef::named_nn(TypeRef::INT),
+                        "recipients left for another day (send_what_fits over today's quota): run the same run_id again",
                     ),
                 ],
             )
@@ -111,8 +128,22 @@ pub fn operations() -> Operations {
                 ],
             )
             .into(),
+            result_type(
+                "PreviewMessageResult",
+                "A message as it would be sent to one account; nothing is sent or queued.",
+                &[
+                    ("channel", TypeRef::named_nn(TypeRef::STRING), "the channel the configured order picks for this account"),
+                    ("template_id", TypeRef::named_nn(TypeRef::STRING), "WeChat's template id"),
+                    ("payload", TypeRef::named_nn("jsonb"), "the request body WeChat would get"),
+                    ("content", TypeRef::named_nn(TypeRef::STRING), "the template's content filled in, as the user would read it"),
+                    ("problems", TypeRef::named_nn_list_nn(TypeRef::STRING), "what checking found; empty when it would go as shown"),
+                    ("cut", TypeRef::named_nn_list_nn(TypeRef::STRING), "the keys whose values are cut to fit"),
+                    ("sendable", TypeRef::named_nn(TypeRef::BOOLEAN), "false when WeChat would refuse it or nothing reaches the account"),
+                ],
+            )
+            .into(),
         ],
-        queries: Vec::new(),
+        queries: vec![preview_message()],
         mutations: vec![
             send_template_message(),
             notify_digest(),
@@ -122,6 +153,26 @@ pub fn operations() -> Operations {
             push_broadcast(),
         ],
     }
+}
+
+fn preview_message() -> Field {
+    Field::new("previewMessage", TypeRef::named_nn("PreviewMessageResult"), |ctx| {
+        FieldFuture::new(async move {
+            ops::require(&ctx, &[Role::Admin])?;
+            let services = ops::services(&ctx)?.clone();
+            let name = arg_string(&ctx, "template").unwrap_or_default();
+            let account = ctx
+                .args
+                .get("account_id")
+                .and_then(|v| crate::hasura::input::parse_bigint(v.as_value()))
+                .ok_or_else(|| invalid("account_id must be a bigint").into_graphql())?;
+            let preview = super::preview::preview(&services, &name, account).await.map_err(NotifyError::into_graphql)?;
+            Ok(answer(serde_json::to_value(preview)?))
+        })
+    })
+    .description("The message `template` would be for one account (channel, payload, the content as read, problems); nothing is sent or queued. Admin only.")
+    .argument(InputValue::new("template", TypeRef::named_nn(TypeRef::STRING)).description("the message_template name, e.g. digest or realtime_single"))
+    .argument(InputValue::new("account_id", TypeRef::named_nn("bigint")).description("the account to preview it for"))
 }
 
 fn send_input() -> InputObject {
@@ -264,6 +315,7 @@ fn notify_digest() -> Field {
                 template: arg_string(&ctx, "template"),
                 dry_run: ctx.args.get("dry_run").and_then(|v| v.boolean().ok()).unwrap_or(false),
                 run_id: arg_string(&ctx, "run_id"),
+                send_what_fits: ctx.args.get("send_what_fits").and_then(|v| v.boolean().ok()).unwrap_or(false),
             };
             let report = digest::run(&services, &request).await.map_err(NotifyError::into_graphql)?;
             Ok(answer(serde_json::to_value(report)?))
@@ -274,6 +326,9 @@ fn notify_digest() -> Field {
     .argument(InputValue::new("template", TypeRef::named(TypeRef::STRING)).description("the message_template to send; `digest` when absent"))
     .argument(InputValue::new("dry_run", TypeRef::named(TypeRef::BOOLEAN)).description("count the candidates and check the template, send nothing"))
     .argument(InputValue::new("run_id", TypeRef::named(TypeRef::STRING)).description("finish this earlier run instead of starting a new one"))
+    .argument(InputValue::new("send_what_fits", TypeRef::named(TypeRef::BOOLEAN)).description(
+        "when the template messages exceed the sends WeChat has left today, send the first that fit (the rest with the same run_id later) instead of refusing",
+    ))
 }
 
 fn notify_account() -> Field {

@@ -20,6 +20,7 @@ pub mod digest;
 mod error;
 mod graphql;
 pub mod outbox;
+mod preview;
 pub mod realtime;
 pub mod render;
 mod route;

@@ -83,11 +83,32 @@ pub struct NewDelivery {
     /// The request body WeChat gets.
     pub payload: Value,
     pub dedupe_key: String,
+    /// Why it must not be sent (a value breaks its template's rule): the
+    /// row is written FAILED with this errmsg and WeChat is never called.
+    pub refused: Option<String>,
+    /// What was changed before sending (values cut), kept in `notes`.
+    pub notes: Option<String>,
 }
 
 impl NewDelivery {
     fn of(account: Option<i64>, channel: Channel, touser: &str, template_id: &str, payload: Value, key: String) -> Self {
-        NewDelivery { account, channel, touser: touser.to_string(), template_id: template_id.to_string(), payload, dedupe_key: key }
+        NewDelivery {
+            account,
+            channel,
+            touser: touser.to_string(),
+            template_id: template_id.to_string(),
+            payload,
+            dedupe_key: key,
+            refused: None,
+            notes: None,
+        }
+    }
+
+    /// The same row with what checking it against the template found.
+    pub fn fitted(mut self, fit: &crate::templates::Fitted) -> Self {
+        self.refused = fit.refused.clone();
+        self.notes = fit.notes.clone();
+        self
     }
 
     pub fn template(account: Option<i64>, message: &TemplateMessage, key: String) -> Self {
@@ -111,7 +132,7 @@ impl NewDelivery {
     }
 }
 
-/// Rows per INSERT (9 parameters each, far below either database's limit).
+/// Rows per INSERT (11 parameters each, far below either database's limit).
 const INSERT_CHUNK: usize = 300;
 
 /// Queues `rows`; a row whose `dedupe_key` exists already is left as it is.
@@ -142,7 +163,7 @@ pub async fn enqueue(db: &impl ConnectionTrait, rows: &[NewDelivery]) -> Result<
 async fn insert(db: &impl ConnectionTrait, rows: &[NewDelivery]) -> Result<(), DbErr> {
     let now = Utc::now();
     let mut sql = Sql::new(
-        "INSERT INTO delivery (created_at, updated_at, account_account, channel, touser, template_id, payload, dedupe_key, status, attempts) VALUES ",
+        "INSERT INTO delivery (created_at, updated_at, account_account, channel, touser, template_id, payload, dedupe_key, status, attempts, errmsg, notes) VALUES ",
     );
     let now_p = sql.param(now);
     for (i, row) in rows.iter().enumerate() {
@@ -150,7 +171,8 @@ async fn insert(db: &impl ConnectionTrait, rows: &[NewDelivery]) -> Result<(), D
         sql.push(&format!("{now_p}, {now_p}, "));
         sql.bind(row.account).push(", ").bind(row.channel.as_str()).push(", ").bind(row.touser.clone()).push(", ");
         sql.bind(row.template_id.clone()).push(", ").bind(row.payload.clone()).push(", ").bind(row.dedupe_key.clone());
-        sql.push(", ").push(Status::Pending.sql()).push(", 0)");
+        let status = if row.refused.is_some() { Status::Failed } else { Status::Pending };
+        sql.push(", ").push(status.sql()).push(", 0, ").bind(row.refused.clone()).push(", ").bind(row.notes.clone()).push(")");
     }
     sql.push(" ON CONFLICT (dedupe_key) DO NOTHING");
     sql.execute(db).await.map(|_| ())
@@ -169,6 +191,8 @@ pub enum Scope {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     pub sent: u64,
+    /// Taken by WeChat for review (40252); the report settles them.
+    pub in_review: u64,
     pub failed: u64,
     pub skipped: u64,
     /// Rows left for later: PENDING (after a stop), or SENDING with an
@@ -479,6 +503,9 @@ fn claimed_of(row: &QueryResult, resend: bool) -> Result<Claimed, DbErr> {
 #[derive(Clone, Debug)]
 enum Outcome {
     Sent(Option<i64>),
+    /// WeChat took it for review (40252): IN_REVIEW, never sent again; its
+    /// report settles it.
+    InReview(Option<i64>),
     /// WeChat may have it: a template message stays SENDING, unheld, and
     /// is re-sent with its `client_msg_id` once `retry_in` has passed.
     Unknown {
@@ -505,6 +532,7 @@ impl Outcome {
     fn status(&self) -> &'static str {
         match self {
             Outcome::Sent(_) => Status::Sent.as_str(),
+            Outcome::InReview(_) => Status::InReview.as_str(),
             Outcome::Unknown { .. } => Status::Sending.as_str(),
             Outcome::Failed { .. } => Status::Failed.as_str(),
             Outcome::Unsent { .. } => Status::Pending.as_str(),
@@ -661,6 +689,10 @@ async fn send(client: &WechatClient, row: &Claimed) -> (Outcome, bool) {
             if receipt.repeat {
                 tracing::info!(delivery = row.id, msgid = ?receipt.msgid, "WeChat already had this client_msg_id: settled SENT, not sent twice");
             }
+            if receipt.in_review {
+                tracing::info!(delivery = row.id, msgid = ?receipt.msgid, "WeChat took the message for review (40252)");
+                return (Outcome::InReview(receipt.msgid), false);
+            }
             (Outcome::Sent(receipt.msgid), false)
         }
         Err(error) => failure(&error, row.channel == Some(Channel::OaTemplate)),
@@ -759,6 +791,13 @@ fn recorded(outcome: &Outcome, now: DateTime<Utc>) -> Recorded {
     let code = |c: &Option<i64>| c.map(|c| c as i32);
     match outcome {
         Outcome::Sent(msgid) => Recorded { msgid: *msgid, sent_at: Some(now), ..base },
+        Outcome::InReview(msgid) => Recorded {
+            msgid: *msgid,
+            sent_at: Some(now),
+            errcode: Some(crate::wechat::send::IN_REVIEW as i32),
+            errmsg: Some("WeChat is reviewing the message (40252); its report settles it".into()),
+            ..base
+        },
         Outcome::Unknown { errcode, errmsg, retry_in } => {
             let due = now + chrono::Duration::from_std(*retry_in).unwrap_or_else(|_| chrono::Duration::minutes(1));
             Recorded { errcode: code(errcode), errmsg: Some(errmsg.clone()), lease_until: Some(due), ..base }
@@ -772,12 +811,17 @@ fn recorded(outcome: &Outcome, now: DateTime<Utc>) -> Recorded {
 }
 
 /// A TEMPLATESENDJOBFINISH report from the callback: `success` leaves the
-/// delivery with `msgid` as it is (SENT); a failure marks it FAILED with
-/// WeChat's status as errmsg. Returns the deliveries it matched.
+/// delivery with `msgid` SENT (an IN_REVIEW one becomes SENT: the review
+/// passed); a failure marks it FAILED with WeChat's status as errmsg.
+/// Returns the deliveries it matched.
 pub async fn settle_report(db: &impl ConnectionTrait, msgid: i64, ok: bool, status: &str) -> Result<u64, DbErr> {
     let mut sql = Sql::new("UPDATE delivery SET status = CASE WHEN ");
     sql.bind(ok)
-        .push(" THEN status ELSE ")
+        .push(" THEN (CASE WHEN status = ")
+        .push(Status::InReview.sql())
+        .push(" THEN ")
+        .push(Status::Sent.sql())
+        .push(" ELSE status END) ELSE ")
         .push(Status::Failed.sql())
         .push(" END, errmsg = CASE WHEN ")
         .bind(ok)
@@ -846,6 +890,7 @@ fn count(tally: &mut Tally, outcomes: &[(i64, Outcome)]) {
     for (_, outcome) in outcomes {
         match outcome {
             Outcome::Sent(_) => tally.sent += 1,
+            Outcome::InReview(_) => tally.in_review += 1,
             Outcome::Unknown { .. } => tally.pending += 1,
             Outcome::Failed { .. } => tally.failed += 1,
             Outcome::Unsent { .. } => tally.pending += 1,

@@ -34,6 +34,7 @@ use crate::services::Services;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoticeStatus {
     Sent,
+    InReview,
     Throttled,
     NotFollowing,
     NothingToSend,
@@ -41,13 +42,20 @@ pub enum NoticeStatus {
 }
 
 impl NoticeStatus {
-    pub const ALL: [NoticeStatus; 5] =
-        [NoticeStatus::Sent, NoticeStatus::Throttled, NoticeStatus::NotFollowing, NoticeStatus::NothingToSend, NoticeStatus::Failed];
+    pub const ALL: [NoticeStatus; 6] = [
+        NoticeStatus::Sent,
+        NoticeStatus::InReview,
+        NoticeStatus::Throttled,
+        NoticeStatus::NotFollowing,
+        NoticeStatus::NothingToSend,
+        NoticeStatus::Failed,
+    ];
 
     /// What each answer means, for the schema.
     pub fn meaning(self) -> &'static str {
         match self {
             NoticeStatus::Sent => "the notice went out",
+            NoticeStatus::InReview => "WeChat took the notice for review (40252); its report settles the delivery",
             NoticeStatus::Throttled => "a notice went out within the window; nothing sent",
             NoticeStatus::NotFollowing => "the user does not follow the service account and has no mini-program credit",
             NoticeStatus::NothingToSend => "the account has no unread point_count rows",
@@ -58,6 +66,7 @@ impl NoticeStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeStatus::Sent => "SENT",
+            NoticeStatus::InReview => "IN_REVIEW",
             NoticeStatus::Throttled => "THROTTLED",
             NoticeStatus::NotFollowing => "NOT_FOLLOWING",
             NoticeStatus::NothingToSend => "NOTHING_TO_SEND",
@@ -110,8 +119,12 @@ pub async fn notify_account(services: &Services, account_id: i64, window_seconds
         return Ok(NoticeResult::bare(NoticeStatus::NotFollowing));
     }
     let values = placeholders(&account, &unread, now, services.settings.timezone);
-    let rendered: Vec<(MessageTemplate, render::Rendered)> =
-        routes.into_iter().map(|t| render::render(&t, &values).map(|r| (t, r))).collect::<Result<_, _>>()?;
+    let library = crate::templates::Library::load(db).await?;
+    let overflow = services.settings.template_overflow;
+    let rendered: Vec<(MessageTemplate, render::Rendered)> = routes
+        .into_iter()
+        .map(|t| render::render_with(&t, &values, &library, overflow).map(|r| (t, r)))
+        .collect::<Result<_, _>>()?;
     let until = now + chrono::Duration::seconds(window_seconds);
     let txn = db.begin().await?;
     if !claim_window(&txn, account_id, now, until).await? {
@@ -130,17 +143,21 @@ pub async fn notify_account(services: &Services, account_id: i64, window_seconds
     let id = queued.first().map(|(id, _)| *id).ok_or_else(|| invalid("the notice was not queued"))?;
     outbox::deliver(services, &Scope::Ids(vec![id])).await?;
     let state = outbox::state(db, id).await?;
-    let sent = state.status == super::outbox::Status::Sent.as_str();
+    let status = match state.status.as_str() {
+        s if s == super::outbox::Status::Sent.as_str() => NoticeStatus::Sent,
+        s if s == super::outbox::Status::InReview.as_str() => NoticeStatus::InReview,
+        _ => NoticeStatus::Failed,
+    };
     Ok(NoticeResult {
-        status: if sent { NoticeStatus::Sent } else { NoticeStatus::Failed },
+        status,
         channel: Some(delivery.channel),
         msgid: state.msgid,
         delivery_id: Some(id),
-        error: if sent { None } else { state.errmsg },
+        error: if status == NoticeStatus::Failed { state.errmsg } else { None },
     })
 }
 
-async fn load_account(db: &impl ConnectionTrait, id: i64) -> Result<(AccountRow, Option<DateTime<Utc>>), NotifyError> {
+pub(super) async fn load_account(db: &impl ConnectionTrait, id: i64) -> Result<(AccountRow, Option<DateTime<Utc>>), NotifyError> {
     let mut sql = Sql::new(format!(
         "SELECT {}, n.expire_time FROM account AS a LEFT JOIN notice AS n ON n.account_account = a.id WHERE a.id = ",
         render::account_columns("a")
@@ -151,14 +168,14 @@ async fn load_account(db: &impl ConnectionTrait, id: i64) -> Result<(AccountRow,
 }
 
 /// The unread count and the newest unread row.
-struct Unread {
-    count: i64,
-    kind: Option<String>,
-    sender: Option<String>,
-    content: Option<String>,
+pub(super) struct Unread {
+    pub(super) count: i64,
+    pub(super) kind: Option<String>,
+    pub(super) sender: Option<String>,
+    pub(super) content: Option<String>,
 }
 
-async fn latest_unread(db: &impl ConnectionTrait, account: i64) -> Result<Option<Unread>, NotifyError> {
+pub(super) async fn latest_unread(db: &impl ConnectionTrait, account: i64) -> Result<Option<Unread>, NotifyError> {
     let mut sql = Sql::new("SELECT count(*) OVER () AS n, type, sender, content FROM point_count WHERE account_account = ");
     sql.bind(account).push(" ORDER BY id DESC LIMIT 1");
     let Some(row) = sql.one(db).await? else { return Ok(None) };
@@ -170,7 +187,7 @@ async fn latest_unread(db: &impl ConnectionTrait, account: i64) -> Result<Option
     }))
 }
 
-fn placeholders(account: &AccountRow, unread: &Unread, now: DateTime<Utc>, tz: chrono_tz::Tz) -> Placeholders {
+pub(super) fn placeholders(account: &AccountRow, unread: &Unread, now: DateTime<Utc>, tz: chrono_tz::Tz) -> Placeholders {
     let mut values = Placeholders::for_account(account, now, tz);
     values.set("count", Some(unread.count.to_string()));
     if unread.count == 1 {

@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::error::{NotifyError, invalid};
 use super::outbox::Channel;
 use crate::db::sql::Sql;
-use crate::wechat::send::fit_template_data;
+use crate::templates::{Fitted, Library, Overflow};
 use crate::wechat::{FormTemplateMessage, MiniProgramLink, OaSubscribeMessage, SubscribeMessage, TemplateMessage, TemplateValue};
 
 /// A `message_template` row.
@@ -204,10 +204,20 @@ pub struct Rendered {
     pub data: BTreeMap<String, TemplateValue>,
     pub page: Option<String>,
     pub url: Option<String>,
+    /// What checking the values against the template found (cuts, or why
+    /// WeChat would refuse the message).
+    pub fitted: Fitted,
 }
 
-/// Fills `template` with `values`.
+/// Fills `template` with `values`, its values fitted by their key's
+/// prefix (for a template the library does not know).
 pub fn render(template: &MessageTemplate, values: &Placeholders) -> Result<Rendered, NotifyError> {
+    render_with(template, values, &Library::default(), Overflow::Cut)
+}
+
+/// Fills `template` with `values` and fits them to the synced template of
+/// `library` (see [`crate::templates::Library::fit`]).
+pub fn render_with(template: &MessageTemplate, values: &Placeholders, library: &Library, overflow: Overflow) -> Result<Rendered, NotifyError> {
     let wrong = |problem: String| invalid(format!("message template `{}`: {problem}", template.name));
     let Value::Object(entries) = &template.data else {
         return Err(wrong("data must be an object like {\"thing1\":{\"value\":\"{{summary}}\"}}".into()));
@@ -225,7 +235,7 @@ pub fn render(template: &MessageTemplate, values: &Placeholders) -> Result<Rende
         let value = fill(text, values).map_err(|e| wrong(format!("data.{key}: {e}")))?;
         data.insert(key.clone(), TemplateValue { value, color });
     }
-    fit_template_data(&mut data);
+    let fitted = library.fit(template.channel, &template.template_id, &mut data, overflow);
     let optional =
         |text: &Option<String>, what: &str| text.as_deref().map(|t| fill(t, values).map_err(|e| wrong(format!("{what}: {e}")))).transpose();
     Ok(Rendered {
@@ -233,6 +243,7 @@ pub fn render(template: &MessageTemplate, values: &Placeholders) -> Result<Rende
         data,
         page: optional(&template.page, "page")?.filter(|p| !p.is_empty()),
         url: optional(&template.url, "url")?.filter(|u| !u.is_empty()),
+        fitted,
     })
 }
 

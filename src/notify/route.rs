@@ -53,7 +53,10 @@ pub fn reachable(ordered: &[MessageTemplate], account: &AccountRow) -> Vec<Messa
 
 /// The delivery for the first rendered route that works: a follower's
 /// template message, or a message paid with a credit spent now (in `db`,
-/// the caller's transaction). `None`: no credit after all.
+/// the caller's transaction). A route whose message WeChat would refuse
+/// (see [`crate::templates::Library::fit`]) spends nothing and is passed
+/// over; when no other route works, the first such message is the answer,
+/// recorded FAILED with the reason and never sent. `None`: no route at all.
 pub async fn pick(
     db: &impl ConnectionTrait,
     account: &AccountRow,
@@ -61,34 +64,63 @@ pub async fn pick(
     key: String,
     mp_appid: Option<&str>,
 ) -> Result<Option<NewDelivery>, NotifyError> {
-    let id = Some(account.id);
+    let mut refused: Option<NewDelivery> = None;
     for (template, message) in rendered {
-        match template.channel {
-            Channel::OaTemplate => {
-                let touser = account.oaopenid.clone().unwrap_or_default();
-                return Ok(Some(NewDelivery::template(id, &message.template_message(&touser, mp_appid, &key), key)));
+        let fit = message.fitted.clone();
+        if fit.refused.is_some() {
+            if refused.is_none() {
+                refused = Some(refused_delivery(account, &template, message, key.clone(), mp_appid).fitted(&fit));
             }
-            Channel::OaSubscribe => {
-                if let Some(credit) = credits::claim(db, account.id, CreditKind::OaSubscribe, Some(&template.template_id)).await?
-                    && let Some(touser) = credit.openid.filter(|o| !o.is_empty())
-                {
-                    return Ok(Some(NewDelivery::oa_subscribe(id, &message.oa_subscribe_message(&touser, mp_appid), key)));
-                }
-            }
-            Channel::MpSubscribe => {
-                if credits::claim(db, account.id, CreditKind::Subscribe, Some(&template.template_id)).await?.is_some() {
-                    let touser = account.mp_openid.clone().unwrap_or_default();
-                    return Ok(Some(NewDelivery::subscribe(id, &message.subscribe_message(&touser), key)));
-                }
-            }
-            Channel::MpForm => {
-                if let Some(credit) = credits::claim(db, account.id, CreditKind::FormId, None).await? {
-                    let touser = account.mp_openid.clone().unwrap_or_default();
-                    let form_id = credit.code.unwrap_or_default();
-                    return Ok(Some(NewDelivery::form(id, &message.form_message(&touser, &form_id), key)));
-                }
-            }
+            continue;
+        }
+        let delivery = pick_one(db, account, &template, message, key.clone(), mp_appid).await?;
+        if let Some(delivery) = delivery {
+            return Ok(Some(delivery.fitted(&fit)));
         }
     }
-    Ok(None)
+    Ok(refused)
+}
+
+/// A refused message as the row that records it (the credit-paid ones
+/// name the account's openid for that app; nothing is spent).
+fn refused_delivery(account: &AccountRow, template: &MessageTemplate, message: render::Rendered, key: String, mp_appid: Option<&str>) -> NewDelivery {
+    let id = Some(account.id);
+    let oa = account.oaopenid.clone().unwrap_or_default();
+    let mp = account.mp_openid.clone().unwrap_or_default();
+    match template.channel {
+        Channel::OaTemplate => NewDelivery::template(id, &message.template_message(&oa, mp_appid, &key), key),
+        Channel::OaSubscribe => NewDelivery::oa_subscribe(id, &message.oa_subscribe_message(&oa, mp_appid), key),
+        Channel::MpSubscribe => NewDelivery::subscribe(id, &message.subscribe_message(&mp), key),
+        Channel::MpForm => NewDelivery::form(id, &message.form_message(&mp, ""), key),
+    }
+}
+
+/// One route: the follower's template message, or a message paid with a
+/// credit spent now; `None` when there is no credit.
+async fn pick_one(
+    db: &impl ConnectionTrait,
+    account: &AccountRow,
+    template: &MessageTemplate,
+    message: render::Rendered,
+    key: String,
+    mp_appid: Option<&str>,
+) -> Result<Option<NewDelivery>, NotifyError> {
+    let id = Some(account.id);
+    let mp = || account.mp_openid.clone().unwrap_or_default();
+    Ok(match template.channel {
+        Channel::OaTemplate => {
+            let touser = account.oaopenid.clone().unwrap_or_default();
+            Some(NewDelivery::template(id, &message.template_message(&touser, mp_appid, &key), key))
+        }
+        Channel::OaSubscribe => credits::claim(db, account.id, CreditKind::OaSubscribe, Some(&template.template_id))
+            .await?
+            .and_then(|credit| credit.openid.filter(|o| !o.is_empty()))
+            .map(|touser| NewDelivery::oa_subscribe(id, &message.oa_subscribe_message(&touser, mp_appid), key)),
+        Channel::MpSubscribe => credits::claim(db, account.id, CreditKind::Subscribe, Some(&template.template_id))
+            .await?
+            .map(|_| NewDelivery::subscribe(id, &message.subscribe_message(&mp()), key)),
+        Channel::MpForm => credits::claim(db, account.id, CreditKind::FormId, None)
+            .await?
+            .map(|credit| NewDelivery::form(id, &message.form_message(&mp(), &credit.code.unwrap_or_default()), key)),
+    })
 }

@@ -30,6 +30,7 @@ pub fn operations() -> Operations {
                         JobType::ActionFlow => "a saved action flow (dataMap {actionFlowUuid, versionId, inputs})",
                         JobType::SyncFollowers => "a follower sync",
                         JobType::NotifyDigest => "a digest (dataMap may carry `where` and `template`)",
+                        JobType::SyncTemplates => "a template-library sync (syncTemplates)",
                     };
                     async_graphql::dynamic::EnumItem::new(kind.as_str()).description(text)
                 }))

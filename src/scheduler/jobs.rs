@@ -20,16 +20,19 @@ pub enum JobType {
     SyncFollowers,
     /// A resumable digest (`dataMap {where?, template?}`).
     NotifyDigest,
+    /// A template-library sync (`syncTemplates`).
+    SyncTemplates,
 }
 
 impl JobType {
-    pub const ALL: [JobType; 3] = [JobType::ActionFlow, JobType::SyncFollowers, JobType::NotifyDigest];
+    pub const ALL: [JobType; 4] = [JobType::ActionFlow, JobType::SyncFollowers, JobType::NotifyDigest, JobType::SyncTemplates];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobType::ActionFlow => "ACTION_FLOW",
             JobType::SyncFollowers => "SYNC_FOLLOWERS",
             JobType::NotifyDigest => "NOTIFY_DIGEST",
+            JobType::SyncTemplates => "SYNC_TEMPLATES",
         }
     }
 
@@ -52,6 +55,10 @@ pub async fn execute(services: &Arc<Services>, job: &scheduled_job::Model, occur
             let report = crate::linking::sync::sync_followers(services, None).await.map_err(|e| e.to_string())?;
             serde_json::to_value(report).map_err(|e| e.to_string())
         }
+        Some(JobType::SyncTemplates) => {
+            let report = crate::templates::sync(services).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(report).map_err(|e| e.to_string())
+        }
         None => Err(format!("unknown job type {}: use one of {}", job.job_type, JobType::names())),
     }
 }
@@ -65,7 +72,13 @@ async fn digest(services: &Services, job: &scheduled_job::Model, occurrence: Dat
         Some(Value::String(t)) => Some(t.clone()),
         Some(_) => return Err("dataMap.template must be a template name".into()),
     };
-    let request = DigestRequest { filter, template, dry_run: false, run_id: Some(format!("job-{}-{}", job.id, occurrence.timestamp())) };
+    let request = DigestRequest {
+        filter,
+        template,
+        dry_run: false,
+        run_id: Some(format!("job-{}-{}", job.id, occurrence.timestamp())),
+        send_what_fits: false,
+    };
     let report = notify::digest::run(services, &request).await.map_err(|e| e.to_string())?;
     serde_json::to_value(report).map_err(|e| e.to_string())
 }

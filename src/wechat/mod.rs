@@ -17,6 +17,7 @@ pub mod login;
 pub mod qrcode;
 mod retry;
 pub mod send;
+pub mod templates;
 pub mod token;
 mod transport;
 

@@ -111,7 +111,13 @@ pub struct SendReceipt {
     /// WeChat had this `client_msg_id` already (45065 "clientmsgid exist",
     /// naming the earlier message's id): nothing new reached the user.
     pub repeat: bool,
+    /// WeChat took the message for review (40252): it is delivered or
+    /// refused later, as its TEMPLATESENDJOBFINISH report says.
+    pub in_review: bool,
 }
+
+/// The message went to WeChat's content review; a report follows.
+pub const IN_REVIEW: i64 = 40252;
 
 /// "clientmsgid exist": a repeated `client_msg_id`, answered with the id of
 /// the message WeChat already has (documented for mass sends).
@@ -128,7 +134,7 @@ impl WechatClient {
         let mut message = message.clone();
         fit_template_data(&mut message.data);
         let body = serde_json::to_value(&message).map_err(|e| WechatError::Invalid { api: TEMPLATE_SEND, problem: e.to_string() })?;
-        let answer = self.call_with_token(Call::post(App::Oa, TEMPLATE_SEND, body).answering(&[CLIENT_MSG_ID_EXISTS])).await?;
+        let answer = self.call_with_token(Call::post(App::Oa, TEMPLATE_SEND, body).answering(&[CLIENT_MSG_ID_EXISTS, IN_REVIEW])).await?;
         Ok(receipt(&answer))
     }
 
@@ -188,8 +194,8 @@ pub struct SubscriptionTemplate {
 /// `msg_id` on the mass-send repeat answer, so both are read.
 fn receipt(answer: &Value) -> SendReceipt {
     let msgid = answer.get("msgid").or_else(|| answer.get("msg_id")).and_then(Value::as_i64);
-    let repeat = answer.get("errcode").and_then(Value::as_i64) == Some(CLIENT_MSG_ID_EXISTS);
-    SendReceipt { msgid, repeat }
+    let errcode = answer.get("errcode").and_then(Value::as_i64);
+    SendReceipt { msgid, repeat: errcode == Some(CLIENT_MSG_ID_EXISTS), in_review: errcode == Some(IN_REVIEW) }
 }
 
 /// Cuts each value to what its keyword type allows (thing 20,
