@@ -460,7 +460,7 @@ pub async fn apply(services: &Services, app: App, event: &Event) -> Result<(), L
             store::upsert_follower(db, openid, None, true, None).await?;
             bind(services, scene, openid, None).await?;
         }
-        (EventKind::SendFinished { msgid, status }, App::Oa) => send_finished(services, *msgid, status).await?,
+        (EventKind::SendFinished { msgid, status }, App::Oa) => send_finished(services, openid, *msgid, status).await?,
         (EventKind::SubscriptionPopup { accepted, rejected }, app) => popup(services, app, openid, accepted, rejected.len()).await?,
         (EventKind::SubscriptionChange { rejected }, app) => {
             let removed = match app {
@@ -536,11 +536,12 @@ async fn bind(services: &Services, scene: &str, openid: &str, unionid: Option<&s
     Ok(())
 }
 
-/// A send report: `success` leaves the delivery SENT; a failure marks it
-/// FAILED with WeChat's status as errmsg.
-async fn send_finished(services: &Services, msgid: i64, status: &str) -> Result<(), LinkError> {
+/// A send report: `success` leaves the delivery SENT (or makes an
+/// IN_REVIEW one SENT); a failure marks it FAILED with WeChat's status as
+/// errmsg.
+async fn send_finished(services: &Services, openid: &str, msgid: i64, status: &str) -> Result<(), LinkError> {
     let ok = status == "success";
-    let updated = outbox::settle_report(&services.db, msgid, ok, status).await?;
+    let updated = outbox::settle_report(&services.db, openid, msgid, ok, status).await?;
     if updated == 0 {
         tracing::info!(msgid, status, "a send report for a message this server has no delivery of");
     } else if !ok {

@@ -810,24 +810,44 @@ fn recorded(outcome: &Outcome, now: DateTime<Utc>) -> Recorded {
     }
 }
 
-/// A TEMPLATESENDJOBFINISH report from the callback: `success` leaves the
-/// delivery with `msgid` SENT (an IN_REVIEW one becomes SENT: the review
-/// passed); a failure marks it FAILED with WeChat's status as errmsg.
-/// Returns the deliveries it matched.
-pub async fn settle_report(db: &impl ConnectionTrait, msgid: i64, ok: bool, status: &str) -> Result<u64, DbErr> {
-    let mut sql = Sql::new("UPDATE delivery SET status = CASE WHEN ");
-    sql.bind(ok)
-        .push(" THEN (CASE WHEN status = ")
-        .push(Status::InReview.sql())
-        .push(" THEN ")
-        .push(Status::Sent.sql())
-        .push(" ELSE status END) ELSE ")
-        .push(Status::Failed.sql())
-        .push(" END, errmsg = CASE WHEN ")
-        .bind(ok)
-        .push(" THEN errmsg ELSE ");
-    sql.bind(status.to_string()).push(" END, updated_at = ").bind(Utc::now()).push(" WHERE msgid = ").bind(msgid);
-    sql.execute(db).await
+/// A TEMPLATESENDJOBFINISH report from the callback for `openid`: the
+/// delivery with that msgid, or else (WeChat's 40252 answer carries no
+/// msgid, the report after the review brings a new one) the oldest
+/// IN_REVIEW template message to that openid, which takes the msgid.
+/// `success` makes it SENT (an IN_REVIEW one: the review passed); a
+/// failure FAILED with WeChat's status as errmsg. Returns the deliveries
+/// it settled.
+pub async fn settle_report(db: &impl ConnectionTrait, openid: &str, msgid: i64, ok: bool, status: &str) -> Result<u64, DbErr> {
+    let settle = |target: &mut Sql| {
+        target.push("UPDATE delivery SET status = CASE WHEN ");
+        target
+            .bind(ok)
+            .push(" THEN (CASE WHEN status = ")
+            .push(Status::InReview.sql())
+            .push(" THEN ")
+            .push(Status::Sent.sql())
+            .push(" ELSE status END) ELSE ")
+            .push(Status::Failed.sql())
+            .push(" END, errmsg = CASE WHEN ")
+            .bind(ok)
+            .push(" THEN (CASE WHEN status = ")
+            .push(Status::InReview.sql())
+            .push(" THEN NULL ELSE errmsg END) ELSE ");
+        target.bind(status.to_string()).push(" END, msgid = ").bind(msgid).push(", updated_at = ").bind(Utc::now());
+    };
+    let mut by_msgid = Sql::default();
+    settle(&mut by_msgid);
+    by_msgid.push(" WHERE msgid = ").bind(msgid);
+    let settled = by_msgid.execute(db).await?;
+    if settled > 0 {
+        return Ok(settled);
+    }
+    let mut reviewed = Sql::default();
+    settle(&mut reviewed);
+    reviewed.push(" WHERE id = (SELECT id FROM delivery WHERE status = ").push(Status::InReview.sql());
+    reviewed.push(" AND channel = ").bind(Channel::OaTemplate.as_str()).push(" AND touser = ").bind(openid.to_string());
+    reviewed.push(" ORDER BY id LIMIT 1)");
+    reviewed.execute(db).await
 }
 
 /// A `subscribe_msg_sent_event` item: WeChat's final word on a

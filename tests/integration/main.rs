@@ -23,6 +23,7 @@ mod scheduler;
 mod seed_documents;
 mod simulator;
 mod subscriptions;
+mod templates;
 mod tables;
 mod wechat;
 mod wechat_crypto;
