@@ -701,9 +701,12 @@ fn failure(error: &WechatError, service_account: bool) -> (Outcome, bool) {
         }
         // For now a message in WeChat's review (40252) fails like a refusal;
         // it is not sent again, as WeChat delivers it after review.
-        Reaction::RefreshToken | Reaction::Payload | Reaction::CreditGone | Reaction::InvalidCode | Reaction::InReview | Reaction::Unknown => {
-            (failed(None), false)
-        }
+        Reaction::RefreshToken
+        | Reaction::Payload
+        | Reaction::CreditGone
+        | Reaction::InvalidCode
+        | Reaction::InReview
+        | Reaction::Unknown => (failed(None), false),
     }
 }
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::state::{IssuedToken, SentMessage, SimState, Ticket, error};
 use super::{SimBlocked, SimFollower, SimSubscriptionTemplate, SimTemplate};
 use crate::templates::rules::{self, KeywordType};
-use super::state::{IssuedToken, SentMessage, SimState, Ticket, error};
 
 type Query = BTreeMap<String, String>;
 
@@ -423,7 +423,7 @@ impl SimState {
         if !self.mp_users.contains_key(touser) {
             return Err(error(40003, "invalid openid"));
         }
-        check_thing_lengths(body)?;
+        check_typed_values(body)?;
         if self.config.enforce_subscribe_credits {
             let key = (touser.to_string(), template_id.to_string());
             match self.subscribe_credits.get_mut(&key) {
@@ -441,7 +441,7 @@ impl SimState {
         if self.follower(touser).is_none() {
             return Err(error(40003, "invalid openid"));
         }
-        check_thing_lengths(body)?;
+        check_typed_values(body)?;
         let key = (touser.to_string(), template_id.to_string());
         match self.oa_subscribe_credits.get_mut(&key) {
             Some(left) if *left > 0 => *left -= 1,
@@ -513,14 +513,17 @@ impl SimState {
     }
 }
 
-/// Unlike template sends, subscription messages refuse too-long values
-/// instead of cutting them.
-fn check_thing_lengths(body: &Value) -> Result<(), Value> {
+/// Unlike legacy template sends, subscription messages refuse a value
+/// that breaks its keyword type's rule (too long, wrong characters or
+/// format, a line break, a value for a `const`) instead of cutting it:
+/// 47003 naming the field. Keys without a type are not checked.
+fn check_typed_values(body: &Value) -> Result<(), Value> {
     if let Some(data) = body.get("data").and_then(Value::as_object) {
         for (key, field) in data {
+            let Some(kind) = KeywordType::of_key(key) else { continue };
             let value = field.get("value").and_then(Value::as_str).unwrap_or_default();
-            if key.starts_with("thing") && value.chars().count() > 20 {
-                return Err(error(47003, &format!("argument invalid! data.{key}.value")));
+            if rules::check(key, kind, value).is_err() {
+                return Err(error(47003, &format!("argument invalid! data.{key}.value invalid")));
             }
         }
     }
@@ -579,7 +582,9 @@ fn apply_template(template: &SimTemplate, body: &Value) -> Result<Value, Value> 
 fn rendered(template: Option<&SimTemplate>, body: &Value) -> String {
     let value = |key: &str| body.pointer(&format!("/data/{key}/value")).and_then(Value::as_str).unwrap_or_default().to_string();
     match template {
-        Some(t) => rules::placeholders(&t.content).iter().fold(t.content.clone(), |text, key| text.replace(&format!("{{{{{key}.DATA}}}}"), &value(key))),
+        Some(t) => rules::placeholders(&t.content)
+            .iter()
+            .fold(t.content.clone(), |text, key| text.replace(&format!("{{{{{key}.DATA}}}}"), &value(key))),
         None => body
             .get("data")
             .and_then(Value::as_object)

@@ -457,7 +457,11 @@ impl SimHandle {
     /// not seen: it must match by openid and template.
     pub fn review(&self, id: i64, approve: bool) -> anyhow::Result<SimEvent> {
         self.with_state(|s| {
-            let at = s.blocked.iter().position(|b| b.id == id).ok_or_else(|| anyhow::anyhow!("no blocked template message {id} in the simulator"))?;
+            let at = s
+                .blocked
+                .iter()
+                .position(|b| b.id == id)
+                .ok_or_else(|| anyhow::anyhow!("no blocked template message {id} in the simulator"))?;
             let blocked = s.blocked.remove(at);
             let msgid = s.next_msgid();
             if approve {

@@ -278,13 +278,7 @@ pub const RULES: [RuleRow; 13] = [
         format: "digits with at most one decimal point between digits, e.g. 42 or 3.14",
         source: BOTH,
     },
-    RuleRow {
-        kind: KeywordType::Letter,
-        max_chars: Some(32),
-        characters: "letters (A-Z, a-z) only",
-        format: "letters only",
-        source: BOTH,
-    },
+    RuleRow { kind: KeywordType::Letter, max_chars: Some(32), characters: "letters (A-Z, a-z) only", format: "letters only", source: BOTH },
     RuleRow {
         kind: KeywordType::Symbol,
         max_chars: Some(5),
@@ -412,9 +406,7 @@ fn allowed(kind: KeywordType, c: char) -> bool {
         KeywordType::Letter => c.is_ascii_alphabetic(),
         KeywordType::Symbol => is_symbol(c),
         KeywordType::Amount => c.is_ascii_digit() || c == '.' || c == '元' || is_currency(c),
-        KeywordType::Date | KeywordType::Time => {
-            c.is_ascii_digit() || matches!(c, '年' | '月' | '日' | '-' | '/' | '.' | ':' | '~' | ' ')
-        }
+        KeywordType::Date | KeywordType::Time => c.is_ascii_digit() || matches!(c, '年' | '月' | '日' | '-' | '/' | '.' | ':' | '~' | ' '),
         KeywordType::Phrase => is_han(c),
         KeywordType::PhoneNumber => c.is_ascii_digit() || is_symbol(c),
         KeywordType::CarNumber => c.is_ascii_alphanumeric() || is_han(c),
@@ -488,7 +480,9 @@ fn is_point(point: &str, time_required: bool) -> bool {
 /// `15:01` or `15:01:30`, 24-hour.
 fn is_clock(value: &str) -> bool {
     let parts: Vec<&str> = value.split(':').collect();
-    let number = |s: &str, max: u32, widths: &[usize]| widths.contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit()) && s.parse::<u32>().is_ok_and(|n| n <= max);
+    let number = |s: &str, max: u32, widths: &[usize]| {
+        widths.contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit()) && s.parse::<u32>().is_ok_and(|n| n <= max)
+    };
     (parts.len() == 2 || parts.len() == 3) && number(parts[0], 23, &[1, 2]) && parts[1..].iter().all(|p| number(p, 59, &[2]))
 }
 
@@ -627,7 +621,19 @@ mod tests {
 
     #[test]
     fn date() {
-        for value in ["2019年10月1日", "2019年10月", "10月1日", "2019-10-01", "2019/10/01", "2019.10.01", "2019-10", "10-01", "2019-10-01 15:01", "2019年10月1日 15:01", "2019-10-01~2019-10-07"] {
+        for value in [
+            "2019年10月1日",
+            "2019年10月",
+            "10月1日",
+            "2019-10-01",
+            "2019/10/01",
+            "2019.10.01",
+            "2019-10",
+            "10-01",
+            "2019-10-01 15:01",
+            "2019年10月1日 15:01",
+            "2019-10-01~2019-10-07",
+        ] {
             ok(KeywordType::Date, value);
         }
         refused(KeywordType::Date, "15:01", Rule::Format);

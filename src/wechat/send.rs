@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::transport::Call;
-use crate::templates::rules::{self, KeywordType};
 use super::{App, WechatClient, WechatError};
+use crate::templates::rules::{self, KeywordType};
 
 /// One keyword of a template message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

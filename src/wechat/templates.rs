@@ -87,7 +87,8 @@ impl WechatClient {
     pub async fn quota(&self, app: App, cgi_path: &str) -> Result<Quota, WechatError> {
         let call = Call::post(app, QUOTA, json!({ "cgi_path": cgi_path })).idempotent();
         let answer = self.call_with_token(call).await?;
-        let quota = answer.get("quota").cloned().ok_or_else(|| WechatError::Malformed { api: QUOTA, detail: "no quota in the answer".into() })?;
+        let quota =
+            answer.get("quota").cloned().ok_or_else(|| WechatError::Malformed { api: QUOTA, detail: "no quota in the answer".into() })?;
         serde_json::from_value(quota).map_err(|e| WechatError::Malformed { api: QUOTA, detail: e.to_string() })
     }
 
@@ -108,7 +109,8 @@ impl WechatClient {
         items
             .into_iter()
             .map(|item| {
-                let wire: BlockedWire = serde_json::from_value(item).map_err(|e| WechatError::Malformed { api: BLOCKED, detail: e.to_string() })?;
+                let wire: BlockedWire =
+                    serde_json::from_value(item).map_err(|e| WechatError::Malformed { api: BLOCKED, detail: e.to_string() })?;
                 Ok(BlockedMessage {
                     id: wire.id,
                     tmpl_msg_id: wire.tmpl_msg_id,
@@ -154,7 +156,10 @@ mod tests {
 
     #[test]
     fn blocked_items_read_numbers_and_numeric_text() {
-        let wire: BlockedWire = serde_json::from_value(json!({ "id": "2", "tmpl_msg_id": "t", "title": "测试标题", "content": "c", "send_timestamp": 1788796187, "openid": "o" })).unwrap();
+        let wire: BlockedWire = serde_json::from_value(
+            json!({ "id": "2", "tmpl_msg_id": "t", "title": "测试标题", "content": "c", "send_timestamp": 1788796187, "openid": "o" }),
+        )
+        .unwrap();
         assert_eq!((wire.id, wire.send_timestamp), (2, 1788796187));
         let wire: BlockedWire = serde_json::from_value(json!({ "id": 3 })).unwrap();
         assert_eq!(wire.id, 3);
@@ -162,7 +167,8 @@ mod tests {
 
     #[test]
     fn a_template_list_item_reads_without_the_optional_fields() {
-        let t: PrivateTemplate = serde_json::from_value(json!({ "template_id": "t1", "title": "x", "content": "{{thing1.DATA}}" })).unwrap();
+        let t: PrivateTemplate =
+            serde_json::from_value(json!({ "template_id": "t1", "title": "x", "content": "{{thing1.DATA}}" })).unwrap();
         assert_eq!(t.example, "");
     }
 }
