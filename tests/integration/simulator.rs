@@ -405,7 +405,8 @@ async fn a_legacy_template_has_its_values_cut_the_way_wechat_cuts_them() {
 async fn a_category_template_refuses_a_value_breaking_its_type_with_47003_naming_the_field() {
     let wire = with_templates().await;
     let token = wire.token().await;
-    let too_long = wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "x".repeat(21) }, "time2": { "value": "15:01" } })).await;
+    let too_long =
+        wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "x".repeat(21) }, "time2": { "value": "15:01" } })).await;
     assert_eq!(too_long["errcode"], 47003);
     assert!(too_long["errmsg"].as_str().unwrap().starts_with("argument invalid! data.thing1.value invalid"), "{too_long}");
     let not_a_time = wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "体检" }, "time2": { "value": "明天上午" } })).await;
@@ -416,7 +417,8 @@ async fn a_category_template_refuses_a_value_breaking_its_type_with_47003_naming
     assert!(missing_key["errmsg"].as_str().unwrap().starts_with("argument invalid! data.thing9.value invalid"), "{missing_key}");
     assert!(wire.sim.sent_messages().is_empty());
 
-    let fine = wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "体检" }, "time2": { "value": "2026年12月1日 15:01" } })).await;
+    let fine =
+        wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "体检" }, "time2": { "value": "2026年12月1日 15:01" } })).await;
     assert_eq!(fine["errcode"], 0, "{fine}");
     assert_eq!(wire.sim.sent_messages()[0].payload["data"]["time2"]["value"], "2026年12月1日 15:01");
     // An id outside the library keeps the old behaviour: anything goes.
@@ -500,4 +502,31 @@ async fn quota_get_answers_the_daily_limit_and_todays_calls() {
     assert_eq!(wire.quota(&token, "/sns/jscode2session").await["errcode"], 76022);
     assert_eq!(wire.quota(&token, "/cgi-bin/message/subscribe/send").await["errcode"], 76022, "the mini-program's API");
     assert_eq!(wire.sim.count_calls("/cgi-bin/openapi/quota/get"), 7);
+}
+
+#[tokio::test]
+async fn subscribe_messages_refuse_values_breaking_their_type_with_47003_naming_the_field() {
+    let wire = Wire::start(SimConfig { mp_users: vec![SimMpUser::new("oMpUser", None, &[])], ..SimConfig::default() }).await;
+    let mp = wire.sim.mp_appid();
+    let token = wire.get("/cgi-bin/token", &[("grant_type", "client_credential"), ("appid", &mp), ("secret", "sim-mp-secret")]).await;
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let send = |data: Value| {
+        let body = json!({ "touser": "oMpUser", "template_id": "tmpl-sub", "data": data });
+        (body, token.clone())
+    };
+    for (data, field) in [
+        (json!({ "character_string1": { "value": "订单123" } }), "character_string1"),
+        (json!({ "phrase2": { "value": "配送中ok" } }), "phrase2"),
+        (json!({ "number3": { "value": "12a" } }), "number3"),
+        (json!({ "thing4": { "value": "x".repeat(21) } }), "thing4"),
+    ] {
+        let (body, token) = send(data);
+        let answer = wire.post("/cgi-bin/message/subscribe/send", &[("access_token", &token)], body).await;
+        assert_eq!(answer["errcode"], 47003, "{answer}");
+        assert!(answer["errmsg"].as_str().unwrap().starts_with(&format!("argument invalid! data.{field}.value invalid")), "{answer}");
+    }
+    let (body, token) =
+        send(json!({ "character_string1": { "value": "ORD-123" }, "phrase2": { "value": "配送中" }, "time3": { "value": "15:01" } }));
+    let answer = wire.post("/cgi-bin/message/subscribe/send", &[("access_token", &token)], body).await;
+    assert_eq!(answer["errcode"], 0, "{answer}");
 }
