@@ -530,3 +530,17 @@ async fn subscribe_messages_refuse_values_breaking_their_type_with_47003_naming_
     let answer = wire.post("/cgi-bin/message/subscribe/send", &[("access_token", &token)], body).await;
     assert_eq!(answer["errcode"], 0, "{answer}");
 }
+
+#[tokio::test]
+async fn the_control_api_adds_templates_and_sets_the_review_share() {
+    let wire = Wire::start(SimConfig { followers: vec![SimFollower::new("oFollower")], ..SimConfig::default() }).await;
+    let base = wire.sim.base_url();
+    let templates = json!([{ "template_id": "tmpl-category", "title": "预约提醒", "content": "项目:{{thing1.DATA}}", "example": "" }]);
+    wire.http.post(format!("{base}/_sim/templates")).json(&templates).send().await.unwrap();
+    wire.http.post(format!("{base}/_sim/review-share")).json(&json!({ "share": 1.0 })).send().await.unwrap();
+    let token = wire.token().await;
+    assert_eq!(wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "x".repeat(21) } })).await["errcode"], 47003);
+    assert_eq!(wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "体检" } })).await["errcode"], 40252);
+    let blocked: Value = wire.http.get(format!("{base}/_sim/blocked")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(blocked[0]["content"], "项目:体检");
+}
