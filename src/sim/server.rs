@@ -15,8 +15,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{SimFollower, SimTemplate};
 use super::state::{SimState, error};
+use super::{SimFollower, SimTemplate};
 
 type Shared = Arc<Mutex<SimState>>;
 
