@@ -21,6 +21,8 @@
 //!   event pushes, handed to linking and notify.
 //! - [`notify`]: sending: the outbox, digests, throttled notices, credits;
 //!   [`delivery`] the channel and status names every part shares.
+//! - [`templates`]: message templates; [`templates::rules`] WeChat's rules
+//!   for keyword values (`thing` ≤ 20 characters, ...), pure functions.
 //! - [`ratelimit`]: limits per client address (logins).
 //! - [`error`]: the one mapping from every capability's errors to GraphQL.
 //! - [`metrics`], [`telemetry`], [`doctor`]: operating it.

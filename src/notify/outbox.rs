@@ -731,9 +731,14 @@ fn failure(error: &WechatError, service_account: bool) -> (Outcome, bool) {
             let errmsg = format!("outcome unknown: {errmsg}");
             (Outcome::Unknown { errcode, errmsg, retry_in: TOO_FAST_RETRY }, false)
         }
-        Reaction::RefreshToken | Reaction::Payload | Reaction::CreditGone | Reaction::InvalidCode | Reaction::Unknown => {
-            (failed(None), false)
-        }
+        // For now a message in WeChat's review (40252) fails like a refusal;
+        // it is not sent again, as WeChat delivers it after review.
+        Reaction::RefreshToken
+        | Reaction::Payload
+        | Reaction::CreditGone
+        | Reaction::InvalidCode
+        | Reaction::InReview
+        | Reaction::Unknown => (failed(None), false),
     }
 }
 

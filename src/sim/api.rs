@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{SimFollower, SimSubscriptionTemplate};
 use super::state::{IssuedToken, SentMessage, SimState, Ticket, error};
+use super::{SimBlocked, SimFollower, SimSubscriptionTemplate, SimTemplate};
+use crate::templates::rules::{self, KeywordType};
 
 type Query = BTreeMap<String, String>;
 
@@ -36,6 +37,7 @@ impl SimState {
             "/cgi-bin/token" => self.token(query),
             "/cgi-bin/stable_token" => self.stable_token(body),
             "/sns/jscode2session" => self.jscode2session(query),
+            "/cgi-bin/openapi/quota/get" => self.quota(query, body),
             _ if path.starts_with("/wxaapi/newtmpl/") => {
                 // Both apps have a library of their own; the token says whose.
                 let token = query.get("access_token").map(String::as_str).unwrap_or_default();
@@ -51,6 +53,8 @@ impl SimState {
                     "/cgi-bin/user/info" => self.user_info(query),
                     "/cgi-bin/user/info/batchget" => self.batchget(body),
                     "/cgi-bin/qrcode/create" => self.qrcode(body),
+                    "/cgi-bin/template/get_all_private_template" => Ok(self.private_templates()),
+                    "/wxa/sec/queryblocktmplmsg" => self.blocked_page(body),
                     _ => self.send(path, body),
                 }
             }
@@ -250,7 +254,11 @@ impl SimState {
     fn send(&mut self, path: &str, body: &Value) -> Result<Value, Value> {
         let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
         let (touser, template_id) = (text("touser"), text("template_id"));
-        if self.config.valid_templates.as_ref().is_some_and(|valid| !valid.contains(&template_id)) {
+        let known = match path {
+            TEMPLATE_SEND => self.config.templates.iter().find(|t| t.template_id == template_id).cloned(),
+            _ => None,
+        };
+        if known.is_none() && self.config.valid_templates.as_ref().is_some_and(|valid| !valid.contains(&template_id)) {
             return Err(error(40037, "invalid template_id"));
         }
         // A subscription message names a template of the app's library, once it has one.
@@ -265,6 +273,12 @@ impl SimState {
         if !body.get("data").is_some_and(Value::is_object) {
             return Err(error(47003, "argument invalid! data is empty"));
         }
+        // What the user will see: a legacy template's values cut, a
+        // category template's checked.
+        let shown = match &known {
+            Some(template) => apply_template(template, body)?,
+            None => body.clone(),
+        };
         let client_msg_id = text("client_msg_id");
         if path == "/cgi-bin/message/template/send"
             && !client_msg_id.is_empty()
@@ -279,12 +293,16 @@ impl SimState {
             "/cgi-bin/message/wxopen/template/send" => self.check_form_send(&touser, &text("form_id"))?,
             _ => return Err(error(40066, "invalid url")),
         };
+        if path == TEMPLATE_SEND && self.review_due() {
+            self.block(touser, template_id, known.as_ref(), shown);
+            return Err(error(IN_REVIEW, IN_REVIEW_ERRMSG));
+        }
         let msgid = self.next_msgid();
         let at = self.now();
-        if path == "/cgi-bin/message/template/send" && !client_msg_id.is_empty() {
+        if path == TEMPLATE_SEND && !client_msg_id.is_empty() {
             self.client_msg_ids.insert((touser.clone(), client_msg_id), (msgid, at));
         }
-        self.sent.push(SentMessage { msgid, path: path.to_string(), touser, template_id, payload: body.clone(), at });
+        self.sent.push(SentMessage { msgid, path: path.to_string(), touser, template_id, payload: shown, at });
         let mut answer = answer;
         if answer.get("msgid").is_some() {
             answer["msgid"] = json!(msgid);
@@ -312,6 +330,87 @@ impl SimState {
         }))
     }
 
+    /// Whether this template send is one `review_share` sends to review:
+    /// every ⌈1/share⌉-th since the share was set.
+    fn review_due(&mut self) -> bool {
+        let share = self.config.review_share;
+        if share.is_nan() || share <= 0.0 {
+            return false;
+        }
+        self.review_counter += 1;
+        let every = (1.0 / share.min(1.0)).ceil().max(1.0) as u64;
+        self.review_counter.is_multiple_of(every)
+    }
+
+    fn block(&mut self, touser: String, template_id: String, template: Option<&SimTemplate>, shown: Value) {
+        self.next_blocked_id += 1;
+        let content = rendered(template, &shown);
+        let title = template.map(|t| t.title.clone()).unwrap_or_default();
+        let at = self.now();
+        self.blocked.push(SimBlocked { id: self.next_blocked_id, touser, template_id, title, content, payload: shown, at });
+    }
+
+    /// `get_all_private_template`: the library, with one industry for all.
+    fn private_templates(&self) -> Value {
+        let list: Vec<Value> = self
+            .config
+            .templates
+            .iter()
+            .map(|t| {
+                json!({ "template_id": t.template_id, "title": t.title, "primary_industry": "IT科技",
+                    "deputy_industry": "互联网|电子商务", "content": t.content, "example": t.example })
+            })
+            .collect();
+        json!({ "template_list": list })
+    }
+
+    /// `queryblocktmplmsg`: the unsettled 40252 messages of one template,
+    /// after record `largest_id`, at most `limit` (1 to 100; the simulator
+    /// refuses others with 47003, its choice). `msginfo` is always a list.
+    fn blocked_page(&self, body: &Value) -> Result<Value, Value> {
+        let template_id = body.get("tmpl_msg_id").and_then(Value::as_str).filter(|t| !t.is_empty());
+        let template_id = template_id.ok_or_else(|| error(47003, "argument invalid! tmpl_msg_id"))?;
+        let largest_id = body.get("largest_id").and_then(Value::as_i64).unwrap_or(0);
+        let limit = body.get("limit").and_then(Value::as_i64).filter(|l| (1..=100).contains(l));
+        let limit = limit.ok_or_else(|| error(47003, "argument invalid! limit"))?;
+        let items: Vec<Value> = self
+            .blocked
+            .iter()
+            .filter(|b| b.template_id == template_id && b.id > largest_id)
+            .take(limit as usize)
+            .map(|b| {
+                json!({ "id": b.id, "tmpl_msg_id": b.template_id, "title": b.title, "content": b.content,
+                    "send_timestamp": b.at.timestamp(), "openid": b.touser })
+            })
+            .collect();
+        Ok(json!({ "errcode": 0, "errmsg": "ok", "msginfo": items }))
+    }
+
+    /// `openapi/quota/get`: the path's daily limit and today's calls, asked
+    /// with the token of the app the path belongs to. A path without a
+    /// quota in the simulator answers [`UNLIMITED`] as its limit.
+    fn quota(&self, query: &Query, body: &Value) -> Result<Value, Value> {
+        let token = query.get("access_token").map(String::as_str).unwrap_or_default();
+        let asker = if self.check_token(App::Mp, token).is_ok() { App::Mp } else { App::Oa };
+        self.check_token(asker, token)?;
+        let cgi_path = body.get("cgi_path").and_then(Value::as_str).unwrap_or_default();
+        if !cgi_path.starts_with('/') || cgi_path.contains("://") {
+            return Err(error(76003, "invalid cgi_path"));
+        }
+        if cgi_path.starts_with("/sns/") {
+            return Err(error(76022, "could not use this cgi_path,no permission"));
+        }
+        if !is_known(cgi_path) || cgi_path.starts_with("/_sim") {
+            return Err(error(76021, "cgi_path not found, please check"));
+        }
+        if app_of(cgi_path) != asker {
+            return Err(error(76022, "could not use this cgi_path,no permission"));
+        }
+        let used = self.used_today(cgi_path) as i64;
+        let limit = self.quotas.get(cgi_path).map_or(UNLIMITED, |&n| n as i64);
+        Ok(json!({ "errcode": 0, "errmsg": "ok", "quota": { "daily_limit": limit, "used": used, "remain": (limit - used).max(0) } }))
+    }
+
     fn check_template_send(&self, touser: &str) -> Result<Value, Value> {
         match self.follower(touser) {
             None => Err(error(40003, "invalid openid")),
@@ -324,7 +423,7 @@ impl SimState {
         if !self.mp_users.contains_key(touser) {
             return Err(error(40003, "invalid openid"));
         }
-        check_thing_lengths(body)?;
+        check_typed_values(body)?;
         if self.config.enforce_subscribe_credits {
             let key = (touser.to_string(), template_id.to_string());
             match self.subscribe_credits.get_mut(&key) {
@@ -342,7 +441,7 @@ impl SimState {
         if self.follower(touser).is_none() {
             return Err(error(40003, "invalid openid"));
         }
-        check_thing_lengths(body)?;
+        check_typed_values(body)?;
         let key = (touser.to_string(), template_id.to_string());
         match self.oa_subscribe_credits.get_mut(&key) {
             Some(left) if *left > 0 => *left -= 1,
@@ -414,18 +513,84 @@ impl SimState {
     }
 }
 
-/// Unlike template sends, subscription messages refuse too-long values
-/// instead of cutting them.
-fn check_thing_lengths(body: &Value) -> Result<(), Value> {
+/// Unlike legacy template sends, subscription messages refuse a value
+/// that breaks its keyword type's rule (too long, wrong characters or
+/// format, a line break, a value for a `const`) instead of cutting it:
+/// 47003 naming the field. Keys without a type are not checked.
+fn check_typed_values(body: &Value) -> Result<(), Value> {
     if let Some(data) = body.get("data").and_then(Value::as_object) {
         for (key, field) in data {
+            let Some(kind) = KeywordType::of_key(key) else { continue };
             let value = field.get("value").and_then(Value::as_str).unwrap_or_default();
-            if key.starts_with("thing") && value.chars().count() > 20 {
-                return Err(error(47003, &format!("argument invalid! data.{key}.value")));
+            if rules::check(key, kind, value).is_err() {
+                return Err(error(47003, &format!("argument invalid! data.{key}.value invalid")));
             }
         }
     }
     Ok(())
+}
+
+const TEMPLATE_SEND: &str = "/cgi-bin/message/template/send";
+
+/// 40252 and its errmsg as WeChat answers it (no msgid comes with it).
+const IN_REVIEW: i64 = 40252;
+const IN_REVIEW_ERRMSG: &str = "你正在调用的模板下发的部分内容已进入平台审核流程，在审核完成前，相关内容暂时无法下发。";
+
+/// The daily limit `openapi/quota/get` answers for a path the simulator
+/// does not limit (its choice: WeChat documents none for that case).
+pub(crate) const UNLIMITED: i64 = 10_000_000;
+
+/// The app an API belongs to, whose token calls it.
+fn app_of(path: &str) -> App {
+    if path.contains("subscribe/send") || path.contains("wxopen") || path == "/sns/jscode2session" { App::Mp } else { App::Oa }
+}
+
+/// A send naming a template of the library, as WeChat treats it: a legacy
+/// template's values are cut (line breaks to spaces, 20 characters) and
+/// what the user does not see (`first`, `remark`, keys the template lacks,
+/// colours) dropped; a category template refuses, with 47003 naming the
+/// field, a key it lacks (`first` and `remark` included) and a value that
+/// breaks its type's rule. Returns the body as the user sees it.
+fn apply_template(template: &SimTemplate, body: &Value) -> Result<Value, Value> {
+    let keys = rules::placeholders(&template.content);
+    let data = body.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
+    let refuse = |key: &str| error(47003, &format!("argument invalid! data.{key}.value invalid"));
+    let mut shown = serde_json::Map::new();
+    for (key, field) in &data {
+        let value = field.get("value").and_then(Value::as_str);
+        if template.is_legacy() {
+            if key == "first" || key == "remark" || !keys.contains(key) {
+                continue;
+            }
+            let (cut, _) = rules::cut_like_wechat(value.unwrap_or_default());
+            shown.insert(key.clone(), json!({ "value": cut }));
+        } else {
+            let kind = KeywordType::of_key(key).filter(|_| keys.contains(key)).ok_or_else(|| refuse(key))?;
+            let value = value.ok_or_else(|| refuse(key))?;
+            rules::check(key, kind, value).map_err(|_| refuse(key))?;
+            shown.insert(key.clone(), field.clone());
+        }
+    }
+    let mut body = body.clone();
+    body["data"] = Value::Object(shown);
+    Ok(body)
+}
+
+/// A message as the user reads it: the template's content with its
+/// placeholders filled, or `key: value` lines for a template the simulator
+/// does not know.
+fn rendered(template: Option<&SimTemplate>, body: &Value) -> String {
+    let value = |key: &str| body.pointer(&format!("/data/{key}/value")).and_then(Value::as_str).unwrap_or_default().to_string();
+    match template {
+        Some(t) => rules::placeholders(&t.content)
+            .iter()
+            .fold(t.content.clone(), |text, key| text.replace(&format!("{{{{{key}.DATA}}}}"), &value(key))),
+        None => body
+            .get("data")
+            .and_then(Value::as_object)
+            .map(|data| data.keys().map(|k| format!("{k}: {}", value(k))).collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default(),
+    }
 }
 
 fn is_known(path: &str) -> bool {
@@ -446,6 +611,9 @@ fn is_known(path: &str) -> bool {
             | "/wxaapi/newtmpl/addtemplate"
             | "/wxaapi/newtmpl/deltemplate"
             | "/cgi-bin/qrcode/create"
+            | "/cgi-bin/template/get_all_private_template"
+            | "/cgi-bin/openapi/quota/get"
+            | "/wxa/sec/queryblocktmplmsg"
     )
 }
 

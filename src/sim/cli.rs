@@ -36,7 +36,7 @@ pub async fn run(settings: &Settings, options: SimOptions) -> anyhow::Result<()>
     eprintln!("  point a server at it: WXNOTIFY_WECHAT_API_BASE={}", sim.base_url());
     eprintln!("  service account {oa_appid}, mini-program {mp_appid} (secrets as configured, or the simulator's defaults)");
     eprintln!(
-        "  steer it: GET /_sim/calls, GET /_sim/sent, POST /_sim/faults {{\"path\",\"errcode\",\"times\"}}, /_sim/latency {{\"ms\"}}, /_sim/followers [..], /_sim/invalidate {{\"appid\"}}"
+        "  steer it: GET /_sim/calls, GET /_sim/sent, POST /_sim/faults {{\"path\",\"errcode\",\"times\"}}, /_sim/latency {{\"ms\"}}, /_sim/followers [..], /_sim/invalidate {{\"appid\"}}, /_sim/templates [..], /_sim/review-share {{\"share\"}}, GET /_sim/blocked"
     );
     crate::shutdown_signal().await;
     Ok(())

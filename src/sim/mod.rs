@@ -112,6 +112,58 @@ impl SimSubscriptionTemplate {
     }
 }
 
+/// A template of the service account's library, as
+/// `get_all_private_template` lists it. Its content decides how
+/// `template/send` treats it: a legacy template (`{{keyword1.DATA}}`,
+/// `{{first.DATA}}`) has its values cut the way WeChat cuts them; a
+/// category template (`{{thing1.DATA}}`) refuses values that break their
+/// type's rule with 47003 (see [`crate::templates::rules`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SimTemplate {
+    pub template_id: String,
+    pub title: String,
+    pub content: String,
+    pub example: String,
+}
+
+impl SimTemplate {
+    /// A legacy template: `{{first.DATA}}`, one line per keyword
+    /// (`keyword1`, ...), `{{remark.DATA}}`.
+    pub fn legacy(template_id: &str, title: &str, keywords: &[&str]) -> SimTemplate {
+        let lines: String = keywords.iter().enumerate().map(|(i, k)| format!("项目{}:{{{{{k}.DATA}}}}\n", i + 1)).collect();
+        let content = format!("{{{{first.DATA}}}}\n{lines}{{{{remark.DATA}}}}");
+        SimTemplate { template_id: template_id.into(), title: title.into(), content, example: String::new() }
+    }
+
+    /// A category template whose lines name typed keywords (`thing1`, `time2`, ...).
+    pub fn category(template_id: &str, title: &str, keywords: &[&str]) -> SimTemplate {
+        let content = keywords.iter().map(|k| format!("{k}:{{{{{k}.DATA}}}}")).collect::<Vec<_>>().join("\n");
+        SimTemplate { template_id: template_id.into(), title: title.into(), content, example: String::new() }
+    }
+
+    /// True for a legacy template (some placeholder has no keyword type).
+    pub fn is_legacy(&self) -> bool {
+        crate::templates::rules::is_legacy(&self.content)
+    }
+}
+
+/// A template message the simulator answered 40252 (in review) instead of
+/// sending, until [`SimHandle::review`] settles it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SimBlocked {
+    /// The record id `queryblocktmplmsg` pages on (1, 2, ...).
+    pub id: i64,
+    pub touser: String,
+    pub template_id: String,
+    /// The template's title, when the simulator knows the template.
+    pub title: String,
+    /// The message as the user would read it: `key: value` lines.
+    pub content: String,
+    /// The request body as sent.
+    pub payload: serde_json::Value,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
 /// How a simulator starts. `Default` is WeChat's own numbers.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -147,6 +199,13 @@ pub struct SimConfig {
     /// What a template send repeating a `client_msg_id` (same openid,
     /// within [`CLIENT_MSG_ID_WINDOW`]) answers; nothing is sent again.
     pub repeat_answer: RepeatAnswer,
+    /// The service account's template library (`get_all_private_template`);
+    /// sends naming one of these follow its rules.
+    pub templates: Vec<SimTemplate>,
+    /// The share of template sends answered 40252 (in review) instead of
+    /// sent: every ⌈1/share⌉-th one, counted from the first, so tests can
+    /// rely on counts. 0 (the default) sends all, 1 reviews all.
+    pub review_share: f64,
 }
 
 /// How long WeChat drops repeats of one openid + `client_msg_id`.
@@ -195,6 +254,8 @@ impl Default for SimConfig {
             followers: Vec::new(),
             mp_users: Vec::new(),
             repeat_answer: RepeatAnswer::default(),
+            templates: Vec::new(),
+            review_share: 0.0,
         }
     }
 }
@@ -355,6 +416,68 @@ impl SimHandle {
     /// Every message accepted so far, in order.
     pub fn sent_messages(&self) -> Vec<SentMessage> {
         self.with_state(|s| s.sent.clone())
+    }
+
+    /// Adds a template to the service account's library (or replaces the
+    /// one with its id).
+    pub fn add_template(&self, template: SimTemplate) {
+        self.with_state(|s| {
+            s.config.templates.retain(|t| t.template_id != template.template_id);
+            s.config.templates.push(template);
+        });
+    }
+
+    /// Removes a template from the library; later sends naming it are
+    /// treated like any unknown template id.
+    pub fn remove_template(&self, template_id: &str) {
+        self.with_state(|s| s.config.templates.retain(|t| t.template_id != template_id));
+    }
+
+    /// The share of template sends answered 40252 from now on (see
+    /// [`SimConfig::review_share`]); the count starts again.
+    pub fn set_review_share(&self, share: f64) {
+        self.with_state(|s| {
+            s.config.review_share = share;
+            s.review_counter = 0;
+        });
+    }
+
+    /// Template messages answered 40252 and not settled yet, oldest first.
+    pub fn blocked(&self) -> Vec<SimBlocked> {
+        self.with_state(|s| s.blocked.clone())
+    }
+
+    /// Settles blocked message `id` (a [`SimBlocked::id`]): approved, it is
+    /// sent (recorded in [`sent_messages`](SimHandle::sent_messages) with a
+    /// new msgid); refused, it is dropped. Either way it leaves the
+    /// `queryblocktmplmsg` listing, and the returned
+    /// [`SimEvent::TemplateSendJobFinish`] (`success`, or `failed: system
+    /// failed`) is ready for [`push`](SimHandle::push). WeChat's 40252
+    /// answer carries no msgid, so the event's msgid is one the server has
+    /// not seen: it must match by openid and template.
+    pub fn review(&self, id: i64, approve: bool) -> anyhow::Result<SimEvent> {
+        self.with_state(|s| {
+            let at = s
+                .blocked
+                .iter()
+                .position(|b| b.id == id)
+                .ok_or_else(|| anyhow::anyhow!("no blocked template message {id} in the simulator"))?;
+            let blocked = s.blocked.remove(at);
+            let msgid = s.next_msgid();
+            if approve {
+                let now = s.now();
+                s.sent.push(SentMessage {
+                    msgid,
+                    path: "/cgi-bin/message/template/send".into(),
+                    touser: blocked.touser.clone(),
+                    template_id: blocked.template_id.clone(),
+                    payload: blocked.payload.clone(),
+                    at: now,
+                });
+            }
+            let status = if approve { "success" } else { "failed: system failed" };
+            Ok(SimEvent::TemplateSendJobFinish { openid: blocked.touser, msgid, status: status.into() })
+        })
     }
 
     /// The scene of a live QR ticket.

@@ -15,8 +15,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::SimFollower;
 use super::state::{SimState, error};
+use super::{SimFollower, SimTemplate};
 
 type Shared = Arc<Mutex<SimState>>;
 
@@ -28,6 +28,9 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Shared) {
         .route("/_sim/latency", post(latency))
         .route("/_sim/followers", post(followers))
         .route("/_sim/invalidate", post(invalidate))
+        .route("/_sim/templates", post(templates))
+        .route("/_sim/review-share", post(review_share))
+        .route("/_sim/blocked", get(blocked))
         .fallback(dispatch)
         .with_state(shared);
     if let Err(e) = axum::serve(listener, router).await {
@@ -117,4 +120,31 @@ struct Invalidate {
 async fn invalidate(State(shared): State<Shared>, Json(target): Json<Invalidate>) -> Json<Value> {
     lock(&shared).invalidate_tokens(&target.appid);
     Json(json!({ "ok": true }))
+}
+
+/// Adds templates to the service account's library (replacing those with
+/// the same id).
+async fn templates(State(shared): State<Shared>, Json(templates): Json<Vec<SimTemplate>>) -> Json<Value> {
+    let mut state = lock(&shared);
+    for template in templates {
+        state.config.templates.retain(|t| t.template_id != template.template_id);
+        state.config.templates.push(template);
+    }
+    Json(json!({ "templates": state.config.templates.len() }))
+}
+
+#[derive(Deserialize)]
+struct ReviewShare {
+    share: f64,
+}
+
+async fn review_share(State(shared): State<Shared>, Json(review): Json<ReviewShare>) -> Json<Value> {
+    let mut state = lock(&shared);
+    state.config.review_share = review.share;
+    state.review_counter = 0;
+    Json(json!({ "ok": true }))
+}
+
+async fn blocked(State(shared): State<Shared>) -> Json<Value> {
+    Json(json!(lock(&shared).blocked))
 }

@@ -92,6 +92,11 @@ pub(crate) struct SimState {
     pub oa_subscribe_credits: HashMap<(String, String), u32>,
     /// Each app's subscription-message templates (`/wxaapi/newtmpl/*`).
     pub subscription_templates: HashMap<crate::wechat::App, Vec<super::SimSubscriptionTemplate>>,
+    /// Template sends counted for `review_share` since it was last set.
+    pub review_counter: u64,
+    /// Template messages answered 40252, not settled yet.
+    pub blocked: Vec<super::SimBlocked>,
+    pub next_blocked_id: i64,
 }
 
 impl SimState {
@@ -119,6 +124,9 @@ impl SimState {
             repeats_dropped: 0,
             oa_subscribe_credits: HashMap::new(),
             subscription_templates: HashMap::new(),
+            review_counter: 0,
+            blocked: Vec::new(),
+            next_blocked_id: 0,
             config,
         };
         let followers = std::mem::take(&mut state.config.followers);
@@ -193,15 +201,26 @@ impl SimState {
 
     /// Counts a call against the path's daily quota; false when spent.
     /// Days turn at midnight Beijing time, as WeChat's do.
+    /// Every call is counted, limited or not, for `openapi/quota/get`.
     pub fn within_quota(&mut self, path: &str) -> bool {
-        let Some(&limit) = self.quotas.get(path) else { return true };
-        let day = (self.now() + chrono::Duration::hours(8)).date_naive();
+        let limit = self.quotas.get(path).copied();
+        let day = self.quota_day();
         let used = self.usage.entry((path.to_string(), day)).or_default();
-        if *used >= limit {
+        if limit.is_some_and(|limit| *used >= limit) {
             return false;
         }
         *used += 1;
         true
+    }
+
+    /// Today's calls to `path` that counted against its quota.
+    pub fn used_today(&self, path: &str) -> u64 {
+        self.usage.get(&(path.to_string(), self.quota_day())).copied().unwrap_or(0)
+    }
+
+    /// The quota day: it turns at midnight Beijing time.
+    fn quota_day(&self) -> NaiveDate {
+        (self.now() + chrono::Duration::hours(8)).date_naive()
     }
 
     pub fn next_msgid(&mut self) -> i64 {

@@ -16,6 +16,12 @@
 //!
 //! A template the library does not know (never synced) is sent as before,
 //! with values cut by their key's prefix.
+//!
+//! [`rules`] holds WeChat's value rules per keyword type as pure
+//! functions; the client calls for the template lists, quotas and
+//! moderation are in [`crate::wechat::templates`]; `docs/wechat.md`
+//! ("Template rules and the template library") says where each rule comes
+//! from.
 
 pub mod cli;
 mod graphql;

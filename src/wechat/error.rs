@@ -42,6 +42,11 @@ pub enum Reaction {
     /// A `jscode2session` code is invalid or already used (40029, 40163):
     /// the mini-program must call `wx.login` again.
     InvalidCode,
+    /// The template message went to WeChat's content review (40252): it was
+    /// not sent now; WeChat delivers it after review (about 30 minutes) or
+    /// intercepts it (`/wxa/sec/queryblocktmplmsg` lists those). Do not
+    /// send it again.
+    InReview,
     /// An errcode this client does not know: no retry, report it.
     Unknown,
 }
@@ -128,11 +133,12 @@ pub fn classify(api: &str, errcode: i64) -> Reaction {
         40001 | 40014 | 42001 => Reaction::RefreshToken,
         43004 => Reaction::Unfollowed,
         40003 => Reaction::InvalidOpenid,
-        40013 | 40125 | 40164 | 40037 | 41001 | 48001 | 40243 => Reaction::ConfigError,
+        40013 | 40125 | 40164 | 40037 | 41001 | 48001 | 40243 | 76003 | 76021 | 76022 => Reaction::ConfigError,
         45009 => Reaction::Quota,
         47003 | 47001 | 45035 | 44002 | 40165 | 41030 | 45067 => Reaction::Payload,
         43101 | 41028 | 41029 => Reaction::CreditGone,
         40029 | 40163 => Reaction::InvalidCode,
+        40252 => Reaction::InReview,
         _ => Reaction::Unknown,
     }
 }
@@ -168,6 +174,9 @@ fn advice(app: App, api: &str, errcode: i64) -> String {
         40029 => "the login code is invalid or expired: call wx.login again".into(),
         40163 => "the login code was already used (a code works once): call wx.login again".into(),
         48001 => format!("the {app} lacks the permission for this API (verified accounts only)"),
+        40252 => "the message went to WeChat's content review: it is delivered after review (about 30 minutes) or intercepted; do not send it again".into(),
+        76003 | 76021 => "the cgi_path is not an API WeChat knows: give the path without the host, starting with /".into(),
+        76022 => "the cgi_path belongs to the other app, or to an API quota/get does not cover (/sns/...): ask with that app's token".into(),
         _ => "not a known errcode: see WeChat's global return codes; no retry".into(),
     }
 }
@@ -239,6 +248,8 @@ mod tests {
             (41029, Reaction::CreditGone),
             (40029, Reaction::InvalidCode),
             (40163, Reaction::InvalidCode),
+            (40252, Reaction::InReview),
+            (76021, Reaction::ConfigError),
             (99999, Reaction::Unknown),
         ];
         for (errcode, reaction) in table {

@@ -4,7 +4,7 @@
 //! [`WechatClient`] is cheap to clone and shared by the whole server. It owns
 //! the access tokens (cached in `actok`, see [`token`]), the bounded retries
 //! (see [`RetryPolicy`]) and a timeout on every call. Endpoints live one
-//! family per file ([`login`], [`followers`], [`send`], [`qrcode`]) with their
+//! family per file ([`login`], [`followers`], [`send`], [`templates`], [`qrcode`]) with their
 //! public request/response types; the JSON WeChat speaks stays private.
 //! [`crypto`] holds the callback signature and safe-mode AES code.
 //!
@@ -34,6 +34,7 @@ pub use retry::RetryPolicy;
 pub use send::{
     FormTemplateMessage, MiniProgramLink, OaSubscribeMessage, SendReceipt, SubscribeMessage, SubscriptionTemplate, TemplateMessage, TemplateValue,
 };
+pub use templates::{BlockedMessage, PrivateTemplate, Quota};
 pub use transport::{count_calls, count_calls_into};
 
 use crate::settings::{Secret, Settings};

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::transport::Call;
 use super::{App, WechatClient, WechatError};
+use crate::templates::rules::{self, KeywordType};
 
 /// One keyword of a template message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,27 +199,22 @@ fn receipt(answer: &Value) -> SendReceipt {
     SendReceipt { msgid, repeat: errcode == Some(CLIENT_MSG_ID_EXISTS), in_review: errcode == Some(IN_REVIEW) }
 }
 
-/// Cuts each value to what its keyword type allows (thing 20,
-/// character_string 32, phone_number 17, car_number 8, const 20, counted in
-/// characters) and replaces line breaks, which WeChat no longer shows.
+/// Cuts each value to what its keyword type allows ([`KeywordType::max_chars`]:
+/// thing 20, character_string 32, phone_number 17, car_number 8, ...,
+/// counted in characters; legacy keys such as `keyword1` 20, WeChat's cut)
+/// and replaces line breaks, which WeChat no longer shows. Types without a
+/// length limit (time, date, amount, const) are left as they are.
 pub fn fit_template_data(data: &mut BTreeMap<String, TemplateValue>) {
     for (key, field) in data.iter_mut() {
-        let mut value = field.value.replace(['\r', '\n'], " ");
-        if let Some((cut, _)) = keyword_limit(key).and_then(|limit| value.char_indices().nth(limit)) {
+        let mut value = rules::without_line_breaks(&field.value);
+        let limit = match KeywordType::of_key(key) {
+            Some(kind) => kind.max_chars(),
+            None => Some(rules::LEGACY_LIMIT),
+        };
+        if let Some((cut, _)) = limit.and_then(|limit| value.char_indices().nth(limit)) {
             value.truncate(cut);
         }
         field.value = value;
-    }
-}
-
-/// The length limit of a keyword such as `thing3` or `character_string12`.
-fn keyword_limit(key: &str) -> Option<usize> {
-    match key.trim_end_matches(|c: char| c.is_ascii_digit()) {
-        "thing" | "const" => Some(20),
-        "character_string" => Some(32),
-        "phone_number" => Some(17),
-        "car_number" => Some(8),
-        _ => None,
     }
 }
 

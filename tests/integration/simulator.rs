@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::routing::post;
 use serde_json::{Value, json};
-use wxnotify::sim::{CallbackTarget, SimConfig, SimEvent, SimFollower, SimHandle, SimMpUser, Simulator};
+use wxnotify::sim::{CallbackTarget, SimConfig, SimEvent, SimFollower, SimHandle, SimMpUser, SimTemplate, Simulator};
 use wxnotify::wechat::crypto;
 
 struct Wire {
@@ -326,4 +326,221 @@ async fn unsubscribe_and_scan_pushes_change_and_read_the_world() {
     wire.sim.advance_clock(Duration::from_secs(61));
     let expired = wire.sim.push(&target, SimEvent::Scan { openid, ticket }).await;
     assert!(expired.is_err(), "an expired ticket names no scene");
+}
+
+const TEMPLATE_SEND: &str = "/cgi-bin/message/template/send";
+
+/// A simulator with one follower and a legacy and a category template.
+async fn with_templates() -> Wire {
+    let templates = vec![
+        SimTemplate::legacy("tmpl-legacy", "会员卡升级通知", &["keyword1", "keyword2"]),
+        SimTemplate::category("tmpl-category", "预约提醒", &["thing1", "time2", "const3"]),
+    ];
+    Wire::start(SimConfig { followers: vec![SimFollower::new("oFollower")], templates, ..SimConfig::default() }).await
+}
+
+impl Wire {
+    async fn send(&self, token: &str, template_id: &str, data: Value) -> Value {
+        let body = json!({ "touser": "oFollower", "template_id": template_id, "data": data });
+        self.post(TEMPLATE_SEND, &[("access_token", token)], body).await
+    }
+
+    async fn blocked_page(&self, token: &str, largest_id: i64, limit: i64) -> Value {
+        let body = json!({ "tmpl_msg_id": "tmpl-category", "largest_id": largest_id, "limit": limit });
+        self.post("/wxa/sec/queryblocktmplmsg", &[("access_token", token)], body).await
+    }
+
+    async fn quota(&self, token: &str, cgi_path: &str) -> Value {
+        self.post("/cgi-bin/openapi/quota/get", &[("access_token", token)], json!({ "cgi_path": cgi_path })).await
+    }
+}
+
+#[tokio::test]
+async fn get_all_private_template_lists_the_library() {
+    let wire = with_templates().await;
+    let token = wire.token().await;
+    let answer = wire.get("/cgi-bin/template/get_all_private_template", &[("access_token", &token)]).await;
+    let list = answer["template_list"].as_array().expect("a template_list");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["template_id"], "tmpl-legacy");
+    assert_eq!(list[0]["content"], "{{first.DATA}}\n项目1:{{keyword1.DATA}}\n项目2:{{keyword2.DATA}}\n{{remark.DATA}}");
+    assert_eq!(list[1]["content"], "thing1:{{thing1.DATA}}\ntime2:{{time2.DATA}}\nconst3:{{const3.DATA}}");
+    for item in list {
+        for field in ["title", "primary_industry", "deputy_industry", "example"] {
+            assert!(item[field].is_string(), "{field} in {item}");
+        }
+    }
+    wire.sim.remove_template("tmpl-legacy");
+    wire.sim.add_template(SimTemplate::category("tmpl-new", "新模板", &["thing1"]));
+    let answer = wire.get("/cgi-bin/template/get_all_private_template", &[("access_token", &token)]).await;
+    let ids: Vec<&str> = answer["template_list"].as_array().unwrap().iter().map(|t| t["template_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["tmpl-category", "tmpl-new"]);
+    assert_eq!(wire.sim.count_calls("/cgi-bin/template/get_all_private_template"), 2);
+    let refused = wire.get("/cgi-bin/template/get_all_private_template", &[("access_token", "not-a-token")]).await;
+    assert_eq!(refused["errcode"], 40001);
+}
+
+#[tokio::test]
+async fn a_legacy_template_has_its_values_cut_the_way_wechat_cuts_them() {
+    let wire = with_templates().await;
+    let token = wire.token().await;
+    let data = json!({
+        "first": { "value": "您好" },
+        "keyword1": { "value": "一二三四五六七八九十一二三四五六七八九十多余的字", "color": "#173177" },
+        "keyword2": { "value": "第一行\n第二行" },
+        "remark": { "value": "谢谢" },
+    });
+    let answer = wire.send(&token, "tmpl-legacy", data).await;
+    assert_eq!(answer["errcode"], 0, "{answer}");
+    let sent = wire.sim.sent_messages();
+    assert_eq!(answer["msgid"], sent[0].msgid);
+    assert_eq!(
+        sent[0].payload["data"],
+        json!({ "keyword1": { "value": "一二三四五六七八九十一二三四五六七八九十" }, "keyword2": { "value": "第一行 第二行" } }),
+        "what the user sees: no first/remark, no colour, values cut at 20, no line breaks"
+    );
+}
+
+#[tokio::test]
+async fn a_category_template_refuses_a_value_breaking_its_type_with_47003_naming_the_field() {
+    let wire = with_templates().await;
+    let token = wire.token().await;
+    let too_long =
+        wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "x".repeat(21) }, "time2": { "value": "15:01" } })).await;
+    assert_eq!(too_long["errcode"], 47003);
+    assert!(too_long["errmsg"].as_str().unwrap().starts_with("argument invalid! data.thing1.value invalid"), "{too_long}");
+    let not_a_time = wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "体检" }, "time2": { "value": "明天上午" } })).await;
+    assert!(not_a_time["errmsg"].as_str().unwrap().starts_with("argument invalid! data.time2.value invalid"), "{not_a_time}");
+    let constant = wire.send(&token, "tmpl-category", json!({ "const3": { "value": "x" } })).await;
+    assert!(constant["errmsg"].as_str().unwrap().starts_with("argument invalid! data.const3.value invalid"), "{constant}");
+    let missing_key = wire.send(&token, "tmpl-category", json!({ "thing9": { "value": "体检" } })).await;
+    assert!(missing_key["errmsg"].as_str().unwrap().starts_with("argument invalid! data.thing9.value invalid"), "{missing_key}");
+    assert!(wire.sim.sent_messages().is_empty());
+
+    let fine =
+        wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "体检" }, "time2": { "value": "2026年12月1日 15:01" } })).await;
+    assert_eq!(fine["errcode"], 0, "{fine}");
+    assert_eq!(wire.sim.sent_messages()[0].payload["data"]["time2"]["value"], "2026年12月1日 15:01");
+    // An id outside the library keeps the old behaviour: anything goes.
+    let unknown = wire.send(&token, "tmpl-elsewhere", json!({ "thing1": { "value": "x".repeat(40) } })).await;
+    assert_eq!(unknown["errcode"], 0);
+}
+
+#[tokio::test]
+async fn first_and_remark_are_refused_on_a_category_template() {
+    let wire = with_templates().await;
+    let token = wire.token().await;
+    for key in ["first", "remark"] {
+        let answer = wire.send(&token, "tmpl-category", json!({ key: { "value": "您好" }, "thing1": { "value": "体检" } })).await;
+        assert_eq!(answer["errcode"], 47003);
+        assert!(answer["errmsg"].as_str().unwrap().starts_with(&format!("argument invalid! data.{key}.value invalid")), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_review_share_answers_40252_to_every_nth_send_and_review_settles_them() {
+    let wire = with_templates().await;
+    wire.sim.set_review_share(0.5);
+    let token = wire.token().await;
+    let mut errcodes = Vec::new();
+    for n in 0..4 {
+        let answer = wire.send(&token, "tmpl-category", json!({ "thing1": { "value": format!("体检{n}") } })).await;
+        if answer["errcode"] == 40252 {
+            assert!(answer.get("msgid").is_none(), "WeChat's 40252 carries no msgid: {answer}");
+            assert!(answer["errmsg"].as_str().unwrap().contains("审核"), "{answer}");
+        }
+        errcodes.push(answer["errcode"].as_i64().unwrap());
+    }
+    assert_eq!(errcodes, [0, 40252, 0, 40252]);
+    assert_eq!(wire.sim.sent_messages().len(), 2);
+
+    let first = wire.blocked_page(&token, 0, 100).await;
+    assert_eq!(first["errcode"], 0);
+    let items = first["msginfo"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!((items[0]["id"].as_i64(), items[0]["openid"].as_str()), (Some(1), Some("oFollower")));
+    assert_eq!(items[0]["title"], "预约提醒");
+    assert!(items[0]["content"].as_str().unwrap().contains("thing1:体检1"), "{}", items[0]);
+    assert!(items[0]["send_timestamp"].as_i64().unwrap() > 1_700_000_000);
+    assert_eq!(wire.blocked_page(&token, 1, 100).await["msginfo"].as_array().unwrap().len(), 1, "pages after largest_id");
+    assert_eq!(wire.blocked_page(&token, 0, 101).await["errcode"], 47003, "at most 100 a page");
+
+    let approved = wire.sim.review(1, true).unwrap();
+    let SimEvent::TemplateSendJobFinish { openid, msgid, status } = approved else { panic!("{approved:?}") };
+    assert_eq!((openid.as_str(), status.as_str()), ("oFollower", "success"));
+    assert_eq!(wire.sim.sent_messages().last().unwrap().msgid, msgid, "an approved message is sent");
+    let refused = wire.sim.review(2, false).unwrap();
+    assert!(matches!(refused, SimEvent::TemplateSendJobFinish { ref status, .. } if status == "failed: system failed"));
+    assert!(wire.sim.review(2, false).is_err(), "settled once");
+    assert_eq!(wire.sim.sent_messages().len(), 3);
+    assert!(wire.blocked_page(&token, 0, 100).await["msginfo"].as_array().unwrap().is_empty());
+    assert_eq!(wire.sim.count_calls("/wxa/sec/queryblocktmplmsg"), 4);
+
+    wire.sim.set_review_share(1.0);
+    let reviewed = wire.send(&token, "tmpl-legacy", json!({ "keyword1": { "value": "x" } })).await;
+    assert_eq!(reviewed["errcode"], 40252);
+    assert_eq!(wire.sim.blocked().len(), 1);
+}
+
+#[tokio::test]
+async fn quota_get_answers_the_daily_limit_and_todays_calls() {
+    let wire = with_templates().await;
+    let token = wire.token().await;
+    for _ in 0..3 {
+        wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "体检" } })).await;
+    }
+    let answer = wire.quota(&token, TEMPLATE_SEND).await;
+    assert_eq!(answer, json!({ "errcode": 0, "errmsg": "ok", "quota": { "daily_limit": 100000, "used": 3, "remain": 99997 } }));
+    wire.sim.set_daily_quota(TEMPLATE_SEND, Some(3));
+    assert_eq!(wire.quota(&token, TEMPLATE_SEND).await["quota"], json!({ "daily_limit": 3, "used": 3, "remain": 0 }));
+
+    let unlimited = wire.quota(&token, "/cgi-bin/template/get_all_private_template").await;
+    assert_eq!(unlimited["quota"]["used"], 0);
+    assert!(unlimited["quota"]["daily_limit"].as_i64().unwrap() >= 1_000_000, "{unlimited}");
+    assert_eq!(wire.quota(&token, "/cgi-bin/nothing/here").await["errcode"], 76021);
+    assert_eq!(wire.quota(&token, "https://api.weixin.qq.com/cgi-bin/token").await["errcode"], 76003);
+    assert_eq!(wire.quota(&token, "/sns/jscode2session").await["errcode"], 76022);
+    assert_eq!(wire.quota(&token, "/cgi-bin/message/subscribe/send").await["errcode"], 76022, "the mini-program's API");
+    assert_eq!(wire.sim.count_calls("/cgi-bin/openapi/quota/get"), 7);
+}
+
+#[tokio::test]
+async fn subscribe_messages_refuse_values_breaking_their_type_with_47003_naming_the_field() {
+    let wire = Wire::start(SimConfig { mp_users: vec![SimMpUser::new("oMpUser", None, &[])], ..SimConfig::default() }).await;
+    let mp = wire.sim.mp_appid();
+    let token = wire.get("/cgi-bin/token", &[("grant_type", "client_credential"), ("appid", &mp), ("secret", "sim-mp-secret")]).await;
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let send = |data: Value| {
+        let body = json!({ "touser": "oMpUser", "template_id": "tmpl-sub", "data": data });
+        (body, token.clone())
+    };
+    for (data, field) in [
+        (json!({ "character_string1": { "value": "订单123" } }), "character_string1"),
+        (json!({ "phrase2": { "value": "配送中ok" } }), "phrase2"),
+        (json!({ "number3": { "value": "12a" } }), "number3"),
+        (json!({ "thing4": { "value": "x".repeat(21) } }), "thing4"),
+    ] {
+        let (body, token) = send(data);
+        let answer = wire.post("/cgi-bin/message/subscribe/send", &[("access_token", &token)], body).await;
+        assert_eq!(answer["errcode"], 47003, "{answer}");
+        assert!(answer["errmsg"].as_str().unwrap().starts_with(&format!("argument invalid! data.{field}.value invalid")), "{answer}");
+    }
+    let (body, token) =
+        send(json!({ "character_string1": { "value": "ORD-123" }, "phrase2": { "value": "配送中" }, "time3": { "value": "15:01" } }));
+    let answer = wire.post("/cgi-bin/message/subscribe/send", &[("access_token", &token)], body).await;
+    assert_eq!(answer["errcode"], 0, "{answer}");
+}
+
+#[tokio::test]
+async fn the_control_api_adds_templates_and_sets_the_review_share() {
+    let wire = Wire::start(SimConfig { followers: vec![SimFollower::new("oFollower")], ..SimConfig::default() }).await;
+    let base = wire.sim.base_url();
+    let templates = json!([{ "template_id": "tmpl-category", "title": "预约提醒", "content": "项目:{{thing1.DATA}}", "example": "" }]);
+    wire.http.post(format!("{base}/_sim/templates")).json(&templates).send().await.unwrap();
+    wire.http.post(format!("{base}/_sim/review-share")).json(&json!({ "share": 1.0 })).send().await.unwrap();
+    let token = wire.token().await;
+    assert_eq!(wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "x".repeat(21) } })).await["errcode"], 47003);
+    assert_eq!(wire.send(&token, "tmpl-category", json!({ "thing1": { "value": "体检" } })).await["errcode"], 40252);
+    let blocked: Value = wire.http.get(format!("{base}/_sim/blocked")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(blocked[0]["content"], "项目:体检");
 }

@@ -12,9 +12,9 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, EntityTrait};
 use wxnotify::db::DatabaseKind;
 use wxnotify::settings::Settings;
-use wxnotify::sim::{SimConfig, SimFollower, SimHandle, SimMpUser, Simulator};
+use wxnotify::sim::{SimConfig, SimFollower, SimHandle, SimMpUser, SimTemplate, Simulator};
 use wxnotify::wechat::{
-    App, ClientPolicy, FormTemplateMessage, Reaction, RetryPolicy, SubscribeMessage, TemplateMessage, TemplateValue, WechatClient,
+    App, ClientPolicy, FormTemplateMessage, Quota, Reaction, RetryPolicy, SubscribeMessage, TemplateMessage, TemplateValue, WechatClient,
     WechatError,
 };
 
@@ -358,6 +358,38 @@ both_databases! {
         assert_eq!((used.errcode(), used.reaction()), (Some(41029), Reaction::CreditGone));
         assert_eq!(sim.sent_messages().len(), 3);
         assert_eq!(sim.token_fetches(), 2, "one token per app");
+    }
+
+    async fn the_template_library_quotas_and_reviewed_messages_come_typed(app) {
+        let sim = simulator().await;
+        sim.add_template(SimTemplate::category("tmpl-cat", "预约提醒", &["thing1", "time2"]));
+        sim.add_template(SimTemplate::legacy("tmpl-old", "旧模板", &["keyword1"]));
+        let client = process(&app, &sim, &[]).await;
+        let library = client.private_templates().await.unwrap();
+        assert_eq!(library.iter().map(|t| t.template_id.as_str()).collect::<Vec<_>>(), ["tmpl-cat", "tmpl-old"]);
+        assert_eq!(library[0].content, "thing1:{{thing1.DATA}}\ntime2:{{time2.DATA}}");
+
+        let category = |value: &str| TemplateMessage {
+            template_id: "tmpl-cat".into(),
+            data: BTreeMap::from([("thing1".to_string(), TemplateValue::new(value))]),
+            ..message(&follower(1))
+        };
+        client.send_template(&category("体检")).await.unwrap();
+        sim.set_review_share(1.0);
+        let reviewed = client.send_template(&category("复查")).await.unwrap_err();
+        assert_eq!((reviewed.errcode(), reviewed.reaction()), (Some(40252), Reaction::InReview));
+        let blocked = client.blocked_messages("tmpl-cat", 0, 100).await.unwrap();
+        assert_eq!(blocked.len(), 1);
+        assert_eq!((blocked[0].id, blocked[0].openid.as_str(), blocked[0].template_id.as_str()), (1, follower(1).as_str(), "tmpl-cat"));
+        assert!(blocked[0].content.contains("复查"), "{:?}", blocked[0]);
+        assert!(client.blocked_messages("tmpl-cat", 1, 100).await.unwrap().is_empty());
+        assert_eq!(client.blocked_messages("tmpl-cat", 0, 101).await.unwrap_err().reaction(), Reaction::Payload);
+
+        let quota = client.quota(App::Oa, SEND).await.unwrap();
+        assert_eq!(quota, Quota { daily_limit: 100_000, used: 2, remain: 99_998 });
+        let wrong_app = client.quota(App::Oa, "/cgi-bin/message/subscribe/send").await.unwrap_err();
+        assert_eq!(wrong_app.errcode(), Some(76022));
+        assert!(client.quota(App::Mp, "/cgi-bin/message/subscribe/send").await.is_ok());
     }
 
     async fn a_qr_code_carries_its_scene(app) {
