@@ -43,7 +43,8 @@ pub enum Reaction {
     /// the mini-program must call `wx.login` again.
     InvalidCode,
     /// The template message went to WeChat's content review (40252): it was
-    /// not sent now; WeChat delivers it after review (about 30 minutes) or
+    /// not sent now; WeChat delivers it after review (how long is not
+    /// documented; about 30 minutes is assumed, unconfirmed) or
     /// intercepts it (`/wxa/sec/queryblocktmplmsg` lists those). Do not
     /// send it again.
     InReview,
@@ -174,7 +175,7 @@ fn advice(app: App, api: &str, errcode: i64) -> String {
         40029 => "the login code is invalid or expired: call wx.login again".into(),
         40163 => "the login code was already used (a code works once): call wx.login again".into(),
         48001 => format!("the {app} lacks the permission for this API (verified accounts only)"),
-        40252 => "the message went to WeChat's content review: it is delivered after review (about 30 minutes) or intercepted; do not send it again".into(),
+        40252 => "the message went to WeChat's content review: WeChat delivers it after review or intercepts it; do not send it again".into(),
         76003 | 76021 => "the cgi_path is not an API WeChat knows: give the path without the host, starting with /".into(),
         76022 => "the cgi_path belongs to the other app, or to an API quota/get does not cover (/sns/...): ask with that app's token".into(),
         _ => "not a known errcode: see WeChat's global return codes; no retry".into(),
