@@ -21,8 +21,9 @@
 //!   event pushes, handed to linking and notify.
 //! - [`notify`]: sending: the outbox, digests, throttled notices, credits;
 //!   [`delivery`] the channel and status names every part shares.
-//! - [`templates`]: message templates; [`templates::rules`] WeChat's rules
-//!   for keyword values (`thing` ≤ 20 characters, ...), pure functions.
+//! - [`templates`]: the account's template library, the checks of saved
+//!   templates and of each recipient's values against it;
+//!   [`templates::rules`] WeChat's rules for keyword values by type.
 //! - [`ratelimit`]: limits per client address (logins).
 //! - [`error`]: the one mapping from every capability's errors to GraphQL.
 //! - [`metrics`], [`telemetry`], [`doctor`]: operating it.

@@ -855,6 +855,42 @@ pub async fn settle_report(db: &impl ConnectionTrait, openid: &str, msgid: i64, 
     reviewed.execute(db).await
 }
 
+/// Template messages WeChat took for review (IN_REVIEW) longer than
+/// `older_than` ago and now lists as intercepted (`queryblocktmplmsg`,
+/// "拦截": the review refused them) become FAILED, matched by openid and
+/// template. An approved message is delivered by WeChat and reported by
+/// TEMPLATESENDJOBFINISH; one neither listed nor reported stays IN_REVIEW.
+/// Returns the deliveries it settled.
+pub async fn settle_reviews(services: &Services, older_than: chrono::Duration) -> Result<u64, WechatError> {
+    let db = &services.db;
+    let mut sql = Sql::new("SELECT DISTINCT template_id FROM delivery WHERE status = ");
+    sql.push(Status::InReview.sql()).push(" AND channel = ").bind(Channel::OaTemplate.as_str());
+    sql.push(" AND updated_at <= ").bind(Utc::now() - older_than);
+    let templates: Vec<String> = sql.all(db).await?.iter().map(|r| r.try_get::<String>("", "template_id")).collect::<Result<_, _>>()?;
+    let mut settled = 0;
+    for template_id in templates {
+        let mut largest = 0;
+        loop {
+            let page = services.wechat.blocked_messages(&template_id, largest, crate::wechat::templates::BLOCKED_PAGE_LIMIT).await?;
+            for blocked in &page {
+                let mut fail = Sql::new("UPDATE delivery SET status = ");
+                fail.push(Status::Failed.sql()).push(", errmsg = ");
+                fail.bind(format!("intercepted by WeChat's content review (queryblocktmplmsg: {})", blocked.title));
+                fail.push(", updated_at = ").bind(Utc::now());
+                fail.push(" WHERE id = (SELECT id FROM delivery WHERE status = ").push(Status::InReview.sql());
+                fail.push(" AND template_id = ").bind(template_id.clone()).push(" AND touser = ").bind(blocked.openid.clone());
+                fail.push(" ORDER BY id LIMIT 1)");
+                settled += fail.execute(db).await?;
+            }
+            match page.iter().map(|b| b.id).max() {
+                Some(id) if page.len() as i64 == crate::wechat::templates::BLOCKED_PAGE_LIMIT => largest = id,
+                _ => break,
+            }
+        }
+    }
+    Ok(settled)
+}
+
 /// A `subscribe_msg_sent_event` item: WeChat's final word on a
 /// subscription message (`channel` OA_SUBSCRIBE or MP_SUBSCRIBE) to
 /// `touser` from template `template_id`. The send's answer carried no

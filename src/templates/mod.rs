@@ -465,8 +465,13 @@ pub async fn quotas(wechat: &crate::wechat::WechatClient) -> Vec<(&'static str, 
     out
 }
 
-/// Reads the quotas now and every `every` after, for `/metrics`, while the
-/// server runs (only when the service account is configured).
+/// How long a message may stay in WeChat's review before a listing of
+/// intercepted messages is believed about it.
+pub const REVIEW_SETTLE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
+
+/// Every `every` while the server runs (only when the service account is
+/// configured): reads the quotas for `/metrics`, and settles the messages
+/// WeChat's review intercepted ([`crate::notify::outbox::settle_reviews`]).
 pub fn spawn_quota_watch(services: std::sync::Arc<Services>, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if services.wechat.require(App::Oa).is_err() {
@@ -477,6 +482,11 @@ pub fn spawn_quota_watch(services: std::sync::Arc<Services>, every: std::time::D
                 if let Err(e) = quota {
                     tracing::debug!(error = %e, path, "could not read a WeChat quota for /metrics");
                 }
+            }
+            match crate::notify::outbox::settle_reviews(&services, REVIEW_SETTLE_AFTER).await {
+                Ok(0) => {}
+                Ok(settled) => tracing::info!(settled, "template messages intercepted by WeChat's review marked FAILED"),
+                Err(e) => tracing::warn!(error = %e, "could not list the template messages WeChat's review intercepted; trying again later"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}

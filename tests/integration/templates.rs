@@ -201,7 +201,7 @@ async fn a_character_string_filled_with_chinese_is_refused_before_sending() {
 async fn a_message_in_review_is_never_resent_and_the_later_report_settles_it() {
     for backend in backends() {
         let sim = Simulator::start(Default::default()).await.unwrap();
-        sim.add_followers([SimFollower::new("oaR1"), SimFollower::new("oaR2")]);
+        sim.add_followers([SimFollower::new("oaR1"), SimFollower::new("oaR2"), SimFollower::new("oaR3")]);
         sim.add_template(SimTemplate::category("tmpl-rev", "提醒", &["thing1"]));
         let Some(app) = start(backend, &sim, &[("PENDING_RETRY_AFTER", "1s"), ("DELIVERY_LEASE", "1s")]).await else { continue };
         app.data(SYNC, json!({})).await;
@@ -233,6 +233,19 @@ async fn a_message_in_review_is_never_resent_and_the_later_report_settles_it() {
         let refused = by(&blocked[1].touser);
         assert_eq!(refused["status"], "FAILED", "{refused}");
         assert!(refused["errmsg"].as_str().unwrap().contains("failed"), "{refused}");
+
+        // One WeChat lists as intercepted (queryblocktmplmsg) and never reports.
+        let c = follower_account(&app, "oaR3", "r3").await;
+        assert_eq!(app.data(NOTIFY, json!({ "a": c })).await["notifyAccount"]["status"], "IN_REVIEW");
+        let services = app.state.services.clone();
+        assert_eq!(wxnotify::notify::outbox::settle_reviews(&services, chrono::Duration::hours(1)).await.unwrap(), 0, "too young");
+        assert_eq!(wxnotify::notify::outbox::settle_reviews(&services, chrono::Duration::zero()).await.unwrap(), 1);
+        let rows = deliveries(&app).await;
+        let third = rows.iter().find(|d| d["touser"] == "oaR3").unwrap();
+        assert_eq!(third["status"], "FAILED", "{backend:?}: {third}");
+        assert!(third["errmsg"].as_str().unwrap().contains("intercepted by WeChat's content review"), "{third}");
+        assert_eq!(by("oaR1")["status"].as_str(), approved["status"].as_str(), "settled rows are left alone");
+        assert_eq!(template_sends(&sim).len(), 3, "{backend:?}: one call per message, never resent");
         app.stop().await;
     }
 }
@@ -288,6 +301,15 @@ async fn a_digest_over_the_days_quota_is_refused_with_the_numbers_unless_told_to
         let report = app.data(DIGEST, json!({ "r": "quota-1", "f": true })).await["notifyDigest"].clone();
         assert_eq!((report["sent"].as_i64(), report["over_quota"].as_i64()), (Some(2), Some(1)), "{backend:?}: {report}");
         assert_eq!(sim.sent_messages().len(), 2);
+
+        // doctor and /metrics show what is left.
+        let checks = wxnotify::doctor::run(&app.state.settings).await;
+        let quota = checks.into_iter().find(|c| c.name == "quota").unwrap().verdict;
+        let wxnotify::doctor::Verdict::Warn(text) = quota else { panic!("{backend:?}: nothing left is a warning: {quota:?}") };
+        assert!(text.contains("/cgi-bin/message/template/send: 0 of 2 left today") && text.contains("/cgi-bin/user/get:"), "{text}");
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains(r#"wxnotify_wechat_quota_remaining{api="/cgi-bin/message/template/send"} 0"#), "{metrics}");
+        assert!(metrics.contains(r#"wxnotify_wechat_quota_daily_limit{api="/cgi-bin/message/template/send"} 2"#), "{metrics}");
         app.stop().await;
     }
 }
