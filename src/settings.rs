@@ -37,7 +37,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Which database the URL names (the type lives with the database code).
-pub use crate::db::DatabaseKind;
+pub use crate::db::kind::DatabaseKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -165,7 +165,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting("JWT_PUBLIC_KEY", None, "PEM public key (RSA, EC or Ed25519) that verifies tokens from an outside identity provider"),
     setting("JWT_JWKS_URL", None, "JWKS URL whose keys verify tokens from an outside identity provider"),
     setting("JWT_ALGORITHMS", None, "algorithms tokens may use, like HS256,RS256; default HS256 plus the key's (RS256/ES256)"),
-    setting("JWT_CLAIMS_NAMESPACE", Some(crate::auth::HASURA_NAMESPACE), "claim (or $.path) holding x-hasura-* claims"),
+    setting("JWT_CLAIMS_NAMESPACE", Some(auth_config::HASURA_NAMESPACE), "claim (or $.path) holding x-hasura-* claims"),
     setting("JWT_CLAIMS_FORMAT", Some("json"), "json or stringified_json: how the namespace's claims are written"),
     setting("JWT_ISSUER", None, "when set, a token's iss must be this"),
     setting("JWT_AUDIENCE", None, "when set, a token's aud must be one of these (comma-separated)"),

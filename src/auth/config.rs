@@ -5,6 +5,9 @@
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
+/// The default of `WXNOTIFY_JWT_CLAIMS_NAMESPACE`, Hasura's.
+pub const HASURA_NAMESPACE: &str = "https://hasura.io/jwt/claims";
+
 /// Where a claim lives in the token: a top-level name, or a `$.a.b` /
 /// `$['a.b']` path as in Hasura's `claims_namespace_path` (`$` is the root).
 #[derive(Clone, Debug, PartialEq, Eq)]

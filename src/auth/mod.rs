@@ -364,8 +364,7 @@ impl Verifier {
     }
 }
 
-/// The default of `WXNOTIFY_JWT_CLAIMS_NAMESPACE`, Hasura's.
-pub const HASURA_NAMESPACE: &str = "https://hasura.io/jwt/claims";
+pub use config::HASURA_NAMESPACE;
 
 /// The token in `Authorization: Bearer <token>`.
 fn bearer(value: Option<&str>) -> Result<&str, AuthError> {

@@ -26,7 +26,7 @@ pub mod sync;
 
 pub use graphql::operations;
 
-use crate::wechat::{Reaction, WechatError};
+use crate::wechat::WechatError;
 
 /// What can go wrong while linking; each variant says what to do and maps
 /// to a GraphQL `extensions.code`.
@@ -61,7 +61,7 @@ pub enum LinkError {
 impl crate::error::CodedError for LinkError {
     fn code(&self) -> &'static str {
         match self {
-            LinkError::Wechat(e) => Self::wechat_code(e),
+            LinkError::Wechat(e) => e.code(),
             LinkError::Database(_) => "unexpected",
             LinkError::SyncRunning => "sync-running",
             LinkError::LeaseLost | LinkError::Stopping => "sync-interrupted",
@@ -80,16 +80,6 @@ impl crate::error::CodedError for LinkError {
 }
 
 impl LinkError {
-    /// The `extensions.code` of a WeChat failure, for every capability.
-    pub fn wechat_code(e: &WechatError) -> &'static str {
-        match e.reaction() {
-            Reaction::InvalidCode => "invalid-code",
-            Reaction::ConfigError => "wechat-config",
-            Reaction::Quota | Reaction::RateLimited => "wechat-quota",
-            _ => "wechat-error",
-        }
-    }
-
     /// The error as GraphQL shows it. Database details stay in the log.
     pub fn to_graphql(&self) -> async_graphql::Error {
         crate::error::to_graphql(self, "linking")

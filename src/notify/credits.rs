@@ -215,10 +215,14 @@ pub async fn record_acceptances(
         _ => Source::Client,
     };
     let txn = db.begin().await?;
-    // Takes the account's row lock (PostgreSQL) or the write lock (SQLite).
-    let mut lock = Sql::new("UPDATE account SET updated_at = updated_at WHERE id = ");
-    lock.bind(account);
-    lock.execute(&txn).await?;
+    // PostgreSQL: the account's row lock, so concurrent reports of one
+    // account take turns. SQLite needs none: the first statement below
+    // writes, and writers take turns for the whole transaction.
+    if crate::db::DatabaseKind::of(&txn) == crate::db::DatabaseKind::Postgres {
+        let mut lock = Sql::new("SELECT id FROM account WHERE id = ");
+        lock.bind(account).push(" FOR UPDATE");
+        lock.one(&txn).await?;
+    }
     let mut out = Vec::with_capacity(template_ids.len());
     for template_id in template_ids {
         let mut pair = Sql::new("UPDATE push_code SET source = ");

@@ -23,6 +23,7 @@ use chrono::Utc;
 use super::error::{NotifyError, invalid};
 use super::outbox::{self, Channel, NewDelivery, Scope};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
+use super::credits::CreditKind;
 use super::route;
 use crate::db::sql::Sql;
 use sea_orm::TransactionTrait;
@@ -143,7 +144,10 @@ async fn fit_quota(services: &Services, run_id: &str, bulk: &mut Vec<NewDelivery
         return Ok(0);
     }
     let quota = match services.wechat.quota(crate::wechat::App::Oa, TEMPLATE_SEND).await {
-        Ok(quota) => quota,
+        Ok(quota) => {
+            crate::templates::record_quota(TEMPLATE_SEND, &quota);
+            quota
+        }
         Err(e) => {
             tracing::warn!(error = %e, "could not read the template-send quota; the digest goes on and stops at the quota if it must");
             return Ok(0);
@@ -395,9 +399,9 @@ fn reachable_condition(sql: &mut Sql, ordered: &[MessageTemplate]) {
     for template in ordered {
         match template.channel {
             Channel::OaTemplate => any_oa = true,
-            Channel::OaSubscribe => credit.push(("OA_SUBSCRIBE", Some(&template.template_id), false)),
-            Channel::MpSubscribe => credit.push(("SUBSCRIBE", Some(&template.template_id), true)),
-            Channel::MpForm => credit.push(("FORM_ID", None, true)),
+            Channel::OaSubscribe => credit.push((CreditKind::OaSubscribe.as_str(), Some(&template.template_id), false)),
+            Channel::MpSubscribe => credit.push((CreditKind::Subscribe.as_str(), Some(&template.template_id), true)),
+            Channel::MpForm => credit.push((CreditKind::FormId.as_str(), None, true)),
         }
     }
     sql.push(if any_oa { following } else { "1=0" });

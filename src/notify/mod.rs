@@ -55,6 +55,7 @@ pub fn recover_in_background(services: Arc<Services>) {
 pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
     let every = sweep_every(&services.settings);
     tokio::spawn(async move {
+        let mut reviews_checked = std::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
@@ -65,9 +66,24 @@ pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
                 Ok(tally) => tracing::info!(?tally, "outbox sweep: sent deliveries left pending"),
                 Err(e) => tracing::warn!(error = %e, "outbox sweep failed; trying again later"),
             }
+            if reviews_checked.elapsed() >= REVIEWS_EVERY && services.wechat.require(crate::wechat::App::Oa).is_ok() {
+                reviews_checked = std::time::Instant::now();
+                match outbox::settle_reviews(&services, REVIEW_SETTLE_AFTER).await {
+                    Ok(0) => {}
+                    Ok(settled) => tracing::info!(settled, "template messages intercepted by WeChat's review marked FAILED"),
+                    Err(e) => tracing::warn!(error = %e, "could not list the template messages WeChat's review intercepted; trying again later"),
+                }
+            }
         }
     })
 }
+
+/// How often the sweeper asks `queryblocktmplmsg` about messages in review.
+const REVIEWS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// How long a message may stay in WeChat's review before a listing of
+/// intercepted messages is believed about it.
+pub const REVIEW_SETTLE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
 
 /// How often the sweeper runs: a lapsed lease is noticed within half a
 /// lease, and an idle PENDING row within a quarter of its wait.

@@ -362,7 +362,7 @@ pub enum TemplateError {
 impl CodedError for TemplateError {
     fn code(&self) -> &'static str {
         match self {
-            TemplateError::Wechat(e) => crate::linking::LinkError::wechat_code(e),
+            TemplateError::Wechat(e) => e.code(),
             TemplateError::Database(_) => "unexpected",
         }
     }
@@ -457,41 +457,38 @@ pub async fn quotas(wechat: &crate::wechat::WechatClient) -> Vec<(&'static str, 
     for path in QUOTA_PATHS {
         let quota = wechat.quota(App::Oa, path).await;
         if let Ok(q) = &quota {
-            ::metrics::gauge!("wxnotify_wechat_quota_remaining", "api" => path).set(q.remain as f64);
-            ::metrics::gauge!("wxnotify_wechat_quota_daily_limit", "api" => path).set(q.daily_limit as f64);
+            record_quota(path, q);
         }
         out.push((path, quota));
     }
     out
 }
 
-/// How long a message may stay in WeChat's review before a listing of
-/// intercepted messages is believed about it.
-pub const REVIEW_SETTLE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
-
-/// Every `every` while the server runs (only when the service account is
-/// configured): reads the quotas for `/metrics`, and settles the messages
-/// WeChat's review intercepted ([`crate::notify::outbox::settle_reviews`]).
+/// Reads the quotas every `every` while the server runs, for `/metrics`
+/// (only when the service account is configured; `doctor` and each digest
+/// read them too). The first reading waits one interval, so a starting
+/// server makes no WeChat call of its own.
 pub fn spawn_quota_watch(services: std::sync::Arc<Services>, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if services.wechat.require(App::Oa).is_err() {
             return;
         }
         loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = services.stopping.cancelled() => break,
+            }
             for (path, quota) in quotas(&services.wechat).await {
                 if let Err(e) = quota {
                     tracing::debug!(error = %e, path, "could not read a WeChat quota for /metrics");
                 }
             }
-            match crate::notify::outbox::settle_reviews(&services, REVIEW_SETTLE_AFTER).await {
-                Ok(0) => {}
-                Ok(settled) => tracing::info!(settled, "template messages intercepted by WeChat's review marked FAILED"),
-                Err(e) => tracing::warn!(error = %e, "could not list the template messages WeChat's review intercepted; trying again later"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = services.stopping.cancelled() => break,
-            }
         }
     })
+}
+
+/// Records one quota reading as the `/metrics` gauges.
+pub fn record_quota(path: &str, quota: &crate::wechat::templates::Quota) {
+    ::metrics::gauge!("wxnotify_wechat_quota_remaining", "api" => path.to_string()).set(quota.remain as f64);
+    ::metrics::gauge!("wxnotify_wechat_quota_daily_limit", "api" => path.to_string()).set(quota.daily_limit as f64);
 }

@@ -99,6 +99,17 @@ impl WechatError {
         }
     }
 
+    /// The GraphQL `extensions.code` of this failure, for every capability
+    /// that answers with one.
+    pub fn code(&self) -> &'static str {
+        match self.reaction() {
+            Reaction::InvalidCode => "invalid-code",
+            Reaction::ConfigError => "wechat-config",
+            Reaction::Quota | Reaction::RateLimited => "wechat-quota",
+            _ => "wechat-error",
+        }
+    }
+
     /// What the caller should do, per the errcode table.
     pub fn reaction(&self) -> Reaction {
         match self {
