@@ -189,12 +189,20 @@ async fn subscription_templates(db: &sea_orm::DatabaseConnection, wechat: &Wecha
         };
         for template in mine {
             let Some(known) = library.iter().find(|l| l.template_id == template.template_id) else {
-                problems.push(format!("`{}` names {} {}, which the account's library does not have", template.name, channel.as_str(), template.template_id));
+                problems.push(format!(
+                    "`{}` names {} {}, which the account's library does not have",
+                    template.name,
+                    channel.as_str(),
+                    template.template_id
+                ));
                 continue;
             };
             if let Some(keys) = template.data.as_object() {
                 for key in keys.keys().filter(|k| !known.content.contains(&format!("{{{{{k}.DATA}}}}"))) {
-                    problems.push(format!("`{}` fills {key}, which template {} ({}) does not have", template.name, known.template_id, known.title));
+                    problems.push(format!(
+                        "`{}` fills {key}, which template {} ({}) does not have",
+                        template.name, known.template_id, known.title
+                    ));
                 }
             }
         }

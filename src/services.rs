@@ -35,6 +35,19 @@ pub struct Services {
 }
 
 impl Services {
+    /// The services of a one-off command (`wxnotify sync`, `wxnotify
+    /// templates sync`): connected, migrated, with a WeChat client. Such a
+    /// command mints no token, so a throwaway signing key spares PostgreSQL
+    /// setups a `WXNOTIFY_JWT_SECRET` just for it.
+    pub async fn for_command(settings: Settings) -> anyhow::Result<Services> {
+        let db = crate::db::connect(&settings).await?;
+        crate::db::migrate(&db).await?;
+        let settings = Arc::new(settings);
+        let wechat = WechatClient::new(&settings, db.clone()).map_err(|e| anyhow::anyhow!("setting up the WeChat client failed: {e}"))?;
+        let jwt = Jwt::new(&crate::settings::Secret::new(hex::encode(rand::random::<[u8; 32]>())));
+        Ok(Services::new(db, settings, wechat, jwt))
+    }
+
     pub fn new(db: DatabaseConnection, settings: Arc<Settings>, wechat: WechatClient, jwt: Jwt) -> Services {
         let login_limit = RateLimit::new(settings.login_rate_limit);
         Services {

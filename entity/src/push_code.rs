@@ -3,7 +3,10 @@
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "push_code", comment = "A send credit: a form id, a prepay id or a subscription (mini-program or service account); each is used once.")]
+#[sea_orm(
+    table_name = "push_code",
+    comment = "A send credit: a form id, a prepay id or a subscription (mini-program or service account); each is used once."
+)]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,

@@ -30,7 +30,10 @@ pub struct Model {
 pub const DOCS: &[(&str, &str)] = &[
     ("template_id", "WeChat's template id; unique."),
     ("channel", "Whose library it is in: OA_TEMPLATE (template messages), OA_SUBSCRIBE or MP_SUBSCRIBE (subscription messages)."),
-    ("kind", "LEGACY (keyword1..., first, remark: WeChat cuts overlong values) or CATEGORY (typed keywords: WeChat refuses a value that breaks its type's rule)."),
+    (
+        "kind",
+        "LEGACY (keyword1..., first, remark: WeChat cuts overlong values) or CATEGORY (typed keywords: WeChat refuses a value that breaks its type's rule).",
+    ),
     ("title", "The template's title."),
     ("content", "The template's content with its {{key.DATA}} placeholders, one line each."),
     ("example", "WeChat's example of a filled message."),

@@ -36,10 +36,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 
+use crate::db::sql::Sql;
 use crate::linking::LinkError;
 use crate::linking::accounts;
 use crate::linking::bind::consume_scene;
-use crate::db::sql::Sql;
 use crate::linking::store;
 use crate::notify::credits::{self, CreditKind, Source};
 use crate::notify::outbox::{self, Channel};
@@ -478,7 +478,8 @@ pub async fn apply(services: &Services, app: App, event: &Event) -> Result<(), L
                 App::Mp => Channel::MpSubscribe,
             };
             for r in results {
-                let settled = outbox::settle_subscription_report(db, channel, openid, &r.template_id, r.msgid, r.errcode, &r.status).await?;
+                let settled =
+                    outbox::settle_subscription_report(db, channel, openid, &r.template_id, r.msgid, r.errcode, &r.status).await?;
                 if settled == 0 {
                     tracing::info!(openid, msgid = r.msgid, "a subscription send report for a message this server has no delivery of");
                 } else if r.errcode != 0 {

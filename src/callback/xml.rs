@@ -64,7 +64,8 @@ pub fn parse_message(body: &str) -> Result<Message, XmlError> {
                     fields.entry(name.clone()).or_insert_with(String::new);
                 } else if path.len() == 2 && name == "List" {
                     items.push(BTreeMap::new());
-                } else if path.len() == 3 && path[2] == "List"
+                } else if path.len() == 3
+                    && path[2] == "List"
                     && let Some(item) = items.last_mut()
                 {
                     item.entry(name.clone()).or_default();

@@ -21,9 +21,9 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::db::DatabaseKind;
 use crate::db::sql::Sql;
+use crate::delivery::Status;
 use crate::error::CodedError;
 use crate::linking::sync::{RECENT_SYNCS_KEPT, RECENT_SYNCS_KEY};
-use crate::delivery::Status;
 use crate::scheduler::jobs::JobType;
 
 /// The chart's windows: (name, length in seconds, buckets).

@@ -20,12 +20,7 @@ use ops::Operations;
 
 /// The operations beyond tables, one entry per capability.
 fn operations() -> Vec<Operations> {
-    vec![
-        crate::linking::operations(),
-        crate::notify::operations(),
-        crate::templates::operations(),
-        crate::scheduler::graphql::operations(),
-    ]
+    vec![crate::linking::operations(), crate::notify::operations(), crate::templates::operations(), crate::scheduler::graphql::operations()]
 }
 
 /// The schema the server runs, with its services attached.

@@ -119,9 +119,12 @@ pub struct Table {
 /// and its answer are one statement). `Err` is the message the client
 /// gets (`validation-failed`) and the change is rolled back.
 #[derive(Clone, Copy)]
-pub struct WriteCheck(
-    pub for<'a> fn(&'a sea_orm::DatabaseTransaction, Option<&'a [i64]>) -> futures::future::BoxFuture<'a, Result<(), String>>,
-);
+pub struct WriteCheck(pub WriteCheckFn);
+
+/// The check itself: the transaction and the written ids (`None`: the rows
+/// this transaction wrote), to the message refusing them.
+pub type WriteCheckFn =
+    for<'a> fn(&'a sea_orm::DatabaseTransaction, Option<&'a [i64]>) -> futures::future::BoxFuture<'a, Result<(), String>>;
 
 impl std::fmt::Debug for WriteCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -23,10 +23,10 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::callback;
-use crate::wechat::App;
 use crate::error::CodedError;
 use crate::graphql::execute::{Answer, to_json};
 use crate::services::Services;
+use crate::wechat::App;
 
 /// What every request handler can reach: the server's [`Services`] (whose
 /// `db` and `settings` it derefs to), the schema, and the statement counter.

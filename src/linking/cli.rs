@@ -6,22 +6,14 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::sync::{ProgressFn, SyncPhase, sync_followers};
-use crate::auth::Jwt;
 use crate::services::Services;
-use crate::settings::{Secret, Settings};
-use crate::wechat::WechatClient;
+use crate::settings::Settings;
 
 /// Connects, migrates, syncs once and prints the report.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let db = crate::db::connect(&settings).await?;
-    crate::db::migrate(&db).await?;
-    let settings = Arc::new(settings);
-    let wechat = WechatClient::new(&settings, db.clone()).map_err(|e| anyhow::anyhow!("setting up the WeChat client failed: {e}"))?;
-    wechat.require(crate::wechat::App::Oa).map_err(|e| anyhow::anyhow!("{e}"))?;
-    // A sync mints no token; a throwaway key keeps PostgreSQL setups from
-    // needing WXNOTIFY_JWT_SECRET just for this.
-    let jwt = Jwt::new(&Secret::new(hex::encode(rand::random::<[u8; 32]>())));
-    let services = Services::new(db.clone(), settings, wechat, jwt);
+    let services = Services::for_command(settings).await?;
+    services.wechat.require(crate::wechat::App::Oa).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db = services.db.clone();
 
     let bar = ProgressBar::new(0);
     bar.set_style(

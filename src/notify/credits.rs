@@ -238,7 +238,8 @@ pub async fn record_acceptances(
             out.push(Recorded::Paired);
             continue;
         }
-        let mut insert = Sql::new("INSERT INTO push_code (created_at, updated_at, account_account, kind, template_id, openid, source) VALUES (");
+        let mut insert =
+            Sql::new("INSERT INTO push_code (created_at, updated_at, account_account, kind, template_id, openid, source) VALUES (");
         let now_p = insert.param(now);
         insert.push(&format!("{now_p}, {now_p}, ")).bind(account).push(", ").bind(kind.as_str()).push(", ");
         insert.bind(template_id.clone()).push(", ").bind(openid.map(str::to_string)).push(", ").bind(source.as_str()).push(")");

@@ -20,15 +20,15 @@ use std::sync::OnceLock;
 use async_graphql::Value as GqlValue;
 use chrono::Utc;
 
+use super::credits::CreditKind;
 use super::error::{NotifyError, invalid};
 use super::outbox::{self, Channel, NewDelivery, Scope};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
-use super::credits::CreditKind;
 use super::route;
 use crate::db::sql::Sql;
-use sea_orm::TransactionTrait;
 use crate::hasura::Catalog;
 use crate::services::Services;
+use sea_orm::TransactionTrait;
 
 /// The template a digest uses when none is named.
 pub const DEFAULT_TEMPLATE: &str = "digest";
@@ -95,7 +95,15 @@ pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestR
         problems: plan.problems.clone(),
         ..DigestReport::default()
     };
-    if request.dry_run || plan.candidates == 0 {
+    if request.dry_run {
+        match fit_quota(services, &report.run_id, &mut plan.bulk.clone(), false).await {
+            Ok(_) => {}
+            Err(NotifyError::Invalid(over_quota)) => report.problems.push(over_quota),
+            Err(e) => return Err(e),
+        }
+        return Ok(report);
+    }
+    if plan.candidates == 0 {
         return Ok(report);
     }
     report.over_quota = fit_quota(services, &report.run_id, &mut plan.bulk, request.send_what_fits).await?;

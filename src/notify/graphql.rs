@@ -69,7 +69,11 @@ pub fn operations() -> Operations {
                         TypeRef::named(TypeRef::STRING),
                         "why the run stopped early (daily quota, rate limit, WeChat busy, settings)",
                     ),
-                    ("cut", TypeRef::named_nn(TypeRef::INT), "recipients whose values are cut to fit their template (delivery.notes says how)"),
+                    (
+                        "cut",
+                        TypeRef::named_nn(TypeRef::INT),
+                        "recipients whose values are cut to fit their template (delivery.notes says how)",
+                    ),
                     (
                         "refused",
                         TypeRef::named_nn(TypeRef::INT),

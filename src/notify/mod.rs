@@ -71,7 +71,9 @@ pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
                 match outbox::settle_reviews(&services, REVIEW_SETTLE_AFTER).await {
                     Ok(0) => {}
                     Ok(settled) => tracing::info!(settled, "template messages intercepted by WeChat's review marked FAILED"),
-                    Err(e) => tracing::warn!(error = %e, "could not list the template messages WeChat's review intercepted; trying again later"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not list the template messages WeChat's review intercepted; trying again later")
+                    }
                 }
             }
         }

@@ -911,7 +911,9 @@ pub async fn settle_subscription_report(
     let mut find = Sql::new("SELECT id FROM delivery WHERE channel = ");
     find.bind(channel.as_str()).push(" AND touser = ").bind(touser.to_string());
     find.push(" AND (msgid = ").bind(msgid).push(" OR (msgid IS NULL AND status = ").push(Status::Sent.sql());
-    find.push(" AND template_id = ").bind(template_id.to_string()).push(")) ORDER BY CASE WHEN msgid IS NULL THEN 1 ELSE 0 END, id LIMIT 1");
+    find.push(" AND template_id = ")
+        .bind(template_id.to_string())
+        .push(")) ORDER BY CASE WHEN msgid IS NULL THEN 1 ELSE 0 END, id LIMIT 1");
     let Some(row) = find.one(db).await? else { return Ok(0) };
     let id: i64 = row.try_get("", "id")?;
     let ok = errcode == 0;

@@ -65,12 +65,15 @@ pub async fn preview(services: &Services, name: &str, account_id: i64) -> Result
         ));
     }
     let library = Library::load(db).await?;
-    if let Err(problem) = templates::check_message_template(&library, &template.name, template.channel.as_str(), &template.template_id, &template.data) {
+    if let Err(problem) =
+        templates::check_message_template(&library, &template.name, template.channel.as_str(), &template.template_id, &template.data)
+    {
         problems.push(problem);
     }
     let now = Utc::now();
     let tz = services.settings.timezone;
-    let mut values = digest::placeholders(&Candidate { account: account.clone(), counts: unread_counts(services, account_id).await? }, now, tz);
+    let mut values =
+        digest::placeholders(&Candidate { account: account.clone(), counts: unread_counts(services, account_id).await? }, now, tz);
     if let Some(unread) = realtime::latest_unread(db, account_id).await? {
         values.set("count", Some(unread.count.to_string()));
         if unread.count == 1 {

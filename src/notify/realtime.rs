@@ -121,10 +121,8 @@ pub async fn notify_account(services: &Services, account_id: i64, window_seconds
     let values = placeholders(&account, &unread, now, services.settings.timezone);
     let library = crate::templates::Library::load(db).await?;
     let overflow = services.settings.template_overflow;
-    let rendered: Vec<(MessageTemplate, render::Rendered)> = routes
-        .into_iter()
-        .map(|t| render::render_with(&t, &values, &library, overflow).map(|r| (t, r)))
-        .collect::<Result<_, _>>()?;
+    let rendered: Vec<(MessageTemplate, render::Rendered)> =
+        routes.into_iter().map(|t| render::render_with(&t, &values, &library, overflow).map(|r| (t, r))).collect::<Result<_, _>>()?;
     let until = now + chrono::Duration::seconds(window_seconds);
     let txn = db.begin().await?;
     if !claim_window(&txn, account_id, now, until).await? {

@@ -44,7 +44,8 @@ pub async fn load_many(db: &impl ConnectionTrait, names: &[&str]) -> Result<Vec<
 
 /// Every template of `channels`, by name.
 pub async fn load_by_channels(db: &impl ConnectionTrait, channels: &[Channel]) -> Result<Vec<MessageTemplate>, NotifyError> {
-    let mut sql = Sql::new("SELECT name, channel, template_id, page, url, CAST(data AS TEXT) AS data FROM message_template WHERE channel IN ");
+    let mut sql =
+        Sql::new("SELECT name, channel, template_id, page, url, CAST(data AS TEXT) AS data FROM message_template WHERE channel IN ");
     sql.list(channels.iter().map(|c| c.as_str()));
     sql.push(" ORDER BY name");
     sql.all(db).await?.iter().map(template_of).collect()
@@ -65,8 +66,9 @@ pub fn missing(name: &str) -> NotifyError {
 fn template_of(row: &QueryResult) -> Result<MessageTemplate, NotifyError> {
     let name: String = row.try_get("", "name")?;
     let channel: String = row.try_get("", "channel")?;
-    let channel = Channel::parse(&channel)
-        .ok_or_else(|| invalid(format!("message template `{name}` has channel {channel:?}: use OA_TEMPLATE, OA_SUBSCRIBE, MP_SUBSCRIBE or MP_FORM")))?;
+    let channel = Channel::parse(&channel).ok_or_else(|| {
+        invalid(format!("message template `{name}` has channel {channel:?}: use OA_TEMPLATE, OA_SUBSCRIBE, MP_SUBSCRIBE or MP_FORM"))
+    })?;
     let data: String = row.try_get("", "data")?;
     let data = serde_json::from_str(&data).map_err(|e| invalid(format!("message template `{name}`: data is not JSON: {e}")))?;
     Ok(MessageTemplate {
@@ -217,7 +219,12 @@ pub fn render(template: &MessageTemplate, values: &Placeholders) -> Result<Rende
 
 /// Fills `template` with `values` and fits them to the synced template of
 /// `library` (see [`crate::templates::Library::fit`]).
-pub fn render_with(template: &MessageTemplate, values: &Placeholders, library: &Library, overflow: Overflow) -> Result<Rendered, NotifyError> {
+pub fn render_with(
+    template: &MessageTemplate,
+    values: &Placeholders,
+    library: &Library,
+    overflow: Overflow,
+) -> Result<Rendered, NotifyError> {
     let wrong = |problem: String| invalid(format!("message template `{}`: {problem}", template.name));
     let Value::Object(entries) = &template.data else {
         return Err(wrong("data must be an object like {\"thing1\":{\"value\":\"{{summary}}\"}}".into()));

@@ -83,7 +83,13 @@ pub async fn pick(
 
 /// A refused message as the row that records it (the credit-paid ones
 /// name the account's openid for that app; nothing is spent).
-fn refused_delivery(account: &AccountRow, template: &MessageTemplate, message: render::Rendered, key: String, mp_appid: Option<&str>) -> NewDelivery {
+fn refused_delivery(
+    account: &AccountRow,
+    template: &MessageTemplate,
+    message: render::Rendered,
+    key: String,
+    mp_appid: Option<&str>,
+) -> NewDelivery {
     let id = Some(account.id);
     let oa = account.oaopenid.clone().unwrap_or_default();
     let mp = account.mp_openid.clone().unwrap_or_default();

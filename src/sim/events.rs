@@ -100,8 +100,11 @@ struct Pushed {
     openid: String,
     event: &'static str,
     fields: Vec<(&'static str, Value)>,
-    list: Option<(&'static str, Vec<Vec<(&'static str, Value)>>)>,
+    list: Option<(&'static str, Vec<Item>)>,
 }
+
+/// One `List` item: its fields in order.
+type Item = Vec<(&'static str, Value)>;
 
 /// A signed push, ready to send (again, as WeChat retries with the very
 /// same request when the server is slow).
@@ -265,7 +268,8 @@ impl SimHandle {
                     for template in rejected {
                         credits.remove(&(openid.clone(), template.clone()));
                     }
-                    let items = rejected.iter().map(|t| vec![("TemplateId", json!(t)), ("SubscribeStatusString", json!("reject"))]).collect();
+                    let items =
+                        rejected.iter().map(|t| vec![("TemplateId", json!(t)), ("SubscribeStatusString", json!("reject"))]).collect();
                     Pushed {
                         openid: openid.clone(),
                         event: "subscribe_msg_change_event",
@@ -278,11 +282,10 @@ impl SimHandle {
                         App::Oa => "/cgi-bin/message/subscribe/bizsend",
                         App::Mp => "/cgi-bin/message/subscribe/send",
                     };
-                    let sent = state
-                        .sent
-                        .iter()
-                        .find(|m| m.msgid == *msgid && m.path == path && &m.touser == openid)
-                        .ok_or_else(|| anyhow::anyhow!("the simulator was sent no subscription message {msgid} to {openid} on {path}"))?;
+                    let sent =
+                        state.sent.iter().find(|m| m.msgid == *msgid && m.path == path && &m.touser == openid).ok_or_else(|| {
+                            anyhow::anyhow!("the simulator was sent no subscription message {msgid} to {openid} on {path}")
+                        })?;
                     let item = vec![
                         ("TemplateId", json!(sent.template_id)),
                         ("MsgID", json!(msgid.to_string())),
@@ -310,7 +313,9 @@ fn known_user(state: &super::state::SimState, app: App, openid: &str) -> anyhow:
         App::Mp => state.mp_users.contains_key(openid),
     };
     if !known {
-        anyhow::bail!("{openid} is not a user of the simulated {app:?}: add them first (add_followers, with .unsubscribed() for a non-follower, or add_mp_users)");
+        anyhow::bail!(
+            "{openid} is not a user of the simulated {app:?}: add them first (add_followers, with .unsubscribed() for a non-follower, or add_mp_users)"
+        );
     }
     Ok(())
 }

@@ -21,10 +21,9 @@ fn sync_result() -> Object {
         ("removed", TypeRef::named_nn(TypeRef::INT), "gone from WeChat's list: marked removed_at, not deleted"),
         ("skipped", TypeRef::named_nn_list_nn(TypeRef::STRING), "lists that could not be read, and why"),
     ];
-    fields.into_iter().fold(
-        Object::new(SYNC_RESULT).description("What a template sync found."),
-        |object, (name, ty, text)| object.field(scalar_field(name, ty).description(text)),
-    )
+    fields.into_iter().fold(Object::new(SYNC_RESULT).description("What a template sync found."), |object, (name, ty, text)| {
+        object.field(scalar_field(name, ty).description(text))
+    })
 }
 
 fn sync_templates() -> Field {

@@ -228,8 +228,12 @@ impl Library {
                 },
             }
         }
-        if let Some(problem) = template_problems(template, data.keys().map(String::as_str)).into_iter().next() {
-            fitted.refused.get_or_insert(format!("not sent: {problem}"));
+        // WeChat refuses a category template's foreign keys (47003) and
+        // ignores a legacy one's; a missing key it shows empty.
+        if template.kind == TemplateKind::Category
+            && let Some(problem) = template_problems(template, data.keys().map(String::as_str), false).into_iter().next()
+        {
+            fitted.refused.get_or_insert(format!("not sent, WeChat would refuse it (47003): {problem}"));
         }
         if !notes.is_empty() {
             fitted.notes = Some(notes.join("; "));
@@ -238,10 +242,11 @@ impl Library {
     }
 }
 
-/// Keys a message gives that its template does not take, and keys it
-/// lacks: `first`/`remark` are optional on legacy templates and refused on
-/// category ones; a `const` keyword is the template's own.
-fn template_problems<'a>(template: &Synced, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
+/// Keys a message gives that its template does not take, and (with
+/// `missing`) keys it lacks: `first`/`remark` are optional on legacy
+/// templates and refused on category ones; a `const` keyword is the
+/// template's own.
+fn template_problems<'a>(template: &Synced, keys: impl Iterator<Item = &'a str>, missing: bool) -> Vec<String> {
     let given: Vec<&str> = keys.collect();
     let known = template.keys().join(", ");
     let mut problems = Vec::new();
@@ -255,14 +260,13 @@ fn template_problems<'a>(template: &Synced, keys: impl Iterator<Item = &'a str>)
                 "data.{key} is not a keyword of template {} ({}); its keywords are {known}",
                 template.template_id, template.title
             )),
-            Some(Keyword { kind: Some(KeywordType::Const), .. }) => problems.push(format!(
-                "data.{key} is a const keyword of template {}: WeChat fills it, remove it",
-                template.template_id
-            )),
+            Some(Keyword { kind: Some(KeywordType::Const), .. }) => {
+                problems.push(format!("data.{key} is a const keyword of template {}: WeChat fills it, remove it", template.template_id))
+            }
             Some(_) => {}
         }
     }
-    for keyword in &template.keywords {
+    for keyword in template.keywords.iter().filter(|_| missing) {
         let optional = matches!(keyword.key.as_str(), "first" | "remark") || keyword.kind == Some(KeywordType::Const);
         if !optional && !given.contains(&keyword.key.as_str()) {
             problems.push(format!(
@@ -291,7 +295,7 @@ pub fn check_message_template(library: &Library, name: &str, channel: &str, temp
     let Some(entries) = data.as_object() else {
         return Err(format!("message_template `{name}`: data must be an object like {{\"thing1\":{{\"value\":\"{{{{summary}}}}\"}}}}"));
     };
-    if let Some(problem) = template_problems(template, entries.keys().map(String::as_str)).into_iter().next() {
+    if let Some(problem) = template_problems(template, entries.keys().map(String::as_str), true).into_iter().next() {
         return Err(format!("message_template `{name}`: {problem}"));
     }
     for (key, entry) in entries {
@@ -413,8 +417,11 @@ pub async fn sync(services: &Services) -> Result<SyncReport, TemplateError> {
     for (channel, templates) in &lists {
         report.listed += templates.len() as u64;
         for t in templates {
-            let keywords: Vec<Value> = t.keywords.iter().map(|k| json!({ "key": k.key, "type": k.kind.map(KeywordType::as_str) })).collect();
-            let mut sql = Sql::new("INSERT INTO wechat_template (created_at, updated_at, template_id, channel, kind, title, content, example, keywords, synced_at, removed_at) VALUES (");
+            let keywords: Vec<Value> =
+                t.keywords.iter().map(|k| json!({ "key": k.key, "type": k.kind.map(KeywordType::as_str) })).collect();
+            let mut sql = Sql::new(
+                "INSERT INTO wechat_template (created_at, updated_at, template_id, channel, kind, title, content, example, keywords, synced_at, removed_at) VALUES (",
+            );
             let now_p = sql.param(now);
             sql.push(&format!("{now_p}, {now_p}, ")).bind(t.template_id.clone()).push(", ").bind(channel.as_str()).push(", ");
             sql.bind(t.kind.as_str()).push(", ").bind(t.title.clone()).push(", ").bind(t.content.clone()).push(", ");

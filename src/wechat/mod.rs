@@ -32,7 +32,8 @@ pub use login::Session;
 pub use qrcode::QrCode;
 pub use retry::RetryPolicy;
 pub use send::{
-    FormTemplateMessage, MiniProgramLink, OaSubscribeMessage, SendReceipt, SubscribeMessage, SubscriptionTemplate, TemplateMessage, TemplateValue,
+    FormTemplateMessage, MiniProgramLink, OaSubscribeMessage, SendReceipt, SubscribeMessage, SubscriptionTemplate, TemplateMessage,
+    TemplateValue,
 };
 pub use templates::{BlockedMessage, PrivateTemplate, Quota};
 pub use transport::{count_calls, count_calls_into};

@@ -86,7 +86,9 @@ async fn credits(app: &TestApp, account: i64) -> Vec<(String, String, Option<Str
 }
 
 async fn delivery(app: &TestApp, id: i64) -> Value {
-    let data = app.data("query($id: bigint!) { delivery_by_pk(id: $id) { status channel touser msgid errcode errmsg } }", json!({ "id": id })).await;
+    let data = app
+        .data("query($id: bigint!) { delivery_by_pk(id: $id) { status channel touser msgid errcode errmsg } }", json!({ "id": id }))
+        .await;
     data["delivery_by_pk"].clone()
 }
 
@@ -116,7 +118,10 @@ async fn a_popup_accepted_on_the_service_account_pays_a_notice_to_a_non_follower
 
         // WeChat pushes the popup; its retry (the very same request) is answered and ignored.
         let popup = sim
-            .prepare(&oa(&app), SimEvent::SubscriptionPopup { openid: "oaGone".into(), accepted: vec!["tmpl-oa-sub".into()], rejected: vec![] })
+            .prepare(
+                &oa(&app),
+                SimEvent::SubscriptionPopup { openid: "oaGone".into(), accepted: vec!["tmpl-oa-sub".into()], rejected: vec![] },
+            )
             .unwrap();
         for _ in 0..2 {
             let outcome = popup.send().await.unwrap();
@@ -143,8 +148,7 @@ async fn a_popup_accepted_on_the_service_account_pays_a_notice_to_a_non_follower
         assert_eq!((row["status"].as_str(), row["msgid"].as_i64()), (Some("SENT"), None), "bizsend answers without a msgid");
 
         // WeChat's result names the msgid; it settles this delivery.
-        let sent_event =
-            SimEvent::SubscriptionSent { openid: "oaGone".into(), msgid: sent[0].msgid, errcode: 0, status: "success".into() };
+        let sent_event = SimEvent::SubscriptionSent { openid: "oaGone".into(), msgid: sent[0].msgid, errcode: 0, status: "success".into() };
         pushed(&sim, &oa(&app), sent_event).await;
         let row = delivery(&app, id).await;
         assert_eq!((row["status"].as_str(), row["msgid"].as_i64()), (Some("SENT"), Some(sent[0].msgid)), "{backend:?}");
@@ -170,21 +174,27 @@ async fn mini_program_pushes_in_xml_and_json_plain_and_safe_record_each_acceptan
             let (app, token, template) = (&app, token.clone(), template.to_string());
             async move {
                 let answer = app
-                    .graphql_with(Some(&token), "mutation($t: [String!]!) { grantSubscription(template_ids: $t) { stored } }", json!({ "t": [template] }))
+                    .graphql_with(
+                        Some(&token),
+                        "mutation($t: [String!]!) { grantSubscription(template_ids: $t) { stored } }",
+                        json!({ "t": [template] }),
+                    )
                     .await;
                 assert_eq!(answer["data"]["grantSubscription"]["stored"], 1, "{answer}");
             }
         };
         let mut expected = Vec::new();
-        for (n, (format, safe)) in [(PushFormat::Xml, false), (PushFormat::Xml, true), (PushFormat::Json, false), (PushFormat::Json, true)]
-            .into_iter()
-            .enumerate()
+        for (n, (format, safe)) in
+            [(PushFormat::Xml, false), (PushFormat::Xml, true), (PushFormat::Json, false), (PushFormat::Json, true)].into_iter().enumerate()
         {
             let target = mp(&app, format, safe);
             // WeChat first, then the client's own report of the same tap: one credit.
             let first = format!("tmpl-{n}-a");
             let popup = sim
-                .prepare(&target, SimEvent::SubscriptionPopup { openid: "mpA".into(), accepted: vec![first.clone()], rejected: vec!["tmpl-no".into()] })
+                .prepare(
+                    &target,
+                    SimEvent::SubscriptionPopup { openid: "mpA".into(), accepted: vec![first.clone()], rejected: vec!["tmpl-no".into()] },
+                )
                 .unwrap();
             assert!(popup.body.trim_start().starts_with(if format == PushFormat::Json { '{' } else { '<' }), "{}", popup.body);
             assert_eq!(popup.query.iter().any(|(k, _)| k == "msg_signature"), safe);
@@ -197,22 +207,28 @@ async fn mini_program_pushes_in_xml_and_json_plain_and_safe_record_each_acceptan
             // The client first, then WeChat: one credit.
             let second = format!("tmpl-{n}-b");
             grant(&second).await;
-            pushed(&sim, &target, SimEvent::SubscriptionPopup { openid: "mpA".into(), accepted: vec![second.clone()], rejected: vec![] }).await;
+            pushed(&sim, &target, SimEvent::SubscriptionPopup { openid: "mpA".into(), accepted: vec![second.clone()], rejected: vec![] })
+                .await;
             expected.push(("SUBSCRIBE".to_string(), second, Some("mpA".to_string()), "BOTH".to_string()));
             assert_eq!(credits(&app, account).await, expected, "{backend:?} {format:?} safe={safe}");
         }
         // A second acceptance of the same template (a second later) is a second credit.
         sim.advance_clock(std::time::Duration::from_secs(1));
-        pushed(&sim, &mp(&app, PushFormat::Json, false), SimEvent::SubscriptionPopup {
-            openid: "mpA".into(),
-            accepted: vec!["tmpl-0-a".into()],
-            rejected: vec![],
-        })
+        pushed(
+            &sim,
+            &mp(&app, PushFormat::Json, false),
+            SimEvent::SubscriptionPopup { openid: "mpA".into(), accepted: vec!["tmpl-0-a".into()], rejected: vec![] },
+        )
         .await;
         assert_eq!(credits(&app, account).await.len(), expected.len() + 1);
 
         // Turning it off removes every credit of that template, whoever reported it.
-        pushed(&sim, &mp(&app, PushFormat::Xml, true), SimEvent::SubscriptionChange { openid: "mpA".into(), rejected: vec!["tmpl-0-a".into()] }).await;
+        pushed(
+            &sim,
+            &mp(&app, PushFormat::Xml, true),
+            SimEvent::SubscriptionChange { openid: "mpA".into(), rejected: vec!["tmpl-0-a".into()] },
+        )
+        .await;
         let left = credits(&app, account).await;
         assert_eq!(left.len(), expected.len() - 1, "{left:?}");
         assert!(left.iter().all(|c| c.1 != "tmpl-0-a"), "{left:?}");
@@ -229,29 +245,37 @@ async fn a_mini_program_sent_event_settles_the_delivery_by_its_msgid_and_a_chang
         let Some(app) = start(backend, &sim).await else { continue };
         template(&app, "realtime_single", "MP_SUBSCRIBE", "tmpl-mp").await;
         let account = insert_account(&app, json!({ "nickname": "b", "mp_openid": "mpB", "unionid": "uB" })).await;
-        pushed(&sim, &mp(&app, PushFormat::Json, true), SimEvent::SubscriptionPopup {
-            openid: "mpB".into(),
-            accepted: vec!["tmpl-mp".into()],
-            rejected: vec![],
-        })
+        pushed(
+            &sim,
+            &mp(&app, PushFormat::Json, true),
+            SimEvent::SubscriptionPopup { openid: "mpB".into(), accepted: vec!["tmpl-mp".into()], rejected: vec![] },
+        )
         .await;
         let notice = app.data(NOTIFY, json!({ "a": account })).await["notifyAccount"].clone();
         assert_eq!((notice["status"].as_str(), notice["channel"].as_str()), (Some("SENT"), Some("MP_SUBSCRIBE")), "{backend:?}: {notice}");
         let msgid = sim.sent_messages()[0].msgid;
         let id = notice["delivery_id"].as_i64().unwrap();
-        pushed(&sim, &mp(&app, PushFormat::Json, false), SimEvent::SubscriptionSent {
-            openid: "mpB".into(),
-            msgid,
-            errcode: 10005,
-            status: "failed:user block".into(),
-        })
+        pushed(
+            &sim,
+            &mp(&app, PushFormat::Json, false),
+            SimEvent::SubscriptionSent { openid: "mpB".into(), msgid, errcode: 10005, status: "failed:user block".into() },
+        )
         .await;
         let row = delivery(&app, id).await;
-        assert_eq!((row["status"].as_str(), row["msgid"].as_i64(), row["errcode"].as_i64()), (Some("FAILED"), Some(msgid), Some(10005)), "{row}");
+        assert_eq!(
+            (row["status"].as_str(), row["msgid"].as_i64(), row["errcode"].as_i64()),
+            (Some("FAILED"), Some(msgid), Some(10005)),
+            "{row}"
+        );
         assert!(row["errmsg"].as_str().unwrap().contains("failed:user block"), "{row}");
 
         // A service-account credit, then the user turns the notice off.
-        pushed(&sim, &oa(&app), SimEvent::SubscriptionPopup { openid: "oaB".into(), accepted: vec!["tmpl-oa-sub".into()], rejected: vec![] }).await;
+        pushed(
+            &sim,
+            &oa(&app),
+            SimEvent::SubscriptionPopup { openid: "oaB".into(), accepted: vec!["tmpl-oa-sub".into()], rejected: vec![] },
+        )
+        .await;
         assert_eq!(credits(&app, account).await, [("OA_SUBSCRIBE".into(), "tmpl-oa-sub".into(), Some("oaB".into()), "WECHAT".into())]);
         pushed(&sim, &oa(&app), SimEvent::SubscriptionChange { openid: "oaB".into(), rejected: vec!["tmpl-oa-sub".into()] }).await;
         assert_eq!(credits(&app, account).await, [], "{backend:?}");
@@ -261,7 +285,8 @@ async fn a_mini_program_sent_event_settles_the_delivery_by_its_msgid_and_a_chang
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_reaches_followers_by_template_and_others_by_their_credits_spending_each_once() {
-    const DIGEST: &str = r#"mutation($r: String, $d: Boolean) { notifyDigest(run_id: $r, dry_run: $d) { run_id candidates sent failed skipped pending } }"#;
+    const DIGEST: &str =
+        r#"mutation($r: String, $d: Boolean) { notifyDigest(run_id: $r, dry_run: $d) { run_id candidates sent failed skipped pending } }"#;
     for backend in backends() {
         let sim = Simulator::start(Default::default()).await.unwrap();
         sim.add_followers([SimFollower::new("oaF").with_unionid("uF"), SimFollower::new("oaN").with_unionid("uN").unsubscribed()]);
@@ -276,14 +301,19 @@ async fn a_digest_reaches_followers_by_template_and_others_by_their_credits_spen
         let _unreachable = insert_account(&app, json!({ "nickname": "x", "mp_openid": "mpX" })).await;
         // Two acceptances for the non-follower: one is spent, one is left.
         for _ in 0..2 {
-            pushed(&sim, &oa(&app), SimEvent::SubscriptionPopup { openid: "oaN".into(), accepted: vec!["tmpl-digest-oa".into()], rejected: vec![] }).await;
+            pushed(
+                &sim,
+                &oa(&app),
+                SimEvent::SubscriptionPopup { openid: "oaN".into(), accepted: vec!["tmpl-digest-oa".into()], rejected: vec![] },
+            )
+            .await;
             sim.advance_clock(std::time::Duration::from_secs(1));
         }
-        pushed(&sim, &mp(&app, PushFormat::Xml, false), SimEvent::SubscriptionPopup {
-            openid: "mpM".into(),
-            accepted: vec!["tmpl-digest-mp".into()],
-            rejected: vec![],
-        })
+        pushed(
+            &sim,
+            &mp(&app, PushFormat::Xml, false),
+            SimEvent::SubscriptionPopup { openid: "mpM".into(), accepted: vec!["tmpl-digest-mp".into()], rejected: vec![] },
+        )
         .await;
 
         let dry = app.data(DIGEST, json!({ "d": true })).await["notifyDigest"].clone();
@@ -333,7 +363,10 @@ async fn the_mini_program_push_checks_signatures_and_says_what_is_missing() {
         assert_eq!((echo.status().as_u16(), echo.text().await.unwrap()), (200, "echo-123".to_string()));
         // Signed with the service account's Token: refused, nothing recorded.
         let wrong = CallbackTarget { token: OA_TOKEN.into(), ..mp(&app, PushFormat::Json, false) };
-        let refused = sim.push(&wrong, SimEvent::SubscriptionPopup { openid: "mpA".into(), accepted: vec!["t".into()], rejected: vec![] }).await.unwrap();
+        let refused = sim
+            .push(&wrong, SimEvent::SubscriptionPopup { openid: "mpA".into(), accepted: vec!["t".into()], rejected: vec![] })
+            .await
+            .unwrap();
         assert_eq!(refused.status, 401, "{}", refused.body);
         // Not a message.
         let garbage = client.post(with(&url, &signed.query)).body("{\"FromUserName\": 5").send().await.unwrap();
@@ -344,7 +377,12 @@ async fn the_mini_program_push_checks_signatures_and_says_what_is_missing() {
 
         // A server without WXNOTIFY_MP_TOKEN says so.
         let Some(bare) = spawn_app_with(backend, &borrowed(&sim_settings(&sim))).await else { continue };
-        let answer = client.post(with(&format!("{}/wechat/mp-callback", bare.address), &signed.query)).body(signed.body.clone()).send().await.unwrap();
+        let answer = client
+            .post(with(&format!("{}/wechat/mp-callback", bare.address), &signed.query))
+            .body(signed.body.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(answer.status().as_u16(), 503);
         assert!(answer.text().await.unwrap().contains("WXNOTIFY_MP_TOKEN"));
         bare.stop().await;

@@ -85,7 +85,8 @@ async fn the_synced_library_checks_every_saved_message_template() {
             (Some(3), Some(3), Some(0)),
             "{backend:?}: {report}"
         );
-        let rows = app.data("{ wechat_template(order_by: {template_id: asc}) { template_id channel kind keywords removed_at } }", json!({})).await;
+        let rows =
+            app.data("{ wechat_template(order_by: {template_id: asc}) { template_id channel kind keywords removed_at } }", json!({})).await;
         let rows = rows["wechat_template"].as_array().unwrap().clone();
         assert_eq!(rows.len(), 3);
         assert_eq!((rows[0]["template_id"].as_str(), rows[0]["kind"].as_str()), (Some("tmpl-cat"), Some("CATEGORY")));
@@ -97,7 +98,8 @@ async fn the_synced_library_checks_every_saved_message_template() {
         assert_eq!(rows[1]["channel"], "OA_SUBSCRIBE");
         assert_eq!((rows[2]["template_id"].as_str(), rows[2]["kind"].as_str()), (Some("tmpl-old"), Some("LEGACY")));
 
-        let good = json!({ "thing1": { "value": "{{sender}}" }, "time2": { "value": "{{now}}" }, "character_string3": { "value": "NO-{{id}}" } });
+        let good =
+            json!({ "thing1": { "value": "{{sender}}" }, "time2": { "value": "{{now}}" }, "character_string3": { "value": "NO-{{id}}" } });
         assert!(save_template(&app, "digest", "tmpl-cat", good.clone()).await["errors"].is_null());
         let unknown = json!({ "thing1": { "value": "a" }, "thing9": { "value": "b" }, "time2": { "value": "{{now}}" }, "character_string3": { "value": "1" } });
         let text = refusal(&save_template(&app, "bad1", "tmpl-cat", unknown).await);
@@ -106,7 +108,9 @@ async fn the_synced_library_checks_every_saved_message_template() {
         remark["remark"] = json!({ "value": "谢谢" });
         let text = refusal(&save_template(&app, "bad2", "tmpl-cat", remark.clone()).await);
         assert!(text.contains("data.remark") && text.contains("category template"), "{text}");
-        let text = refusal(&save_template(&app, "bad3", "tmpl-cat", json!({ "thing1": { "value": "a" }, "character_string3": { "value": "1" } })).await);
+        let text = refusal(
+            &save_template(&app, "bad3", "tmpl-cat", json!({ "thing1": { "value": "a" }, "character_string3": { "value": "1" } })).await,
+        );
         assert!(text.contains("lacks time2"), "{text}");
         let mut chinese = good.clone();
         chinese["character_string3"] = json!({ "value": "订单号" });
@@ -187,7 +191,10 @@ async fn a_character_string_filled_with_chinese_is_refused_before_sending() {
         sim.add_template(SimTemplate::category("tmpl-code", "验证提醒", &["character_string1"]));
         let Some(app) = start(backend, &sim, &[]).await else { continue };
         app.data(SYNC, json!({})).await;
-        assert!(save_template(&app, "realtime_single", "tmpl-code", json!({ "character_string1": { "value": "{{sender}}" } })).await["errors"].is_null());
+        assert!(
+            save_template(&app, "realtime_single", "tmpl-code", json!({ "character_string1": { "value": "{{sender}}" } })).await["errors"]
+                .is_null()
+        );
         let account = follower_account(&app, "oaC", "c").await;
         let notice = app.data(NOTIFY, json!({ "a": account })).await["notifyAccount"].clone();
         assert_eq!(notice["status"], "FAILED", "{backend:?}: {notice}");
@@ -205,7 +212,9 @@ async fn a_message_in_review_is_never_resent_and_the_later_report_settles_it() {
         sim.add_template(SimTemplate::category("tmpl-rev", "提醒", &["thing1"]));
         let Some(app) = start(backend, &sim, &[("PENDING_RETRY_AFTER", "1s"), ("DELIVERY_LEASE", "1s")]).await else { continue };
         app.data(SYNC, json!({})).await;
-        assert!(save_template(&app, "realtime_single", "tmpl-rev", json!({ "thing1": { "value": "{{sender}}" } })).await["errors"].is_null());
+        assert!(
+            save_template(&app, "realtime_single", "tmpl-rev", json!({ "thing1": { "value": "{{sender}}" } })).await["errors"].is_null()
+        );
         let (a, b) = (follower_account(&app, "oaR1", "r1").await, follower_account(&app, "oaR2", "r2").await);
         sim.set_review_share(1.0);
         for account in [a, b] {
@@ -268,12 +277,19 @@ async fn preview_shows_one_accounts_message_as_it_would_be_read_and_sends_nothin
             )
             .await["previewMessage"]
             .clone();
-        assert_eq!((preview["channel"].as_str(), preview["template_id"].as_str()), (Some("OA_TEMPLATE"), Some("tmpl-p")), "{backend:?}: {preview}");
+        assert_eq!(
+            (preview["channel"].as_str(), preview["template_id"].as_str()),
+            (Some("OA_TEMPLATE"), Some("tmpl-p")),
+            "{backend:?}: {preview}"
+        );
         assert_eq!(preview["payload"]["touser"], "oaP");
         assert_eq!(preview["cut"], json!(["thing1"]));
         assert_eq!(preview["sendable"], true);
         let content = preview["content"].as_str().unwrap();
-        assert!(content.contains("thing2:你有1条未读：聊天1条") && content.contains("thing1:一个名字") && content.contains('…'), "{content}");
+        assert!(
+            content.contains("thing2:你有1条未读：聊天1条") && content.contains("thing1:一个名字") && content.contains('…'),
+            "{content}"
+        );
         assert!(preview["problems"][0].as_str().unwrap().contains("thing1 cut"), "{preview}");
         assert!(sim.calls().iter().all(|c| !c.path.contains("send")), "nothing sent");
         assert_eq!(app.count("delivery").await, 0, "nothing queued");
@@ -292,6 +308,8 @@ async fn a_digest_over_the_days_quota_is_refused_with_the_numbers_unless_told_to
         for openid in ["oaQ1", "oaQ2", "oaQ3"] {
             follower_account(&app, openid, openid).await;
         }
+        let dry = app.data(DIGEST, json!({ "d": true })).await["notifyDigest"].clone();
+        assert!(dry["problems"][0].as_str().unwrap().contains("would send 3 template messages but only 2 are left"), "{backend:?}: {dry}");
         let refused = app.graphql(DIGEST, json!({ "r": "quota-1" })).await;
         let text = refusal(&refused);
         assert!(text.contains("would send 3 template messages but only 2 are left today (daily limit 2, used 0)"), "{backend:?}: {text}");

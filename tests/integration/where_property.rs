@@ -63,8 +63,11 @@ async fn load(app: &TestApp, rows: &[Row]) {
         .await;
 }
 
+/// A filter's truth value for a row (None = unknown, SQL's NULL).
+type Truth = Box<dyn Fn(&Row) -> Option<bool>>;
+
 /// A random filter and the truth value it has for each row (None = unknown).
-fn random_exp(rng: &mut StdRng, depth: u32) -> (Value, Box<dyn Fn(&Row) -> Option<bool>>) {
+fn random_exp(rng: &mut StdRng, depth: u32) -> (Value, Truth) {
     let choice = if depth == 0 { rng.random_range(0..6) } else { rng.random_range(0..10) };
     match choice {
         0 | 1 => string_comparison(rng, "nickname", |r| r.nickname.clone(), &NICKNAMES),
@@ -132,7 +135,7 @@ fn string_comparison(
     column: &'static str,
     get: fn(&Row) -> Option<String>,
     pool: &[Option<&str>],
-) -> (Value, Box<dyn Fn(&Row) -> Option<bool>>) {
+) -> (Value, Truth) {
     let values: Vec<String> = pool.iter().flatten().map(|s| s.to_string()).collect();
     let pick = |rng: &mut StdRng| values[rng.random_range(0..values.len())].clone();
     let op = ["_eq", "_neq", "_gt", "_lte", "_in", "_nin", "_is_null", "_like", "_nlike", "_ilike"][rng.random_range(0..10)];
@@ -169,7 +172,7 @@ fn string_comparison(
     (exp, Box::new(eval))
 }
 
-fn id_comparison(rng: &mut StdRng) -> (Value, Box<dyn Fn(&Row) -> Option<bool>>) {
+fn id_comparison(rng: &mut StdRng) -> (Value, Truth) {
     let n: i64 = rng.random_range(0..40);
     let op = ["_eq", "_neq", "_gt", "_gte", "_lt", "_lte"][rng.random_range(0..6)];
     // bigint operands arrive as numbers or numeric strings.
@@ -190,7 +193,7 @@ fn id_comparison(rng: &mut StdRng) -> (Value, Box<dyn Fn(&Row) -> Option<bool>>)
     )
 }
 
-fn json_comparison(rng: &mut StdRng) -> (Value, Box<dyn Fn(&Row) -> Option<bool>>) {
+fn json_comparison(rng: &mut StdRng) -> (Value, Truth) {
     let patterns = [
         json!({"WECHAT": {}}),
         json!({"WECHAT": {"unionId": "u1"}}),

@@ -256,10 +256,13 @@ fn ids_json(ids: &[i64]) -> String {
     format!("[{}]", items.join(","))
 }
 
+/// One object to insert: its columns and values, in order.
+type Row = Vec<(String, sea_orm::Value)>;
+
 /// Objects grouped by the set of columns they give, so each group is one
 /// `VALUES` list (SQLite has no `DEFAULT` inside `VALUES`). Order is kept.
-fn group_by_columns(rows: &[Vec<(String, sea_orm::Value)>]) -> Vec<(Vec<String>, Vec<&Vec<(String, sea_orm::Value)>>)> {
-    let mut groups: Vec<(Vec<String>, Vec<&Vec<(String, sea_orm::Value)>>)> = Vec::new();
+fn group_by_columns(rows: &[Row]) -> Vec<(Vec<String>, Vec<&Row>)> {
+    let mut groups: Vec<(Vec<String>, Vec<&Row>)> = Vec::new();
     for row in rows {
         let columns: Vec<String> = row.iter().map(|(c, _)| c.clone()).collect();
         match groups.iter_mut().find(|(cols, _)| *cols == columns) {
