@@ -98,7 +98,7 @@ pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestR
     if request.dry_run {
         match fit_quota(services, &report.run_id, &mut plan.bulk.clone(), false).await {
             Ok(_) => {}
-            Err(NotifyError::Invalid(over_quota)) => report.problems.push(over_quota),
+            Err(NotifyError::OverQuota(over_quota)) => report.problems.push(over_quota),
             Err(e) => return Err(e),
         }
         return Ok(report);
@@ -165,7 +165,7 @@ async fn fit_quota(services: &Services, run_id: &str, bulk: &mut Vec<NewDelivery
         return Ok(0);
     }
     if !send_what_fits {
-        return Err(invalid(format!(
+        return Err(NotifyError::OverQuota(format!(
             "the digest would send {needed} template messages but only {} are left today (daily limit {}, used {}):              send it to fewer accounts, wait for the quota to reset at midnight, or pass send_what_fits: true to send {} now              and the rest with the same run_id later",
             quota.remain.max(0),
             quota.daily_limit,

@@ -16,6 +16,9 @@ pub enum NotifyError {
     /// Code `not-found`.
     #[error("{0}")]
     NotFound(String),
+    /// Sending it would exceed what WeChat allows today. Code `wechat-quota`.
+    #[error("{0}")]
+    OverQuota(String),
     /// The database failed: logged, answered generically. Code `unexpected`.
     #[error("the database failed while sending; the server log has the details")]
     Database(#[from] DbErr),
@@ -26,6 +29,7 @@ impl CodedError for NotifyError {
         match self {
             NotifyError::Invalid(_) => "validation-failed",
             NotifyError::NotFound(_) => "not-found",
+            NotifyError::OverQuota(_) => "wechat-quota",
             NotifyError::Database(_) => "unexpected",
         }
     }

@@ -311,7 +311,8 @@ async fn a_digest_over_the_days_quota_is_refused_with_the_numbers_unless_told_to
         let dry = app.data(DIGEST, json!({ "d": true })).await["notifyDigest"].clone();
         assert!(dry["problems"][0].as_str().unwrap().contains("would send 3 template messages but only 2 are left"), "{backend:?}: {dry}");
         let refused = app.graphql(DIGEST, json!({ "r": "quota-1" })).await;
-        let text = refusal(&refused);
+        assert_eq!(refused["errors"][0]["extensions"]["code"], "wechat-quota", "{refused}");
+        let text = refused["errors"][0]["message"].as_str().unwrap().to_string();
         assert!(text.contains("would send 3 template messages but only 2 are left today (daily limit 2, used 0)"), "{backend:?}: {text}");
         assert!(text.contains("send_what_fits"), "{text}");
         assert_eq!(app.count("delivery").await, 0, "nothing queued");
