@@ -210,6 +210,25 @@ with_simulator! {
         assert_eq!((app.count("notice").await, app.count("delivery").await), (1, 1));
     }
 
+    async fn a_throttled_notice_costs_one_sql_statement(app, sim) {
+        realtime_templates(&app).await;
+        let ids = accounts(&app, &sim, json!([{"nickname": "Alice", "oaopenid": "oaAlice"}])).await;
+        unread(&app, ids[0], "聊天", 1).await;
+        let token = app.token(Role::User, Some("999"));
+        assert_eq!(app.graphql_with(Some(&token), NOTIFY, json!({ "a": ids[0] })).await["data"]["notifyAccount"]["status"], "SENT");
+        // The sweeper, heartbeat and scheduler share the pool: count the
+        // statements that touch what a notice reads or writes.
+        app.state.sql_statements.record();
+        let answer = app.graphql_with(Some(&token), NOTIFY, json!({ "a": ids[0] })).await;
+        let statements = app.state.sql_statements.take_recorded();
+        assert_eq!(answer["data"]["notifyAccount"]["status"], "THROTTLED", "{answer}");
+        let tables = ["FROM account", "notice", "point_count", "message_template", "push_code", "wechat_template"];
+        let touches = |sql: &str| tables.iter().any(|t| sql.contains(t));
+        let ours: Vec<String> = statements.iter().map(|s| s.sql.clone()).filter(|sql| touches(sql)).collect();
+        assert_eq!(ours.len(), 1, "{ours:#?}");
+        assert!(ours[0].contains("FROM account AS a LEFT JOIN notice"), "{ours:#?}");
+    }
+
     async fn two_server_processes_send_one_notice_between_them(app, sim) {
         realtime_templates(&app).await;
         let ids = accounts(&app, &sim, json!([{"nickname": "Alice", "oaopenid": "oaAlice"}])).await;

@@ -130,12 +130,7 @@ fn or3(values: &[Option<bool>]) -> Option<bool> {
     }
 }
 
-fn string_comparison(
-    rng: &mut StdRng,
-    column: &'static str,
-    get: fn(&Row) -> Option<String>,
-    pool: &[Option<&str>],
-) -> (Value, Truth) {
+fn string_comparison(rng: &mut StdRng, column: &'static str, get: fn(&Row) -> Option<String>, pool: &[Option<&str>]) -> (Value, Truth) {
     let values: Vec<String> = pool.iter().flatten().map(|s| s.to_string()).collect();
     let pick = |rng: &mut StdRng| values[rng.random_range(0..values.len())].clone();
     let op = ["_eq", "_neq", "_gt", "_lte", "_in", "_nin", "_is_null", "_like", "_nlike", "_ilike"][rng.random_range(0..10)];
