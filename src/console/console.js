@@ -686,7 +686,7 @@ function renderType(type, body, status) {
 /* ---------- dashboard ---------- */
 
 const REFRESH_MS = 5000;
-const STATUS_COLORS = { SENT: "#07c160", FAILED: "#d92d20", SKIPPED: "#98a2b3", PENDING: "#f79009", SENDING: "#2e90fa" };
+const STATUS_COLORS = { SENT: "#07c160", IN_REVIEW: "#7a5af8", FAILED: "#d92d20", SKIPPED: "#98a2b3", PENDING: "#f79009", SENDING: "#2e90fa" };
 let lastStats = null;
 let lastDeliveries = [];
 let refreshing = false;
