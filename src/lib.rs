@@ -23,7 +23,7 @@
 //!   [`delivery`] the channel and status names every part shares.
 //! - [`templates`]: the account's template library, the checks of saved
 //!   templates and of each recipient's values against it;
-//!   [`templates::rules`] WeChat's rules for keyword values by type.
+//!   [`wechat::rules`] WeChat's rules for keyword values by type.
 //! - [`ratelimit`]: limits per client address (logins).
 //! - [`error`]: the one mapping from every capability's errors to GraphQL.
 //! - [`metrics`], [`telemetry`], [`doctor`]: operating it.

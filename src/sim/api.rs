@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::state::{IssuedToken, SentMessage, SimState, Ticket, error};
 use super::{SimBlocked, SimFollower, SimSubscriptionTemplate, SimTemplate};
-use crate::templates::rules::{self, KeywordType};
+use crate::wechat::rules::{self, KeywordType};
 
 type Query = BTreeMap<String, String>;
 

@@ -117,7 +117,7 @@ impl SimSubscriptionTemplate {
 /// `template/send` treats it: a legacy template (`{{keyword1.DATA}}`,
 /// `{{first.DATA}}`) has its values cut the way WeChat cuts them; a
 /// category template (`{{thing1.DATA}}`) refuses values that break their
-/// type's rule with 47003 (see [`crate::templates::rules`]).
+/// type's rule with 47003 (see [`crate::wechat::rules`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SimTemplate {
     pub template_id: String,
@@ -143,7 +143,7 @@ impl SimTemplate {
 
     /// True for a legacy template (some placeholder has no keyword type).
     pub fn is_legacy(&self) -> bool {
-        crate::templates::rules::is_legacy(&self.content)
+        crate::wechat::rules::is_legacy(&self.content)
     }
 }
 

@@ -17,15 +17,16 @@
 //! A template the library does not know (never synced) is sent as before,
 //! with values cut by their key's prefix.
 //!
-//! [`rules`] holds WeChat's value rules per keyword type as pure
-//! functions; the client calls for the template lists, quotas and
+//! [`rules`] (`crate::wechat::rules`, since they are WeChat's facts and the
+//! client cuts by them too) holds WeChat's value rules per keyword type as
+//! pure functions; the client calls for the template lists, quotas and
 //! moderation are in [`crate::wechat::templates`]; `docs/wechat.md`
 //! ("Template rules and the template library") says where each rule comes
 //! from.
 
 pub mod cli;
 mod graphql;
-pub mod rules;
+pub use crate::wechat::rules;
 
 pub use graphql::operations;
 

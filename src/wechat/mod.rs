@@ -16,6 +16,7 @@ pub mod followers;
 pub mod login;
 pub mod qrcode;
 mod retry;
+pub mod rules;
 pub mod send;
 pub mod templates;
 pub mod token;

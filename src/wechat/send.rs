@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::transport::Call;
 use super::{App, WechatClient, WechatError};
-use crate::templates::rules::{self, KeywordType};
+use crate::wechat::rules::{self, KeywordType};
 
 /// One keyword of a template message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //!
 //! - `GET /cgi-bin/template/get_all_private_template`: the templates the
 //!   account has added, legacy (`{{keyword1.DATA}}`) and category
-//!   (`{{thing1.DATA}}`) alike; [`crate::templates::rules`] reads them.
+//!   (`{{thing1.DATA}}`) alike; [`crate::wechat::rules`] reads them.
 //! - `POST /cgi-bin/openapi/quota/get`: one API's daily limit and use.
 //! - `POST /wxa/sec/queryblocktmplmsg`: template messages WeChat's review
 //!   intercepted (a send answered 40252 went to review first).
