@@ -151,7 +151,8 @@ const BARE_GROUP_BY: &str = "SELECT account_account, type, count(*) FROM point_c
 async fn explain_candidates(state: &wxnotify::AppState) {
     state.sql_statements.record();
     digest::candidates_of(&state.services, None, digest::DEFAULT_TEMPLATE).await.expect("the candidate query");
-    for statement in state.sql_statements.take_recorded() {
+    // The scheduler's own polls share the pool; only the candidate query reads point_count.
+    for statement in state.sql_statements.take_recorded().into_iter().filter(|s| s.sql.contains("point_count")) {
         let mut explained = statement.clone();
         explained.sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", statement.sql);
         let Ok(rows) = state.db.query_all_raw(explained).await else { continue };
