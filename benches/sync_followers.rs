@@ -174,7 +174,11 @@ fn stages(name: &str, records: &[CallRecord], started_at: chrono::DateTime<chron
     };
     let show = |label: &str, path: &str| match span(path) {
         Some((n, first, last)) => {
-            println!("{name:<9}   {label:<10} {n:>5} calls, answers from {} to {} after the start", support::secs(first), support::secs(last))
+            println!(
+                "{name:<9}   {label:<10} {n:>5} calls, answers from {} to {} after the start",
+                support::secs(first),
+                support::secs(last)
+            )
         }
         None => println!("{name:<9}   {label:<10} none"),
     };

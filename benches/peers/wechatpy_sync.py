@@ -41,7 +41,10 @@ def ensure_installed():
             missing.append(requirement)
     if missing:
         print(f"installing {' '.join(missing)}", file=sys.stderr)
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", *missing])
+        command = [sys.executable, "-m", "pip", "install", "--quiet", *missing]
+        if subprocess.call(command) != 0:
+            # A distribution's Python refuses pip installs unless told otherwise.
+            subprocess.check_call([*command, "--break-system-packages"])
         importlib.invalidate_caches()
 
 

@@ -51,9 +51,5 @@ pub fn times_baseline(measured: Duration, baseline: Duration, name: &str) -> Str
 
 /// How much faster than a baseline: `N.N× faster than the <name> (B.BB s)`.
 pub fn faster_than(measured: Duration, baseline: Duration, name: &str) -> String {
-    format!(
-        "{:.1}× faster than the {name} ({})",
-        baseline.as_secs_f64() / measured.as_secs_f64().max(f64::MIN_POSITIVE),
-        secs(baseline)
-    )
+    format!("{:.1}× faster than the {name} ({})", baseline.as_secs_f64() / measured.as_secs_f64().max(f64::MIN_POSITIVE), secs(baseline))
 }
