@@ -1,13 +1,17 @@
 //! The seed's `notice` query over HTTP against the same question asked in
 //! hand-written SQL, on SQLite and PostgreSQL, at 1,000 and 10,000 accounts
 //! with 10 unread rows each (two types). Prints medians, their ratio and the
-//! SQL statements one GraphQL request runs.
+//! SQL statements one GraphQL request runs. On PostgreSQL at 10,000
+//! accounts it also prints `EXPLAIN (ANALYZE, BUFFERS)` of the statement the
+//! server compiled and of the hand-written one (see docs/performance.md).
 //!
 //! Run: `cargo bench --bench notice_query` (PostgreSQL from
 //! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 
 #[path = "../tests/integration/common/mod.rs"]
 mod common;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +36,7 @@ const ROUNDS: usize = 25;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    support::print_load_average();
     println!("seed `notice` query: GraphQL over HTTP vs hand-written SQL ({ROUNDS} rounds, medians)");
     println!(
         "{:<9} {:>9} {:>7} {:>13} {:>10} {:>7} {:>19}",
@@ -92,6 +97,9 @@ async fn run(test_db: &TestDb, accounts: i64) {
         }
     }
     let (g, s) = (median(&mut graphql), median(&mut sql));
+    if test_db.backend == DatabaseKind::Postgres && accounts == 10_000 {
+        explain(&state, &client, &address, &token, &body, &direct).await;
+    }
     println!(
         "{:<9} {:>9} {:>7} {:>13.2} {:>10.2} {:>7.2} {:>19}",
         format!("{:?}", test_db.backend).to_lowercase(),
@@ -105,6 +113,35 @@ async fn run(test_db: &TestDb, accounts: i64) {
     direct.close().await.ok();
     let _ = stop.send(());
     server.await.ok();
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of the statements one request compiled and
+/// of the hand-written SQL.
+async fn explain(
+    state: &wxnotify::AppState,
+    client: &reqwest::Client,
+    address: &str,
+    token: &str,
+    body: &serde_json::Value,
+    direct: &DatabaseConnection,
+) {
+    state.sql_statements.record();
+    client.post(format!("{address}/api/graphql")).bearer_auth(token).json(body).send().await.unwrap().bytes().await.unwrap();
+    let statements = state.sql_statements.take_recorded();
+    let show = |title: String, rows: Vec<sea_orm::QueryResult>| {
+        println!("--- {title}");
+        for row in rows {
+            println!("    {}", row.try_get::<String>("", "QUERY PLAN").unwrap_or_default());
+        }
+    };
+    for statement in statements.into_iter().filter(|s| s.sql.contains("\"account\"")) {
+        let mut explained = statement.clone();
+        explained.sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", statement.sql);
+        let rows = state.db.query_all_raw(explained).await.unwrap_or_else(|e| panic!("{e}: {}", statement.sql));
+        show(format!("the statement the server compiled:\n{}", statement.sql), rows);
+    }
+    let rows = Sql::new(format!("EXPLAIN (ANALYZE, BUFFERS) {HAND_WRITTEN}")).all(direct).await.unwrap();
+    show("the hand-written SQL".into(), rows);
 }
 
 /// `accounts` accounts (4 in 5 following, statuses 经纪人/新人/游客), each with

@@ -9,11 +9,20 @@
 //!   accounts by 64 concurrent clients: calls per second, and the messages
 //!   sent, which must be exactly 100 (one per account per window).
 //!
+//! Next to each figure, a bound or a baseline timed in the same run: the
+//! candidate query against a bare `GROUP BY` over the same unread rows (and,
+//! on PostgreSQL, its `EXPLAIN (ANALYZE, BUFFERS)`); the sends against
+//! `concurrency / latency`; the burst against the same 64 clients posting a
+//! trivial GraphQL query (`{ __typename }`) to the same server. See
+//! docs/performance.md.
+//!
 //! Run: `cargo bench --bench notify` (PostgreSQL from
 //! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 
 #[path = "../tests/integration/common/mod.rs"]
 mod common;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +46,7 @@ const CLIENTS: usize = 64;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    support::print_load_average();
     println!(
         "notify: {ACCOUNTS} following accounts, {} unread rows; simulator latency {} ms",
         ACCOUNTS * ROWS_PER_ACCOUNT,
@@ -81,7 +91,23 @@ async fn run(test_db: &TestDb) {
         found = digest::candidates_of(&services, None, digest::DEFAULT_TEMPLATE).await.expect("the candidate query").len();
         samples.push(started.elapsed());
     }
-    println!("[{name}] candidate query: {found} candidates, median {:.0} ms", ms(median(&mut samples)));
+    let candidates = median(&mut samples);
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        Sql::new(BARE_GROUP_BY).all(&services.db).await.expect("the bare GROUP BY");
+        samples.push(started.elapsed());
+    }
+    let bare = median(&mut samples);
+    println!(
+        "[{name}] candidate query: {found} candidates, median {:.0} ms ({:.0} % of the goal 1000 ms; {})",
+        ms(candidates),
+        ms(candidates) / 10.0,
+        support::times_baseline(candidates, bare, &format!("bare GROUP BY of the unread rows, {:.0} ms", ms(bare)))
+    );
+    if test_db.backend == DatabaseKind::Postgres {
+        explain_candidates(&state).await;
+    }
 
     println!(
         "[{name}] {:>11} {:>7} {:>10} {:>9} {:>13} {:>10}",
@@ -115,6 +141,48 @@ async fn run(test_db: &TestDb) {
     burst(&name, &address, &sim).await;
     let _ = stop.send(());
     server.await.ok();
+}
+
+/// The least a candidate query reads: every unread row, counted per
+/// account and type.
+const BARE_GROUP_BY: &str = "SELECT account_account, type, count(*) FROM point_count GROUP BY account_account, type";
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of the statements the candidate query runs.
+async fn explain_candidates(state: &wxnotify::AppState) {
+    state.sql_statements.record();
+    digest::candidates_of(&state.services, None, digest::DEFAULT_TEMPLATE).await.expect("the candidate query");
+    // The scheduler's own polls share the pool; only the candidate query reads point_count.
+    for statement in state.sql_statements.take_recorded().into_iter().filter(|s| s.sql.contains("point_count")) {
+        let mut explained = statement.clone();
+        explained.sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", statement.sql);
+        let Ok(rows) = state.db.query_all_raw(explained).await else { continue };
+        println!("--- candidate query statement:\n{}", statement.sql);
+        for row in rows {
+            println!("    {}", row.try_get::<String>("", "QUERY PLAN").unwrap_or_default());
+        }
+    }
+}
+
+/// `CALLS` trivial requests from `CLIENTS` clients: the HTTP and GraphQL
+/// floor the burst is measured against.
+async fn trivial_rate(url: &str, token: &str) -> f64 {
+    let next = Arc::new(AtomicUsize::new(0));
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let workers = (0..CLIENTS).map(|_| {
+        let (next, client, url, token) = (next.clone(), client.clone(), url.to_string(), token.to_string());
+        tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < BURST_CALLS {
+                let body = json!({ "query": "{ __typename }" });
+                let answer: Value = client.post(&url).bearer_auth(&token).json(&body).send().await.unwrap().json().await.unwrap();
+                assert!(answer.get("errors").is_none(), "{answer}");
+            }
+        })
+    });
+    for worker in futures::future::join_all(workers).await {
+        worker.unwrap();
+    }
+    BURST_CALLS as f64 / started.elapsed().as_secs_f64()
 }
 
 /// 10,000 calls over 100 accounts from 64 clients.
@@ -160,6 +228,13 @@ async fn burst(name: &str, address: &str, sim: &SimHandle) {
         count("SENT"),
         count("THROTTLED"),
         statuses.len() - count("SENT") - count("THROTTLED"),
+    );
+    let rate = statuses.len() as f64 / elapsed.as_secs_f64();
+    let floor = trivial_rate(&url, &token).await;
+    println!(
+        "[{name}] real-time burst: {rate:.0} calls/s = {:.0} % of the goal 5000 calls/s; {:.0} % of a trivial query's {floor:.0} calls/s from the same clients",
+        100.0 * rate / 5000.0,
+        100.0 * rate / floor
     );
     assert_eq!(sent, BURST_ACCOUNTS as usize, "exactly one message per account per window");
 }

@@ -12,6 +12,8 @@
 
 #[path = "../tests/integration/common/mod.rs"]
 mod common;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -217,8 +219,7 @@ async fn follower_loops(backend: DatabaseKind) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_else(|_| "unknown".into());
-    println!("load average before starting: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    support::print_load_average();
     println!("seed documents over HTTP, medians of {ROUNDS} calls; ratio = 100,000 accounts / 1,000 accounts (goal ≤ {GOAL}×)");
     println!("{:<9} {:<14} {:>14} {:>16} {:>7} {:>5}", "database", "document", "1,000 (ms)", "100,000 (ms)", "ratio", "goal");
     for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {

@@ -7,12 +7,25 @@
 //! algorithm (one `user/info` call and one UPDATE per follower, in
 //! sequence) timed on a 2,000-follower sample and extrapolated to 100,000.
 //!
+//! Every time is printed next to the network bound, (pages +
+//! ceil(batchgets / concurrency)) × latency, and the first sync is split
+//! into stages: the listing pages, the batchgets, and the apply step (from
+//! the sync's own progress report to its end). On PostgreSQL the wechatpy
+//! peer (`benches/peers/wechatpy_sync.py`, sequential and with a 16-thread
+//! pool) then syncs the same followers from the same simulator into the
+//! same database, and wxnotify's ratio to each is printed
+//! (`WXNOTIFY_BENCH_PEERS=0` skips it; `PYTHON` picks the interpreter). See
+//! docs/performance.md.
+//!
 //! Run: `cargo bench --bench sync_followers` (PostgreSQL from
 //! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 
 #[path = "../tests/integration/common/mod.rs"]
 mod common;
+#[path = "support/mod.rs"]
+mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::TestDb;
@@ -20,7 +33,8 @@ use sea_orm::{DatabaseConnection, Value};
 use serde_json::json;
 use wxnotify::db::DatabaseKind;
 use wxnotify::db::sql::Sql;
-use wxnotify::sim::{SimConfig, SimFollower, SimHandle, Simulator};
+use wxnotify::linking::sync::{SyncPhase, SyncProgress};
+use wxnotify::sim::{CallRecord, SimConfig, SimFollower, SimHandle, Simulator};
 
 const FOLLOWERS: usize = 100_000;
 const LATENCY: Duration = Duration::from_millis(20);
@@ -28,16 +42,25 @@ const SAMPLE: usize = 2_000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    support::print_load_average();
     let page = SimConfig::default().page_size;
     // The listing ends on an empty page when the last one is full.
     let pages = FOLLOWERS / page + 1;
     let minimum = pages + FOLLOWERS.div_ceil(100) + 1;
+    let bound = network_bound(pages);
     println!(
         "syncFollowers: {FOLLOWERS} followers, {} ms WeChat latency, 50000 matching accounts, WXNOTIFY_WECHAT_CONCURRENCY={}",
         LATENCY.as_millis(),
         concurrency()
     );
     println!("minimum WeChat calls: {pages} pages + {} batchgets + 1 token = {minimum}", FOLLOWERS.div_ceil(100));
+    println!(
+        "network bound: ({pages} pages + ceil({} batchgets / {}) ) × {} ms = {}",
+        FOLLOWERS.div_ceil(100),
+        concurrency(),
+        LATENCY.as_millis(),
+        support::secs(bound)
+    );
     println!(
         "{:<9} {:>14} {:>15} {:>10} {:>9} {:>8} {:>9} {:>22} {:>14}",
         "database",
@@ -55,11 +78,18 @@ async fn main() {
             println!("{backend:?}: PostgreSQL unreachable, skipped");
             continue;
         };
-        run(backend, &db, minimum).await;
+        run(backend, &db, minimum, bound).await;
     }
 }
 
-async fn run(backend: DatabaseKind, test_db: &TestDb, minimum: usize) {
+/// (pages + ceil(batchgets / concurrency)) × latency: the listing pages
+/// follow one another, the batchgets go `concurrency` at a time.
+fn network_bound(pages: usize) -> Duration {
+    let concurrency: usize = concurrency().parse().expect("WXNOTIFY_WECHAT_CONCURRENCY is a number");
+    LATENCY * (pages + FOLLOWERS.div_ceil(100).div_ceil(concurrency)) as u32
+}
+
+async fn run(backend: DatabaseKind, test_db: &TestDb, minimum: usize, bound: Duration) {
     let config = SimConfig { followers: (0..FOLLOWERS).map(SimFollower::generated).collect(), latency: LATENCY, ..SimConfig::default() };
     let sim = Simulator::start(config).await.expect("the simulator starts");
     let mut settings = common::sim_settings(&sim);
@@ -69,10 +99,21 @@ async fn run(backend: DatabaseKind, test_db: &TestDb, minimum: usize) {
     seed_accounts(&state.db).await;
 
     let calls_before = sim.calls().len();
+    // When the sync reports that it has left the listing for the apply step.
+    let applying: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let seen = applying.clone();
+    let progress: wxnotify::linking::sync::ProgressFn = Arc::new(move |p: &SyncProgress| {
+        if p.phase == SyncPhase::Applying {
+            seen.lock().unwrap().get_or_insert_with(Instant::now);
+        }
+    });
+    let started_at = chrono::Utc::now();
     let started = Instant::now();
-    let report = wxnotify::linking::sync::sync_followers(&state.services, None).await.expect("the sync succeeds");
+    let report = wxnotify::linking::sync::sync_followers(&state.services, Some(progress)).await.expect("the sync succeeds");
     let first = started.elapsed();
-    let calls = sim.calls().len() - calls_before;
+    let records = sim.calls();
+    let calls = records.len() - calls_before;
+    let applying = applying.lock().unwrap().map(|at| at - started);
     assert_eq!(report.api_calls as usize, calls, "the report counts what WeChat saw");
     assert_eq!(report.matched, 50_000, "{report:?}");
 
@@ -82,6 +123,7 @@ async fn run(backend: DatabaseKind, test_db: &TestDb, minimum: usize) {
 
     let seed = seed_algorithm(&state.db, &sim, &state.services.wechat).await;
     let extrapolated = seed.as_secs_f64() * FOLLOWERS as f64 / SAMPLE as f64;
+    let name = format!("{backend:?}");
     println!(
         "{:<9} {:>14.2} {:>15.2} {:>10} {:>8.2}% {:>8} {:>9} {:>22.1} {:>14.0}",
         format!("{backend:?}"),
@@ -94,6 +136,92 @@ async fn run(backend: DatabaseKind, test_db: &TestDb, minimum: usize) {
         seed.as_secs_f64(),
         extrapolated
     );
+    println!("{name:<9} first sync:  {}", support::of_bound(first, bound));
+    println!("{name:<9} repeat sync: {}", support::of_bound(repeat, bound));
+    println!(
+        "{name:<9} first sync vs the seed's algorithm: {}",
+        support::faster_than(first, Duration::from_secs_f64(extrapolated), "seed's one-call-per-follower loop (extrapolated)")
+    );
+    stages(&name, &records[calls_before..], started_at, applying, first);
+    if backend == DatabaseKind::Postgres && std::env::var("WXNOTIFY_BENCH_PEERS").as_deref() != Ok("0") {
+        for threads in [1, 16] {
+            unlink_accounts(&state.db).await;
+            match peer(&sim, test_db, threads).await {
+                Some((peer_time, line)) => {
+                    println!("{name:<9} peer: {line}");
+                    println!(
+                        "{name:<9} wxnotify first sync {} vs wechatpy {}: {}",
+                        support::secs(first),
+                        if threads == 1 { "sequential".to_string() } else { format!("{threads}-thread pool") },
+                        support::faster_than(first, peer_time, "peer")
+                    );
+                }
+                None => println!("{name:<9} peer with {threads} thread(s) did not finish; see its output above"),
+            }
+        }
+    }
+}
+
+/// Where the first sync's time went: the listing pages and the batchgets
+/// (from the simulator's call records, which are taken when each answer
+/// leaves) and the apply step (from the sync's progress report to its end).
+fn stages(name: &str, records: &[CallRecord], started_at: chrono::DateTime<chrono::Utc>, applying: Option<Duration>, total: Duration) {
+    let span = |path: &str| {
+        let times: Vec<_> = records.iter().filter(|c| c.path == path).map(|c| c.at).collect();
+        let (first, last) = (times.iter().min().copied()?, times.iter().max().copied()?);
+        let offset = |at: chrono::DateTime<chrono::Utc>| (at - started_at).to_std().unwrap_or_default();
+        Some((times.len(), offset(first), offset(last)))
+    };
+    let show = |label: &str, path: &str| match span(path) {
+        Some((n, first, last)) => {
+            println!(
+                "{name:<9}   {label:<10} {n:>5} calls, answers from {} to {} after the start",
+                support::secs(first),
+                support::secs(last)
+            )
+        }
+        None => println!("{name:<9}   {label:<10} none"),
+    };
+    println!("{name:<9} first sync by stage (total {}):", support::secs(total));
+    show("pages", "/cgi-bin/user/get");
+    show("batchgets", "/cgi-bin/user/info/batchget");
+    if let Some(applying) = applying {
+        println!(
+            "{name:<9}   listing and staging until {}, then the apply step {} ({:.0} % of the sync)",
+            support::secs(applying),
+            support::secs(total.saturating_sub(applying)),
+            100.0 * total.saturating_sub(applying).as_secs_f64() / total.as_secs_f64()
+        );
+    }
+}
+
+/// Unlinks every account again, so a peer starts where wxnotify started.
+async fn unlink_accounts(db: &DatabaseConnection) {
+    Sql::new("UPDATE account SET oaopenid = NULL").execute(db).await.expect("unlinking the accounts");
+}
+
+/// Runs the wechatpy peer against `sim` and the bench's database; its time
+/// (its own `seconds=` line) and its summary line.
+async fn peer(sim: &SimHandle, test_db: &TestDb, threads: usize) -> Option<(Duration, String)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/wechatpy_sync.py");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let output = tokio::process::Command::new(&python)
+        .arg(script)
+        .args(["--api-base", &sim.base_url(), "--database-url", &test_db.url])
+        .args(["--followers", &FOLLOWERS.to_string(), "--threads", &threads.to_string()])
+        .args(["--appid", &sim.oa_appid(), "--secret", "sim-oa-secret"])
+        .output()
+        .await
+        .map_err(|e| println!("cannot run {python} {script}: {e}"))
+        .ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        println!("{python} {script} failed ({}):\n{stdout}{}", output.status, String::from_utf8_lossy(&output.stderr));
+        return None;
+    }
+    let seconds: f64 = stdout.lines().find_map(|l| l.strip_prefix("seconds="))?.trim().parse().ok()?;
+    let line = stdout.lines().find(|l| l.starts_with("wechatpy")).unwrap_or_default().to_string();
+    Some((Duration::from_secs_f64(seconds), line))
 }
 
 /// 50,000 accounts for the even (unionid-carrying) followers: every other

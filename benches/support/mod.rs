@@ -1,0 +1,55 @@
+//! What every bench prints besides its times: the machine's load average
+//! before it starts, and each figure's ratio to a bound or to a baseline
+//! measured in the same run, so that figures taken while other work shares
+//! the machine can still be compared (see docs/performance.md).
+//!
+//! Benches include it with `#[path = "support/mod.rs"] mod support;`.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+/// `1m 5m 15m` from `/proc/loadavg`, or `unknown` where there is none.
+pub fn load_average() -> String {
+    match std::fs::read_to_string("/proc/loadavg") {
+        Ok(text) => text.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        Err(_) => "unknown".into(),
+    }
+}
+
+/// Logical cores the bench may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Prints `load average: 1m 5m 15m (N cores)`; call it first thing.
+pub fn print_load_average() {
+    println!("load average: {} ({} cores)", load_average(), cores());
+}
+
+/// Seconds with two decimals.
+pub fn secs(duration: Duration) -> String {
+    format!("{:.2} s", duration.as_secs_f64())
+}
+
+/// A time against the least it can take: `X.XX s (Y % of the bound Z.ZZ s)`,
+/// where Y = bound / measured (100 % is as fast as it can be).
+pub fn of_bound(measured: Duration, bound: Duration) -> String {
+    format!("{} ({:.0} % of the bound {})", secs(measured), percent_of_bound(measured, bound), secs(bound))
+}
+
+/// bound / measured, in per cent.
+pub fn percent_of_bound(measured: Duration, bound: Duration) -> f64 {
+    100.0 * bound.as_secs_f64() / measured.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// A time against a baseline timed in the same run: `N.NN× the <name>`,
+/// where N = measured / baseline (below 1 is faster than the baseline).
+pub fn times_baseline(measured: Duration, baseline: Duration, name: &str) -> String {
+    format!("{:.2}× the {name}", measured.as_secs_f64() / baseline.as_secs_f64().max(f64::MIN_POSITIVE))
+}
+
+/// How much faster than a baseline: `N.N× faster than the <name> (B.BB s)`.
+pub fn faster_than(measured: Duration, baseline: Duration, name: &str) -> String {
+    format!("{:.1}× faster than the {name} ({})", baseline.as_secs_f64() / measured.as_secs_f64().max(f64::MIN_POSITIVE), secs(baseline))
+}
