@@ -3,7 +3,10 @@
 //! A row's life: PENDING (written with a unique `dedupe_key`, so the same
 //! message can never be queued twice) → SENDING (claimed by one sender in one
 //! atomic UPDATE; PostgreSQL claimers skip each other's rows) → SENT (msgid,
-//! sent_at), FAILED (errcode, errmsg) or SKIPPED (the reason in errmsg).
+//! sent_at), IN_REVIEW (40252: WeChat's report, or its list of intercepted
+//! messages, settles it; never sent again), FAILED (errcode, errmsg) or
+//! SKIPPED (the reason in errmsg). A message WeChat would refuse (checked
+//! against the synced template) is written FAILED at once and never sent.
 //! Outcomes are recorded per chunk in one statement, and the errcode
 //! reactions of `docs/wechat.md` applied in bulk: 43004 unlinks the account
 //! and marks the follower unsubscribed, 40003 unlinks, 45009 / 45011 / a
