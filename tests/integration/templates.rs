@@ -332,3 +332,24 @@ async fn a_digest_over_the_days_quota_is_refused_with_the_numbers_unless_told_to
         app.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_sync_templates_job_fills_the_library() {
+    for backend in backends() {
+        let sim = Simulator::start(Default::default()).await.unwrap();
+        sim.add_template(SimTemplate::category("tmpl-job", "定时同步", &["thing1"]));
+        let Some(app) = start(backend, &sim, &[]).await else { continue };
+        app.data(
+            r#"mutation { addScheduledJob(input: {name: "templates", group: "wechat", jobType: SYNC_TEMPLATES,
+            triggerConfigs: [{triggerType: "cron", cron: "0 0 4 * * ?"}]}) { name } }"#,
+            json!({}),
+        )
+        .await;
+        app.data(r#"mutation { triggerScheduledJob(group: "wechat", name: "templates") }"#, json!({})).await;
+        let run = crate::common::finished_job_run(&app).await;
+        assert_eq!(run["status"], "SUCCEEDED", "{backend:?}: {run}");
+        assert_eq!((run["result"]["listed"].as_i64(), run["result"]["added"].as_i64()), (Some(1), Some(1)), "{run}");
+        assert_eq!(app.count("wechat_template").await, 1);
+        app.stop().await;
+    }
+}
