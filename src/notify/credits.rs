@@ -49,6 +49,23 @@ pub enum CreditKind {
 }
 
 impl CreditKind {
+    /// The credit a message on `channel` is paid with (none for a
+    /// follower's template message).
+    pub fn paying(channel: super::outbox::Channel) -> Option<CreditKind> {
+        use super::outbox::Channel;
+        match channel {
+            Channel::OaTemplate => None,
+            Channel::OaSubscribe => Some(CreditKind::OaSubscribe),
+            Channel::MpSubscribe => Some(CreditKind::Subscribe),
+            Channel::MpForm => Some(CreditKind::FormId),
+        }
+    }
+
+    /// Subscriptions are accepted per template; a form id pays for any.
+    pub fn per_template(self) -> bool {
+        self != CreditKind::FormId
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CreditKind::FormId => "FORM_ID",
@@ -270,17 +287,31 @@ pub async fn claim(db: &impl ConnectionTrait, account: i64, kind: CreditKind, te
     let mut drop = Sql::new("DELETE FROM push_code WHERE account_account = ");
     drop.bind(account).push(" AND expire_at <= ").bind(now);
     drop.execute(db).await?;
-    let mut sql = Sql::new("DELETE FROM push_code WHERE id = (SELECT id FROM push_code WHERE account_account = ");
-    sql.bind(account).push(" AND kind = ").bind(kind.as_str());
-    if let Some(template_id) = template_id {
-        sql.push(" AND template_id = ").bind(template_id.to_string());
-    }
-    sql.push(" AND (expire_at IS NULL OR expire_at > ").bind(now).push(") ORDER BY id LIMIT 1");
-    sql.push(skip_locked(db)).push(") RETURNING id, code, openid");
+    let mut sql = Sql::new("DELETE FROM push_code WHERE id = (SELECT id FROM push_code WHERE ");
+    valid(&mut sql, account, kind, template_id);
+    sql.push(" ORDER BY id LIMIT 1").push(skip_locked(db)).push(") RETURNING id, code, openid");
     match sql.one(db).await? {
         Some(row) => Ok(Some(Credit { id: row.try_get("", "id")?, code: row.try_get("", "code")?, openid: row.try_get("", "openid")? })),
         None => Ok(None),
     }
+}
+
+/// Whether `account` holds a valid credit [`claim`] could spend; spends nothing.
+pub async fn holds(db: &impl ConnectionTrait, account: i64, kind: CreditKind, template_id: Option<&str>) -> Result<bool, DbErr> {
+    let mut sql = Sql::new("SELECT id FROM push_code WHERE ");
+    valid(&mut sql, account, kind, template_id);
+    sql.push(" LIMIT 1");
+    Ok(sql.one(db).await?.is_some())
+}
+
+/// The condition on `push_code` of a valid credit of `kind` (for
+/// `template_id`, when given) of `account`.
+fn valid(sql: &mut Sql, account: i64, kind: CreditKind, template_id: Option<&str>) {
+    sql.push("account_account = ").bind(account).push(" AND kind = ").bind(kind.as_str());
+    if let Some(template_id) = template_id {
+        sql.push(" AND template_id = ").bind(template_id.to_string());
+    }
+    sql.push(" AND (expire_at IS NULL OR expire_at > ").bind(Utc::now()).push(")");
 }
 
 /// Deletes every expired credit.

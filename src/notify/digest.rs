@@ -402,28 +402,22 @@ pub async fn candidates_of(services: &Services, filter: Option<&serde_json::Valu
 fn reachable_condition(sql: &mut Sql, ordered: &[MessageTemplate]) {
     let following = "(a.oaopenid IS NOT NULL AND a.oaopenid <> '')";
     let mp_user = "a.mp_openid IS NOT NULL AND a.mp_openid <> ''";
-    let mut credit: Vec<(&str, Option<&str>, bool)> = Vec::new();
-    let mut any_oa = false;
-    for template in ordered {
-        match template.channel {
-            Channel::OaTemplate => any_oa = true,
-            Channel::OaSubscribe => credit.push((CreditKind::OaSubscribe.as_str(), Some(&template.template_id), false)),
-            Channel::MpSubscribe => credit.push((CreditKind::Subscribe.as_str(), Some(&template.template_id), true)),
-            Channel::MpForm => credit.push((CreditKind::FormId.as_str(), None, true)),
-        }
-    }
+    let any_oa = ordered.iter().any(|t| t.channel == Channel::OaTemplate);
+    let credit: Vec<(CreditKind, &MessageTemplate)> =
+        ordered.iter().filter_map(|t| CreditKind::paying(t.channel).map(|kind| (kind, t))).collect();
     sql.push(if any_oa { following } else { "1=0" });
     if credit.is_empty() {
         return;
     }
     sql.push(" OR EXISTS (SELECT 1 FROM push_code AS c WHERE c.account_account = a.id AND (c.expire_at IS NULL OR c.expire_at > ");
     sql.bind(Utc::now()).push(") AND (1=0");
-    for (kind, template_id, needs_mp) in credit {
-        sql.push(" OR (c.kind = ").bind(kind);
-        if let Some(template_id) = template_id {
-            sql.push(" AND c.template_id = ").bind(template_id.to_string());
+    for (kind, template) in credit {
+        sql.push(" OR (c.kind = ").bind(kind.as_str());
+        if kind.per_template() {
+            sql.push(" AND c.template_id = ").bind(template.template_id.clone());
         }
-        if needs_mp {
+        // Mini-program credits pay for a message to the account's mini-program openid.
+        if template.channel != Channel::OaSubscribe {
             sql.push(" AND ").push(mp_user);
         }
         sql.push(")");

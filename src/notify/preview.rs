@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::credits::CreditKind;
+use super::credits::{self, CreditKind};
 use super::digest::{self, Candidate};
 use super::error::NotifyError;
 use super::outbox::Channel;
@@ -94,17 +94,13 @@ pub async fn preview(services: &Services, name: &str, account_id: i64) -> Result
         Some(synced) => synced.filled(&rendered.data),
         None => rendered.data.iter().map(|(k, v)| format!("{k}: {}", v.value)).collect::<Vec<_>>().join("\n"),
     };
-    let oa = account.oaopenid.clone().unwrap_or_default();
-    let mp = account.mp_openid.clone().unwrap_or_default();
+    let touser = match template.channel {
+        Channel::OaTemplate | Channel::OaSubscribe => account.oaopenid.clone(),
+        Channel::MpSubscribe | Channel::MpForm => account.mp_openid.clone(),
+    };
     let mp_appid = services.wechat.appid(crate::wechat::App::Mp);
     let key = format!("preview:{account_id}");
-    let payload = match template.channel {
-        Channel::OaTemplate => serde_json::to_value(rendered.template_message(&oa, mp_appid, &key)),
-        Channel::OaSubscribe => serde_json::to_value(rendered.oa_subscribe_message(&oa, mp_appid)),
-        Channel::MpSubscribe => serde_json::to_value(rendered.subscribe_message(&mp)),
-        Channel::MpForm => serde_json::to_value(rendered.form_message(&mp, "<form id>")),
-    }
-    .unwrap_or(json!(null));
+    let payload = route::delivery(Some(account_id), template.channel, rendered, &touser.unwrap_or_default(), key, mp_appid, "<form id>").payload;
     Ok(Preview {
         channel: template.channel.as_str().to_string(),
         template_id: template.template_id.clone(),
@@ -129,20 +125,8 @@ async fn unread_counts(services: &Services, account: i64) -> Result<BTreeMap<Str
 
 /// The account holds a valid credit this template's channel can spend.
 async fn has_credit(services: &Services, account: i64, template: &MessageTemplate) -> Result<bool, NotifyError> {
-    let mut sql = Sql::new("SELECT 1 AS one FROM push_code WHERE account_account = ");
-    sql.bind(account).push(" AND (expire_at IS NULL OR expire_at > ").bind(Utc::now()).push(")");
-    match template.channel {
-        Channel::OaTemplate => return Ok(true),
-        Channel::OaSubscribe => {
-            sql.push(" AND kind = ").bind(CreditKind::OaSubscribe.as_str()).push(" AND template_id = ").bind(template.template_id.clone());
-        }
-        Channel::MpSubscribe => {
-            sql.push(" AND kind = ").bind(CreditKind::Subscribe.as_str()).push(" AND template_id = ").bind(template.template_id.clone());
-        }
-        Channel::MpForm => {
-            sql.push(" AND kind = ").bind(CreditKind::FormId.as_str());
-        }
-    }
-    sql.push(" LIMIT 1");
-    Ok(sql.one(&services.db).await?.is_some())
+    Ok(match CreditKind::paying(template.channel) {
+        None => true,
+        Some(kind) => credits::holds(&services.db, account, kind, kind.per_template().then_some(template.template_id.as_str())).await?,
+    })
 }

@@ -90,15 +90,11 @@ fn refused_delivery(
     key: String,
     mp_appid: Option<&str>,
 ) -> NewDelivery {
-    let id = Some(account.id);
-    let oa = account.oaopenid.clone().unwrap_or_default();
-    let mp = account.mp_openid.clone().unwrap_or_default();
-    match template.channel {
-        Channel::OaTemplate => NewDelivery::template(id, &message.template_message(&oa, mp_appid, &key), key),
-        Channel::OaSubscribe => NewDelivery::oa_subscribe(id, &message.oa_subscribe_message(&oa, mp_appid), key),
-        Channel::MpSubscribe => NewDelivery::subscribe(id, &message.subscribe_message(&mp), key),
-        Channel::MpForm => NewDelivery::form(id, &message.form_message(&mp, ""), key),
-    }
+    let touser = match template.channel {
+        Channel::OaTemplate | Channel::OaSubscribe => account.oaopenid.clone(),
+        Channel::MpSubscribe | Channel::MpForm => account.mp_openid.clone(),
+    };
+    delivery(Some(account.id), template.channel, message, &touser.unwrap_or_default(), key, mp_appid, "")
 }
 
 /// One route: the follower's template message, or a message paid with a
@@ -112,21 +108,36 @@ async fn pick_one(
     mp_appid: Option<&str>,
 ) -> Result<Option<NewDelivery>, NotifyError> {
     let id = Some(account.id);
-    let mp = || account.mp_openid.clone().unwrap_or_default();
-    Ok(match template.channel {
-        Channel::OaTemplate => {
-            let touser = account.oaopenid.clone().unwrap_or_default();
-            Some(NewDelivery::template(id, &message.template_message(&touser, mp_appid, &key), key))
-        }
-        Channel::OaSubscribe => credits::claim(db, account.id, CreditKind::OaSubscribe, Some(&template.template_id))
-            .await?
-            .and_then(|credit| credit.openid.filter(|o| !o.is_empty()))
-            .map(|touser| NewDelivery::oa_subscribe(id, &message.oa_subscribe_message(&touser, mp_appid), key)),
-        Channel::MpSubscribe => credits::claim(db, account.id, CreditKind::Subscribe, Some(&template.template_id))
-            .await?
-            .map(|_| NewDelivery::subscribe(id, &message.subscribe_message(&mp()), key)),
-        Channel::MpForm => credits::claim(db, account.id, CreditKind::FormId, None)
-            .await?
-            .map(|credit| NewDelivery::form(id, &message.form_message(&mp(), &credit.code.unwrap_or_default()), key)),
-    })
+    let mp = account.mp_openid.clone().unwrap_or_default();
+    let Some(kind) = CreditKind::paying(template.channel) else {
+        let touser = account.oaopenid.clone().unwrap_or_default();
+        return Ok(Some(delivery(id, template.channel, message, &touser, key, mp_appid, "")));
+    };
+    let per_template = kind.per_template().then_some(template.template_id.as_str());
+    let Some(credit) = credits::claim(db, account.id, kind, per_template).await? else { return Ok(None) };
+    // A service-account subscription goes to the openid WeChat named on it.
+    let touser = if kind == CreditKind::OaSubscribe { credit.openid.clone().unwrap_or_default() } else { mp };
+    if touser.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(delivery(id, template.channel, message, &touser, key, mp_appid, &credit.code.unwrap_or_default())))
+}
+
+/// The delivery of `message` on `channel` to `touser`: the request body
+/// that channel's WeChat API takes (`form_id` only for MP_FORM).
+pub fn delivery(
+    account: Option<i64>,
+    channel: Channel,
+    message: render::Rendered,
+    touser: &str,
+    key: String,
+    mp_appid: Option<&str>,
+    form_id: &str,
+) -> NewDelivery {
+    match channel {
+        Channel::OaTemplate => NewDelivery::template(account, &message.template_message(touser, mp_appid, &key), key),
+        Channel::OaSubscribe => NewDelivery::oa_subscribe(account, &message.oa_subscribe_message(touser, mp_appid), key),
+        Channel::MpSubscribe => NewDelivery::subscribe(account, &message.subscribe_message(touser), key),
+        Channel::MpForm => NewDelivery::form(account, &message.form_message(touser, form_id), key),
+    }
 }
