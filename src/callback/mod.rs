@@ -439,17 +439,11 @@ pub async fn apply(services: &Services, app: App, event: &Event) -> Result<(), L
     let openid = event.openid.as_str();
     match (&event.kind, app) {
         (EventKind::Subscribe { scene }, App::Oa) => {
-            // Events carry only the openid; WeChat's word on the unionid (and
-            // on whether they still follow) comes from user/info.
-            let info = services.wechat.user_info(openid).await?;
+            let info = accounts::learn(services, openid).await?;
             if !info.subscribe {
                 return unfollow(services, openid).await;
             }
             let unionid = info.unionid.as_deref();
-            store::upsert_follower(db, openid, unionid, true, Some(info.subscribe_time.unwrap_or_else(Utc::now))).await?;
-            if let Some(unionid) = unionid {
-                store::link_by_unionid(db, services.settings.database_kind, openid, unionid).await?;
-            }
             if let Some(scene) = scene {
                 bind(services, scene, openid, unionid).await?;
             }

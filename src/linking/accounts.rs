@@ -31,13 +31,8 @@ pub async fn by_oa_openid(services: &Services, openid: &str) -> Result<Option<i6
     if let Some(row) = linked.one(db).await? {
         return Ok(Some(row.try_get("", "id")?));
     }
-    let info = services.wechat.user_info(openid).await?;
-    let subscribe_time = if info.subscribe { Some(info.subscribe_time.unwrap_or_else(Utc::now)) } else { None };
-    store::upsert_follower(db, openid, info.unionid.as_deref(), info.subscribe, subscribe_time).await?;
+    let info = learn(services, openid).await?;
     let Some(unionid) = info.unionid.as_deref() else { return Ok(None) };
-    if info.subscribe {
-        store::link_by_unionid(db, services.settings.database_kind, openid, unionid).await?;
-    }
     let mut sql = Sql::new("SELECT id FROM account WHERE unionid = ");
     let unionid_p = sql.param(unionid.to_string());
     sql.push(&format!(
@@ -45,4 +40,18 @@ pub async fn by_oa_openid(services: &Services, openid: &str) -> Result<Option<i6
         map_unionid(services.settings.database_kind, "oauth2_user_info_map")
     ));
     Ok(sql.one(db).await?.map(|r| r.try_get::<i64>("", "id")).transpose()?)
+}
+
+/// What WeChat's `user/info` says of `openid`, recorded: the follower row
+/// (following or not, with the unionid), and for a follower the accounts
+/// of that unionid linked to it. Events carry only the openid; this is how
+/// the unionid (and whether they still follow) is learnt.
+pub async fn learn(services: &Services, openid: &str) -> Result<crate::wechat::UserInfo, LinkError> {
+    let info = services.wechat.user_info(openid).await?;
+    let subscribe_time = if info.subscribe { Some(info.subscribe_time.unwrap_or_else(Utc::now)) } else { None };
+    store::upsert_follower(&services.db, openid, info.unionid.as_deref(), info.subscribe, subscribe_time).await?;
+    if let (true, Some(unionid)) = (info.subscribe, info.unionid.as_deref()) {
+        store::link_by_unionid(&services.db, services.settings.database_kind, openid, unionid).await?;
+    }
+    Ok(info)
 }

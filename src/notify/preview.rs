@@ -100,7 +100,8 @@ pub async fn preview(services: &Services, name: &str, account_id: i64) -> Result
     };
     let mp_appid = services.wechat.appid(crate::wechat::App::Mp);
     let key = format!("preview:{account_id}");
-    let payload = route::delivery(Some(account_id), template.channel, rendered, &touser.unwrap_or_default(), key, mp_appid, "<form id>").payload;
+    let payload =
+        route::delivery(Some(account_id), template.channel, rendered, &touser.unwrap_or_default(), key, mp_appid, "<form id>").payload;
     Ok(Preview {
         channel: template.channel.as_str().to_string(),
         template_id: template.template_id.clone(),
