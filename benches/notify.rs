@@ -18,6 +18,8 @@
 //!
 //! Run: `cargo bench --bench notify` (PostgreSQL from
 //! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//! `WXNOTIFY_BENCH_PARTS=candidates,sends,burst` picks parts (all by
+//! default), e.g. to profile one of them alone.
 
 #[path = "../tests/integration/common/mod.rs"]
 mod common;
@@ -83,6 +85,26 @@ async fn run(test_db: &TestDb) {
     seed(&state.db).await;
     println!("\n[{name}] seeded in {:.1} s", seeded.elapsed().as_secs_f64());
 
+    if part("candidates") {
+        candidate_query(&name, &state, test_db.backend).await;
+    }
+    if part("sends") {
+        sends(&name, &sim, test_db).await;
+    }
+    if part("burst") {
+        burst(&name, &address, &sim).await;
+    }
+    let _ = stop.send(());
+    server.await.ok();
+}
+
+/// Whether `WXNOTIFY_BENCH_PARTS` (a comma-separated list; every part when
+/// unset) names `name`.
+fn part(name: &str) -> bool {
+    std::env::var("WXNOTIFY_BENCH_PARTS").map_or(true, |parts| parts.split(',').any(|p| p.trim() == name))
+}
+
+async fn candidate_query(name: &str, state: &wxnotify::AppState, backend: DatabaseKind) {
     let services = state.services.clone();
     let mut samples = Vec::new();
     let mut found = 0;
@@ -105,17 +127,19 @@ async fn run(test_db: &TestDb) {
         ms(candidates) / 10.0,
         support::times_baseline(candidates, bare, &format!("bare GROUP BY of the unread rows, {:.0} ms", ms(bare)))
     );
-    if test_db.backend == DatabaseKind::Postgres {
-        explain_candidates(&state).await;
+    if backend == DatabaseKind::Postgres {
+        explain_candidates(state).await;
     }
+}
 
+async fn sends(name: &str, sim: &SimHandle, test_db: &TestDb) {
     println!(
         "[{name}] {:>11} {:>7} {:>10} {:>9} {:>13} {:>10}",
         "concurrency", "sends", "elapsed s", "sends/s", "bound sends/s", "of bound"
     );
     let mut first_id = 1;
     for concurrency in [16usize, 64] {
-        let settings = overrides(&sim, &concurrency.to_string());
+        let settings = overrides(sim, &concurrency.to_string());
         let (one, _, stop_one, server_one) = common::start_server(test_db.url.clone(), &common::borrowed(&settings)).await;
         let before = sim.sent_messages().len();
         let filter = json!({"id": {"_gte": first_id, "_lt": first_id + DIGEST_SENDS}});
@@ -137,10 +161,6 @@ async fn run(test_db: &TestDb) {
         let _ = stop_one.send(());
         server_one.await.ok();
     }
-
-    burst(&name, &address, &sim).await;
-    let _ = stop.send(());
-    server.await.ok();
 }
 
 /// The least a candidate query reads: every unread row, counted per

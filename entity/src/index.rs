@@ -46,7 +46,7 @@ impl Key {
 
 /// Every table's declared indexes, by table name.
 pub fn declared() -> Vec<(&'static str, &'static [Index])> {
-    vec![("account", crate::account::INDEXES)]
+    vec![("account", crate::account::INDEXES), ("point_count", crate::point_count::INDEXES)]
 }
 
 /// The JSON paths of `table.column` that SQLite holds expression indexes on.

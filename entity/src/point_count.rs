@@ -8,7 +8,6 @@ pub struct Model {
     pub id: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
-    #[sea_orm(indexed)]
     pub account_account: i64,
     pub r#type: Option<String>,
     pub sender: Option<String>,
@@ -22,6 +21,16 @@ pub const DOCS: &[(&str, &str)] = &[
     ("sender", "Who sent it; shown in a single-message notice."),
     ("content", "The message text; shown in a single-message notice."),
 ];
+
+/// Every reader of this table asks per account and per type: the digest's
+/// counts per type, the `notice` query's filtered aggregates, a notice's
+/// newest row. One B-tree over (account, type) answers them all, grouped
+/// rows arriving in order without a sort, and serves the foreign key's
+/// lookups by its first column, so the table carries no other index.
+pub const INDEXES: &[crate::index::Index] = {
+    use crate::index::{Index, Key};
+    &[Index { name: "point_count_account_account_type_idx", key: Key::Columns(&["account_account", "type"]) }]
+};
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {

@@ -29,6 +29,7 @@ mod m20261201_000001_declared_indexes;
 mod m20261201_000002_delivery_lease;
 mod m20261201_000003_push_code_origin;
 mod m20261201_000004_create_wechat_template;
+mod m20261201_000005_point_count_by_type;
 
 pub struct Migrator;
 
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_delivery_lease::Migration),
             Box::new(m20261201_000003_push_code_origin::Migration),
             Box::new(m20261201_000004_create_wechat_template::Migration),
+            Box::new(m20261201_000005_point_count_by_type::Migration),
         ]
     }
 }

@@ -69,10 +69,19 @@ pub async fn connect_counted(settings: &Settings) -> anyhow::Result<(DatabaseCon
     Ok((db, counter))
 }
 
+/// How long a pooled connection is trusted without a ping since its last use.
+const POOLED_TRUSTED_FOR: Duration = Duration::from_secs(10);
+
 /// Opens a pool for the configured database, creating a SQLite file when it
 /// does not exist yet.
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(normalize_url(&settings.database_url, settings.database_kind));
+    // A connection used in the last few seconds is handed out as it is;
+    // only one idle longer is pinged first. Pinging on every acquire (the
+    // pool's default) doubled the round trips of every statement. A
+    // connection that died in between fails its statement and is dropped;
+    // the outbox's writes retry (see `notify::outbox::persist`).
+    options.test_before_acquire_if_idle_for(POOLED_TRUSTED_FOR);
     options.sqlx_logging(false).acquire_timeout(Duration::from_secs(10)).max_connections(match settings.database_kind {
         // One writer at a time anyway; a few readers in WAL mode.
         DatabaseKind::Sqlite => 8,

@@ -25,6 +25,7 @@ use super::error::{NotifyError, invalid};
 use super::outbox::{self, Channel, NewDelivery, Scope};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
 use super::route;
+use crate::db::DatabaseKind;
 use crate::db::sql::Sql;
 use crate::hasura::Catalog;
 use crate::services::Services;
@@ -366,26 +367,39 @@ pub async fn candidates(
         }
         _ => Sql::new("(1=1)"),
     };
+    // The counts per (account, type) come from one pass over the
+    // (account_account, type) index, joined with the accounts the filter
+    // keeps (a selective filter stays an index lookup); the account columns
+    // are then read once per account, next to its counts as a JSON array of
+    // [type, count] pairs, rather than repeated on a row per type.
+    let (pairs, text_cast) = match services.settings.database_kind {
+        DatabaseKind::Postgres => ("json_agg(json_build_array(t.kind, t.n))", "CAST(g.counts AS TEXT)"),
+        DatabaseKind::Sqlite => ("json_group_array(json_array(t.kind, t.n))", "g.counts"),
+    };
     let text = format!(
-        "SELECT {}, p.type AS kind, count(*) AS n FROM account AS a JOIN point_count AS p ON p.account_account = a.id WHERE {} AND (",
-        render::account_columns("a"),
+        "SELECT {}, {text_cast} AS counts FROM (SELECT t.account_account, {pairs} AS counts FROM (\
+         SELECT p.account_account, p.type AS kind, count(*) AS n FROM account AS a JOIN point_count AS p ON p.account_account = a.id \
+         WHERE {} AND (",
+        render::account_columns("o"),
         condition.text
     );
     let mut sql = Sql::continuing(text, condition.params);
     reachable_condition(&mut sql, ordered);
-    sql.push(") GROUP BY a.id, p.type ORDER BY a.id");
+    sql.push(
+        ") GROUP BY p.account_account, p.type) AS t GROUP BY t.account_account) AS g \
+         JOIN account AS o ON o.id = g.account_account ORDER BY o.id",
+    );
     let rows = sql.all(&services.db).await?;
-    let mut out: Vec<Candidate> = Vec::new();
+    let mut out: Vec<Candidate> = Vec::with_capacity(rows.len());
     for row in &rows {
-        let id: i64 = row.try_get("", "id")?;
-        let kind: Option<String> = row.try_get("", "kind")?;
-        let n: i64 = row.try_get("", "n")?;
-        if out.last().is_none_or(|c| c.account.id != id) {
-            out.push(Candidate { account: AccountRow::from_row(row)?, counts: BTreeMap::new() });
+        let text: String = row.try_get("", "counts")?;
+        let pairs: Vec<(Option<String>, i64)> = serde_json::from_str(&text)
+            .map_err(|e| sea_orm::DbErr::Custom(format!("the candidate query's counts are not [type, count] pairs: {e}")))?;
+        let mut counts = BTreeMap::new();
+        for (kind, n) in pairs {
+            *counts.entry(kind.unwrap_or_else(|| UNTYPED.to_string())).or_default() += n;
         }
-        if let Some(candidate) = out.last_mut() {
-            *candidate.counts.entry(kind.unwrap_or_else(|| UNTYPED.to_string())).or_default() += n;
-        }
+        out.push(Candidate { account: AccountRow::from_row(row)?, counts });
     }
     Ok(out)
 }

@@ -41,7 +41,7 @@ pub struct Preview {
 
 pub async fn preview(services: &Services, name: &str, account_id: i64) -> Result<Preview, NotifyError> {
     let db = &services.db;
-    let (account, _) = realtime::load_account(db, account_id).await?;
+    let account = realtime::load_account(db, account_id).await?;
     let templates = route::templates(db, name).await?;
     let ordered = route::by_order(&templates, &services.settings.channel_order);
     let mut problems = Vec::new();

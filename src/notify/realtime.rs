@@ -103,12 +103,12 @@ pub async fn notify_account(services: &Services, account_id: i64, window_seconds
     }
     let db = &services.db;
     let now = Utc::now();
-    let (account, window_end) = load_account(db, account_id).await?;
-    // A cheap read first: most calls in a burst end here. The claim below
-    // is what decides.
-    if window_end.is_some_and(|end| end > now) {
+    // A cheap read first, one row by a unique key: most calls in a burst
+    // end here. The claim below is what decides.
+    if window_end(db, account_id).await?.is_some_and(|end| end > now) {
         return Ok(NoticeResult::bare(NoticeStatus::Throttled));
     }
+    let account = load_account(db, account_id).await?;
     let Some(unread) = latest_unread(db, account_id).await? else {
         return Ok(NoticeResult::bare(NoticeStatus::NothingToSend));
     };
@@ -155,14 +155,21 @@ pub async fn notify_account(services: &Services, account_id: i64, window_seconds
     })
 }
 
-pub(super) async fn load_account(db: &impl ConnectionTrait, id: i64) -> Result<(AccountRow, Option<DateTime<Utc>>), NotifyError> {
-    let mut sql = Sql::new(format!(
-        "SELECT {}, n.expire_time FROM account AS a LEFT JOIN notice AS n ON n.account_account = a.id WHERE a.id = ",
-        render::account_columns("a")
-    ));
+/// When the account's current window ends (none: never notified).
+async fn window_end(db: &impl ConnectionTrait, account: i64) -> Result<Option<DateTime<Utc>>, NotifyError> {
+    let mut sql = Sql::new("SELECT expire_time FROM notice WHERE account_account = ");
+    sql.bind(account);
+    Ok(match sql.one(db).await? {
+        Some(row) => row.try_get("", "expire_time")?,
+        None => None,
+    })
+}
+
+pub(super) async fn load_account(db: &impl ConnectionTrait, id: i64) -> Result<AccountRow, NotifyError> {
+    let mut sql = Sql::new(format!("SELECT {} FROM account AS a WHERE a.id = ", render::account_columns("a")));
     sql.bind(id);
     let row = sql.one(db).await?.ok_or_else(|| NotifyError::NotFound(format!("account {id} does not exist")))?;
-    Ok((AccountRow::from_row(&row)?, row.try_get("", "expire_time")?))
+    Ok(AccountRow::from_row(&row)?)
 }
 
 /// The unread count and the newest unread row.

@@ -127,7 +127,7 @@ both_databases! {
         // Reading the unread rows themselves is the query's work; accounts
         // are fetched by key from them, and counted through the index.
         assert_eq!(scans(&plans, &["account"]), Vec::<String>::new(), "\n{}", show(&plans));
-        assert!(uses(&plans, "point_count_account_account_idx"), "\n{}", show(&plans));
+        assert!(uses(&plans, "point_count_account_account_type_idx"), "\n{}", show(&plans));
     }
 
     async fn getcache_reads_the_token_cache_alone(app) {
