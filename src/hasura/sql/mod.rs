@@ -34,11 +34,14 @@ pub struct Writer<'a> {
     pub catalog: &'a Catalog,
     pub perms: &'a Permissions,
     aliases: usize,
+    /// The grouped join of the rows whose select list is being written, if
+    /// their aggregates over one array relation read it (`select`).
+    grouped: Option<select::GroupedJoin>,
 }
 
 impl<'a> Writer<'a> {
     pub fn new(kind: DatabaseKind, catalog: &'a Catalog, perms: &'a Permissions) -> Self {
-        Writer { sql: Sql::new(String::with_capacity(1024)), kind, catalog, perms, aliases: 0 }
+        Writer { sql: Sql::new(String::with_capacity(1024)), kind, catalog, perms, aliases: 0, grouped: None }
     }
 
     /// A fresh writer for another statement of the same request.
@@ -112,7 +115,33 @@ impl<'a> Writer<'a> {
     /// A column (or an aggregate of one) as JSON text of its scalar; never
     /// NULL (SQL NULL is `null`), so it can be concatenated.
     pub fn json_value(&mut self, expr: &str, scalar: Scalar) {
-        let text = match (self.kind, scalar) {
+        let text = self.json_template(scalar).replace(EXPR, expr);
+        self.push(&text);
+    }
+
+    /// [`Writer::json_value`] of an expression that `write` writes (so it
+    /// may bind parameters); only for scalars that name it once, which is
+    /// every scalar but `Boolean`.
+    pub fn json_value_written(
+        &mut self,
+        scalar: Scalar,
+        write: impl FnOnce(&mut Self) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let template = self.json_template(scalar);
+        let Some((before, after)) = template.split_once(EXPR).filter(|(_, after)| !after.contains(EXPR)) else {
+            return Err(EngineError::Database(sea_orm::DbErr::Custom(format!("no single-use JSON text for {scalar:?}"))));
+        };
+        let (before, after) = (before.to_string(), after.to_string());
+        self.push(&before);
+        write(self)?;
+        self.push(&after);
+        Ok(())
+    }
+
+    /// The JSON text of a value of `scalar`, with [`EXPR`] where the value goes.
+    fn json_template(&self, scalar: Scalar) -> String {
+        let expr = EXPR;
+        match (self.kind, scalar) {
             (DatabaseKind::Postgres, Scalar::Bigint | Scalar::Int | Scalar::Jsonb) => format!("coalesce(({expr})::text, 'null')"),
             (DatabaseKind::Postgres, Scalar::String | Scalar::Float) => format!("coalesce(to_json({expr})::text, 'null')"),
             (DatabaseKind::Postgres, Scalar::Timestamptz) => {
@@ -124,8 +153,7 @@ impl<'a> Writer<'a> {
             // Stored JSON text is already JSON.
             (DatabaseKind::Sqlite, Scalar::Jsonb) => format!("coalesce({expr}, 'null')"),
             (DatabaseKind::Sqlite, _) => format!("json_quote({expr})"),
-        };
-        self.push(&text);
+        }
     }
 
     /// Opens a JSON-valued subquery embedded in an object (`null` when it
@@ -183,6 +211,10 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 }
+
+/// Where [`Writer::json_template`] puts the value: a character no SQL text
+/// of ours contains.
+const EXPR: &str = "\u{0}";
 
 /// How a related table's rows are tied to the parent row.
 #[derive(Clone, Copy)]
