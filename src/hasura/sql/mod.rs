@@ -54,8 +54,30 @@ impl<'a> Writer<'a> {
         self.sql
     }
 
+    /// Appends `text`; a literal concatenated to a literal the statement
+    /// ends with is merged into it (`'a' || 'b'` is written `'ab'`), so the
+    /// database concatenates once per value rather than once per piece of
+    /// JSON punctuation. No literal of ours contains `'` or `' || '`, and
+    /// `||` is associative, so the result is the same text.
     pub fn push(&mut self, text: &str) {
-        self.sql.push(text);
+        let statement = &mut self.sql.text;
+        // `... 'a' || ` + `'b' ...`
+        if let Some(rest) = text.strip_prefix('\'')
+            && statement.ends_with(LITERAL_THEN)
+        {
+            statement.truncate(statement.len() - LITERAL_THEN.len());
+            statement.push_str(rest);
+            return;
+        }
+        // `... 'a'` + ` || 'b' ...`
+        if let Some(rest) = text.strip_prefix(THEN_LITERAL)
+            && statement.ends_with('\'')
+        {
+            statement.pop();
+            statement.push_str(rest);
+            return;
+        }
+        statement.push_str(text);
     }
 
     /// Binds `value` where the text stands.
@@ -81,13 +103,13 @@ impl<'a> Writer<'a> {
     /// A JSON object key; keys are GraphQL names, never request data.
     pub fn key(&mut self, key: &str) {
         debug_assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{key}");
-        let _ = write!(self.sql, "'\"{key}\":' || ");
+        self.push(&format!("'\"{key}\":' || "));
     }
 
     /// `"key":"TypeName"`; type names are GraphQL names too.
     pub fn typename(&mut self, key: &str, name: &str) {
         self.key(key);
-        let _ = write!(self.sql, "'\"{name}\"'");
+        self.push(&format!("'\"{name}\"'"));
     }
 
     /// A JSON object whose entries `each` writes (`key` then value), as text.
@@ -101,14 +123,17 @@ impl<'a> Writer<'a> {
             self.push("'{}'");
             return Ok(());
         }
-        self.push("('{' || ");
+        // No parentheses: `||` is associative, and they would keep
+        // [`Writer::push`] from merging this object's literals with its
+        // neighbours'.
+        self.push("'{' || ");
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
                 self.push(" || ',' || ");
             }
             each(self, item)?;
         }
-        self.push(" || '}')");
+        self.push(" || '}'");
         Ok(())
     }
 
@@ -211,6 +236,11 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 }
+
+/// A literal's end, concatenated to what follows.
+const LITERAL_THEN: &str = "' || ";
+/// A concatenation of a literal, which starts after this.
+const THEN_LITERAL: &str = " || '";
 
 /// Where [`Writer::json_template`] puts the value: a character no SQL text
 /// of ours contains.

@@ -8,10 +8,13 @@
 //! key per row and per aggregate. Grouped: the rows subquery LEFT JOINs the
 //! child table once and groups by the parent's `id`; each aggregate of that
 //! relation is then `fn(...) FILTER (WHERE <its where>)` over the group, so
-//! every aggregate of the relation comes from one pass over the children,
-//! and a top-level `where` "some child matches" on the same relation becomes
-//! a `HAVING` count instead of another probe. The database still picks how
-//! to join (a hash join when many parents are read, index probes when few).
+//! every aggregate of the relation comes from one pass over the children.
+//! The database still picks how to join: a hash join when many parents are
+//! read, index probes when few. A `where` "some child matches" stays a
+//! semi-join in `WHERE` rather than becoming a `HAVING` over the join: that
+//! lets the database start from the few parents that have children (the
+//! seed's documents have 100 such accounts among 20,000), where a `HAVING`
+//! would read every parent first.
 //!
 //! The grouped join expresses an aggregate whose own arguments have no
 //! `limit`, `offset` or `distinct_on` and which selects no `nodes`, on rows
@@ -76,8 +79,13 @@ pub fn compile_select(mut w: Writer<'_>, table: &Table, root: RootOutput<'_>) ->
 struct RowsShape {
     /// Also select every column (`tN.*`), for aggregates over them.
     columns: bool,
-    /// Number the rows (`wx_rn`) in order, for ordered JSON arrays.
+    /// Number the rows (`wx_rn`) in order, for JSON arrays of the same rows
+    /// in the same order (the `nodes` of an aggregate).
     ranked: bool,
+    /// Select the `order_by` values (`wx_o0`, `wx_o1`, ...), which one JSON
+    /// array sorts by itself: cheaper than numbering the rows, which sorts
+    /// them once for the window and again in the array.
+    keyed: bool,
 }
 
 /// The child table a rows subquery joins and groups by for the aggregates
@@ -98,23 +106,31 @@ enum AggregateSource<'a> {
     Grouped { join: &'a GroupedJoin, table: &'a Table, filter: Option<&'a BoolExp> },
 }
 
+/// The `ORDER BY` of a JSON array over the `wx_oN` columns of
+/// [`RowsShape::keyed`] rows; the primary key when no order is given, as
+/// [`Writer::order_list`] does.
+fn order_keys(order_by: &[OrderBy]) -> String {
+    if order_by.is_empty() {
+        return "s.wx_o0 ASC".into();
+    }
+    let keys: Vec<String> = order_by
+        .iter()
+        .enumerate()
+        .map(|(i, order)| {
+            let direction = if order.descending { "DESC" } else { "ASC" };
+            let nulls = if order.nulls_first { "NULLS FIRST" } else { "NULLS LAST" };
+            format!("s.wx_o{i} {direction} {nulls}")
+        })
+        .collect();
+    keys.join(", ")
+}
+
 /// Whether the grouped join can answer an aggregate with these arguments.
 fn groupable(args: &ListArgs, parts: &[AggregatePart]) -> bool {
     args.limit.is_none()
         && args.offset.is_none()
         && args.distinct_on.is_empty()
         && parts.iter().all(|p| !matches!(p, AggregatePart::Nodes { .. }))
-}
-
-/// Splits the top-level `_and` of `filter` into the conditions kept in
-/// `WHERE` and the filters of "some `relation` row matches", which the
-/// grouped join answers in `HAVING`.
-fn split_exists<'b>(filter: &'b BoolExp, relation: &str, kept: &mut Vec<&'b BoolExp>, having: &mut Vec<&'b BoolExp>) {
-    match filter {
-        BoolExp::And(parts) => parts.iter().for_each(|p| split_exists(p, relation, kept, having)),
-        BoolExp::Exists { relation: r, filter } if r.name == relation => having.push(filter),
-        other => kept.push(other),
-    }
 }
 
 impl Writer<'_> {
@@ -183,9 +199,9 @@ impl Writer<'_> {
         fields: &[FieldSel],
     ) -> Result<(), EngineError> {
         self.push("SELECT ");
-        self.json_array_agg("s.wx_j0", "s.wx_rn");
+        self.json_array_agg("s.wx_j0", &order_keys(&args.order_by));
         self.push(" FROM (");
-        self.rows(table, link, args, &[fields], RowsShape { columns: false, ranked: true })?;
+        self.rows(table, link, args, &[fields], RowsShape { columns: false, ranked: false, keyed: true })?;
         self.push(") AS s");
         Ok(())
     }
@@ -223,7 +239,7 @@ impl Writer<'_> {
             Ok(())
         })?;
         self.push(" FROM (");
-        let shape = RowsShape { columns: true, ranked: !nodes.is_empty() };
+        let shape = RowsShape { columns: true, ranked: !nodes.is_empty(), keyed: false };
         self.rows(table, link, args, &nodes, shape)?;
         self.push(") AS s");
         Ok(())
@@ -363,12 +379,7 @@ impl Writer<'_> {
         let written = self.rows_select(&alias, args, json, shape);
         let grouped = std::mem::replace(&mut self.grouped, outer);
         written?;
-        let (mut filters, mut having): (Vec<&BoolExp>, Vec<&BoolExp>) = (permission.iter().collect(), Vec::new());
-        match (&grouped, &args.filter) {
-            (Some(join), Some(filter)) => split_exists(filter, &join.relation.name, &mut filters, &mut having),
-            (None, Some(filter)) => filters.push(filter),
-            (_, None) => {}
-        }
+        let filters: Vec<&BoolExp> = permission.iter().chain(args.filter.iter()).collect();
         self.push(" FROM ");
         if args.distinct_on.is_empty() {
             self.table_name(&table.name);
@@ -382,16 +393,9 @@ impl Writer<'_> {
             self.distinct_source(table, link, args, &filters)?;
             self.push(&format!(" AS {alias} WHERE {alias}.wx_dn = 1"));
         }
-        if let Some(join) = &grouped {
+        if grouped.is_some() {
             self.push(" GROUP BY ");
             self.column(&alias, "id");
-            let target = self.table(&join.relation.target)?;
-            for (i, filter) in having.into_iter().enumerate() {
-                self.push(if i == 0 { " HAVING " } else { " AND " });
-                self.push("count(*)");
-                self.group_filter(join, target, Some(filter))?;
-                self.push(" > 0");
-            }
         }
         let ordered = shape.ranked || args.limit.is_some() || args.offset.is_some();
         if ordered {
@@ -432,6 +436,18 @@ impl Writer<'_> {
             self.push(", row_number() OVER (ORDER BY ");
             self.order_list(alias, &args.order_by)?;
             self.push(") AS wx_rn");
+        }
+        if shape.keyed {
+            if args.order_by.is_empty() {
+                self.push(", ");
+                self.column(alias, "id");
+                self.push(" AS wx_o0");
+            }
+            for (i, order) in args.order_by.iter().enumerate() {
+                self.push(", ");
+                self.order_target(alias, &order.target)?;
+                self.push(&format!(" AS wx_o{i}"));
+            }
         }
         Ok(())
     }
