@@ -89,8 +89,7 @@ async fn fixture(app: &TestApp) {
         { "account_account": 1, "kind": "FORM_ID", "code": "f2" },
         { "account_account": 3, "kind": "FORM_ID", "code": "f3" },
     ]);
-    app.data("mutation($o: [push_code_insert_input!]!) { insert_push_code(objects: $o) { affected_rows } }", json!({ "o": codes }))
-        .await;
+    app.data("mutation($o: [push_code_insert_input!]!) { insert_push_code(objects: $o) { affected_rows } }", json!({ "o": codes })).await;
 }
 
 /// What an aggregate field selects, and whether the grouped join can answer it.
@@ -120,9 +119,15 @@ const AGGREGATE_ARGS: [(&str, bool); 8] = [
 const LIST_ARGS: [(&str, bool); 8] = [
     ("", true),
     (r#"(where: {point_count: {type: {_eq: "聊天"}}})"#, true),
-    (r#"(where: {_and: [{oaopenid: {_is_null: false}}, {point_count: {id: {_is_null: false}}}, {_or: [{user_status: {_eq: "经纪人"}}, {user_status: {_eq: "新人"}}]}]})"#, true),
+    (
+        r#"(where: {_and: [{oaopenid: {_is_null: false}}, {point_count: {id: {_is_null: false}}}, {_or: [{user_status: {_eq: "经纪人"}}, {user_status: {_eq: "新人"}}]}]})"#,
+        true,
+    ),
     (r#"(where: {_not: {point_count: {}}})"#, true),
-    (r#"(where: {_or: [{point_count: {sender: {_eq: "s1"}}}, {push_code: {}}]}, order_by: [{point_count_aggregate: {count: desc}}, {id: asc}])"#, true),
+    (
+        r#"(where: {_or: [{point_count: {sender: {_eq: "s1"}}}, {push_code: {}}]}, order_by: [{point_count_aggregate: {count: desc}}, {id: asc}])"#,
+        true,
+    ),
     ("(order_by: [{user_status: desc}, {id: desc}], limit: 4, offset: 1)", false),
     ("(limit: 3)", false),
     ("(distinct_on: [user_status], order_by: [{user_status: asc}, {id: desc}])", false),

@@ -371,10 +371,8 @@ impl Writer<'_> {
     ) -> Result<(), EngineError> {
         let alias = self.alias();
         let permission = self.permission(table, Operation::Select)?;
-        let grouped = match self.grouped_relation(link, args, json) {
-            Some(relation) => Some(GroupedJoin { parent: alias.clone(), relation, alias: self.alias() }),
-            None => None,
-        };
+        let grouped =
+            self.grouped_relation(link, args, json).map(|relation| GroupedJoin { parent: alias.clone(), relation, alias: self.alias() });
         let outer = std::mem::replace(&mut self.grouped, grouped);
         let written = self.rows_select(&alias, args, json, shape);
         let grouped = std::mem::replace(&mut self.grouped, outer);
