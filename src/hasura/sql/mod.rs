@@ -1,6 +1,7 @@
 //! SQL for the table surface: one statement per query root field, with the
 //! database building the response JSON as text. Nested lists and aggregates
-//! are correlated subqueries inside that statement, so the number of
+//! are correlated subqueries inside that statement, or for aggregates over
+//! an array relation one grouped join (see `select`), so the number of
 //! statements never grows with the rows returned.
 //!
 //! [`Writer`] writes into the crate's one statement builder,
