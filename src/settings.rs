@@ -105,6 +105,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Largest `limit` a list query may ask for (and the default when absent).
     pub max_limit: u64,
+    /// How the table surface plans aggregates over array relations.
+    pub table_aggregates: crate::hasura::meta::AggregatePlan,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     /// Most aliased fields one document may select.
@@ -193,6 +195,11 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting("SCHEDULER", Some("true"), "fire scheduled jobs in this process (false for API-only processes)"),
     setting("MAX_BODY_BYTES", Some("1048576"), "largest accepted request body"),
     setting("MAX_LIMIT", Some("10000"), "largest `limit` of a list query"),
+    setting(
+        "TABLE_AGGREGATES",
+        Some("auto"),
+        "plan of `<relation>_aggregate` fields: auto (one grouped join for root lists without limit), grouped, correlated",
+    ),
     setting("MAX_QUERY_DEPTH", Some("16"), "deepest GraphQL selection accepted"),
     setting("MAX_QUERY_COMPLEXITY", Some("5000"), "most GraphQL fields one request may select"),
     setting("MAX_QUERY_ALIASES", Some("64"), "most aliased fields one GraphQL document may select"),
@@ -355,6 +362,7 @@ impl Settings {
             scheduler: raw.parse("SCHEDULER", parse_bool)?,
             max_body_bytes: raw.parse("MAX_BODY_BYTES", parse_positive)?,
             max_limit: raw.parse("MAX_LIMIT", parse_positive)?,
+            table_aggregates: raw.parse("TABLE_AGGREGATES", |v| v.parse())?,
             max_query_depth: raw.parse("MAX_QUERY_DEPTH", parse_positive)?,
             max_query_complexity: raw.parse("MAX_QUERY_COMPLEXITY", parse_positive)?,
             max_query_aliases: raw.parse("MAX_QUERY_ALIASES", parse_positive)?,

@@ -154,6 +154,37 @@ pub struct Catalog {
     index: HashMap<String, usize>,
     /// The largest `limit` a list may ask for (`WXNOTIFY_MAX_LIMIT`).
     pub max_limit: Option<u64>,
+    /// How aggregates over array relations are planned
+    /// (`WXNOTIFY_TABLE_AGGREGATES`).
+    pub aggregate_plan: AggregatePlan,
+}
+
+/// How the SQL writer plans `<relation>_aggregate` fields of an array
+/// relation (see `sql::select`): as one grouped join of the child table, or
+/// as a correlated subquery per parent row. Every plan answers alike; the
+/// setting exists to compare them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AggregatePlan {
+    /// Grouped where it is cheaper: the rows of a root list without `limit`.
+    #[default]
+    Auto,
+    /// Grouped wherever the grouped join can express the aggregate.
+    Grouped,
+    /// Always correlated subqueries (as Hasura writes them).
+    Correlated,
+}
+
+impl std::str::FromStr for AggregatePlan {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "auto" => Ok(AggregatePlan::Auto),
+            "grouped" => Ok(AggregatePlan::Grouped),
+            "correlated" => Ok(AggregatePlan::Correlated),
+            _ => Err("is not auto, grouped or correlated".into()),
+        }
+    }
 }
 
 impl Catalog {

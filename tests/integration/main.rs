@@ -3,6 +3,7 @@
 mod browser;
 mod common;
 
+mod aggregate_plans;
 mod auth;
 mod channels;
 mod console;

@@ -1,6 +1,7 @@
 //! SQL for the table surface: one statement per query root field, with the
 //! database building the response JSON as text. Nested lists and aggregates
-//! are correlated subqueries inside that statement, so the number of
+//! are correlated subqueries inside that statement, or for aggregates over
+//! an array relation one grouped join (see `select`), so the number of
 //! statements never grows with the rows returned.
 //!
 //! [`Writer`] writes into the crate's one statement builder,
@@ -34,11 +35,14 @@ pub struct Writer<'a> {
     pub catalog: &'a Catalog,
     pub perms: &'a Permissions,
     aliases: usize,
+    /// The grouped join of the rows whose select list is being written, if
+    /// their aggregates over one array relation read it (`select`).
+    grouped: Option<select::GroupedJoin>,
 }
 
 impl<'a> Writer<'a> {
     pub fn new(kind: DatabaseKind, catalog: &'a Catalog, perms: &'a Permissions) -> Self {
-        Writer { sql: Sql::new(String::with_capacity(1024)), kind, catalog, perms, aliases: 0 }
+        Writer { sql: Sql::new(String::with_capacity(1024)), kind, catalog, perms, aliases: 0, grouped: None }
     }
 
     /// A fresh writer for another statement of the same request.
@@ -51,8 +55,30 @@ impl<'a> Writer<'a> {
         self.sql
     }
 
+    /// Appends `text`; a literal concatenated to a literal the statement
+    /// ends with is merged into it (`'a' || 'b'` is written `'ab'`), so the
+    /// database concatenates once per value rather than once per piece of
+    /// JSON punctuation. No literal of ours contains `'` or `' || '`, and
+    /// `||` is associative, so the result is the same text.
     pub fn push(&mut self, text: &str) {
-        self.sql.push(text);
+        let statement = &mut self.sql.text;
+        // `... 'a' || ` + `'b' ...`
+        if let Some(rest) = text.strip_prefix('\'')
+            && statement.ends_with(LITERAL_THEN)
+        {
+            statement.truncate(statement.len() - LITERAL_THEN.len());
+            statement.push_str(rest);
+            return;
+        }
+        // `... 'a'` + ` || 'b' ...`
+        if let Some(rest) = text.strip_prefix(THEN_LITERAL)
+            && statement.ends_with('\'')
+        {
+            statement.pop();
+            statement.push_str(rest);
+            return;
+        }
+        statement.push_str(text);
     }
 
     /// Binds `value` where the text stands.
@@ -78,13 +104,13 @@ impl<'a> Writer<'a> {
     /// A JSON object key; keys are GraphQL names, never request data.
     pub fn key(&mut self, key: &str) {
         debug_assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{key}");
-        let _ = write!(self.sql, "'\"{key}\":' || ");
+        self.push(&format!("'\"{key}\":' || "));
     }
 
     /// `"key":"TypeName"`; type names are GraphQL names too.
     pub fn typename(&mut self, key: &str, name: &str) {
         self.key(key);
-        let _ = write!(self.sql, "'\"{name}\"'");
+        self.push(&format!("'\"{name}\"'"));
     }
 
     /// A JSON object whose entries `each` writes (`key` then value), as text.
@@ -98,21 +124,50 @@ impl<'a> Writer<'a> {
             self.push("'{}'");
             return Ok(());
         }
-        self.push("('{' || ");
+        // No parentheses: `||` is associative, and they would keep
+        // [`Writer::push`] from merging this object's literals with its
+        // neighbours'.
+        self.push("'{' || ");
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
                 self.push(" || ',' || ");
             }
             each(self, item)?;
         }
-        self.push(" || '}')");
+        self.push(" || '}'");
         Ok(())
     }
 
     /// A column (or an aggregate of one) as JSON text of its scalar; never
     /// NULL (SQL NULL is `null`), so it can be concatenated.
     pub fn json_value(&mut self, expr: &str, scalar: Scalar) {
-        let text = match (self.kind, scalar) {
+        let text = self.json_template(scalar).replace(EXPR, expr);
+        self.push(&text);
+    }
+
+    /// [`Writer::json_value`] of an expression that `write` writes (so it
+    /// may bind parameters); only for scalars that name it once, which is
+    /// every scalar but `Boolean`.
+    pub fn json_value_written(
+        &mut self,
+        scalar: Scalar,
+        write: impl FnOnce(&mut Self) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let template = self.json_template(scalar);
+        let Some((before, after)) = template.split_once(EXPR).filter(|(_, after)| !after.contains(EXPR)) else {
+            return Err(EngineError::Database(sea_orm::DbErr::Custom(format!("no single-use JSON text for {scalar:?}"))));
+        };
+        let (before, after) = (before.to_string(), after.to_string());
+        self.push(&before);
+        write(self)?;
+        self.push(&after);
+        Ok(())
+    }
+
+    /// The JSON text of a value of `scalar`, with [`EXPR`] where the value goes.
+    fn json_template(&self, scalar: Scalar) -> String {
+        let expr = EXPR;
+        match (self.kind, scalar) {
             (DatabaseKind::Postgres, Scalar::Bigint | Scalar::Int | Scalar::Jsonb) => format!("coalesce(({expr})::text, 'null')"),
             (DatabaseKind::Postgres, Scalar::String | Scalar::Float) => format!("coalesce(to_json({expr})::text, 'null')"),
             (DatabaseKind::Postgres, Scalar::Timestamptz) => {
@@ -124,8 +179,7 @@ impl<'a> Writer<'a> {
             // Stored JSON text is already JSON.
             (DatabaseKind::Sqlite, Scalar::Jsonb) => format!("coalesce({expr}, 'null')"),
             (DatabaseKind::Sqlite, _) => format!("json_quote({expr})"),
-        };
-        self.push(&text);
+        }
     }
 
     /// Opens a JSON-valued subquery embedded in an object (`null` when it
@@ -183,6 +237,15 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 }
+
+/// A literal's end, concatenated to what follows.
+const LITERAL_THEN: &str = "' || ";
+/// A concatenation of a literal, which starts after this.
+const THEN_LITERAL: &str = " || '";
+
+/// Where [`Writer::json_template`] puts the value: a character no SQL text
+/// of ours contains.
+const EXPR: &str = "\u{0}";
 
 /// How a related table's rows are tied to the parent row.
 #[derive(Clone, Copy)]

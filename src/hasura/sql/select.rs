@@ -1,11 +1,43 @@
 //! Reading: rows as JSON, lists, object relations, aggregates, ordering.
+//!
+//! # Aggregates over an array relation
+//!
+//! `account { point_count_aggregate(where: ...) { aggregate { count } } }`
+//! has two plans. Correlated (as Hasura writes it): a subquery per parent
+//! row, which the database answers by an index probe of the child's foreign
+//! key per row and per aggregate. Grouped: the rows subquery LEFT JOINs the
+//! child table once and groups by the parent's `id`; each aggregate of that
+//! relation is then `fn(...) FILTER (WHERE <its where>)` over the group, so
+//! every aggregate of the relation comes from one pass over the children.
+//! The database still picks how to join: a hash join when many parents are
+//! read, index probes when few. A `where` "some child matches" stays a
+//! semi-join in `WHERE` rather than becoming a `HAVING` over the join: that
+//! lets the database start from the few parents that have children (the
+//! seed's documents have 100 such accounts among 20,000), where a `HAVING`
+//! would read every parent first.
+//!
+//! The grouped join expresses an aggregate whose own arguments have no
+//! `limit`, `offset` or `distinct_on` and which selects no `nodes`, on rows
+//! that are not themselves a `distinct_on` list; anything else stays
+//! correlated. Of several array relations aggregated on the same rows only
+//! the first is joined (two would multiply each other's rows).
+//!
+//! When: [`AggregatePlan::Auto`] (the default) groups the rows of a root
+//! list without `limit`, which reads every parent the filter keeps, so one
+//! pass over the children costs at most what a probe per parent costs. With
+//! a `limit`, or nested under a parent row, the list is usually a few rows
+//! and the correlated probes touch only their children, so they stay.
+//! [`AggregatePlan::Grouped`] groups wherever it can and
+//! [`AggregatePlan::Correlated`] never does; tests run each to check they
+//! answer alike (`WXNOTIFY_TABLE_AGGREGATES`).
 
 use super::{Link, Writer};
 use crate::db::DatabaseKind;
 use crate::db::sql::Sql;
 use crate::hasura::error::EngineError;
-use crate::hasura::ir::{AggregateField, AggregatePart, FieldSel, Leaf, ListArgs, OrderBy, OrderTarget};
-use crate::hasura::meta::{Relation, Scalar, Table};
+use crate::hasura::error::invalid;
+use crate::hasura::ir::{AggregateField, AggregatePart, BoolExp, FieldSel, Leaf, ListArgs, OrderBy, OrderTarget};
+use crate::hasura::meta::{AggregatePlan, Relation, RelationKind, Scalar, Table};
 use crate::hasura::permission::Operation;
 
 /// A query root field, compiled to one statement returning one JSON text.
@@ -47,8 +79,58 @@ pub fn compile_select(mut w: Writer<'_>, table: &Table, root: RootOutput<'_>) ->
 struct RowsShape {
     /// Also select every column (`tN.*`), for aggregates over them.
     columns: bool,
-    /// Number the rows (`wx_rn`) in order, for ordered JSON arrays.
+    /// Number the rows (`wx_rn`) in order, for JSON arrays of the same rows
+    /// in the same order (the `nodes` of an aggregate).
     ranked: bool,
+    /// Select the `order_by` values (`wx_o0`, `wx_o1`, ...), which one JSON
+    /// array sorts by itself: cheaper than numbering the rows, which sorts
+    /// them once for the window and again in the array.
+    keyed: bool,
+}
+
+/// The child table a rows subquery joins and groups by for the aggregates
+/// of one array relation (see the module doc).
+pub(super) struct GroupedJoin {
+    /// The alias of the parent rows.
+    parent: String,
+    relation: Relation,
+    /// The alias of the joined child rows.
+    alias: String,
+}
+
+/// Where an aggregate reads its rows from.
+enum AggregateSource<'a> {
+    /// The rows subquery `s` of its own (correlated or root).
+    Rows,
+    /// The grouped join: the child rows of the group that match `filter`.
+    Grouped { join: &'a GroupedJoin, table: &'a Table, filter: Option<&'a BoolExp> },
+}
+
+/// The `ORDER BY` of a JSON array over the `wx_oN` columns of
+/// [`RowsShape::keyed`] rows; the primary key when no order is given, as
+/// [`Writer::order_list`] does.
+fn order_keys(order_by: &[OrderBy]) -> String {
+    if order_by.is_empty() {
+        return "s.wx_o0 ASC".into();
+    }
+    let keys: Vec<String> = order_by
+        .iter()
+        .enumerate()
+        .map(|(i, order)| {
+            let direction = if order.descending { "DESC" } else { "ASC" };
+            let nulls = if order.nulls_first { "NULLS FIRST" } else { "NULLS LAST" };
+            format!("s.wx_o{i} {direction} {nulls}")
+        })
+        .collect();
+    keys.join(", ")
+}
+
+/// Whether the grouped join can answer an aggregate with these arguments.
+fn groupable(args: &ListArgs, parts: &[AggregatePart]) -> bool {
+    args.limit.is_none()
+        && args.offset.is_none()
+        && args.distinct_on.is_empty()
+        && parts.iter().all(|p| !matches!(p, AggregatePart::Nodes { .. }))
 }
 
 impl Writer<'_> {
@@ -79,6 +161,11 @@ impl Writer<'_> {
             FieldSel::Aggregate { key, relation, args, parts } => {
                 w.key(key);
                 let target = w.table(&relation.target)?;
+                if let Some(join) = w.grouped.take_if(|g| g.parent == alias && g.relation.name == relation.name && groupable(args, parts)) {
+                    let written = w.grouped_aggregate(&join, target, args.filter.as_ref(), parts);
+                    w.grouped = Some(join);
+                    return written;
+                }
                 w.open_embedded();
                 w.aggregate_body(target, Some(Link { parent_alias: alias, relation }), args, parts)?;
                 w.close_embedded();
@@ -112,9 +199,9 @@ impl Writer<'_> {
         fields: &[FieldSel],
     ) -> Result<(), EngineError> {
         self.push("SELECT ");
-        self.json_array_agg("s.wx_j0", "s.wx_rn");
+        self.json_array_agg("s.wx_j0", &order_keys(&args.order_by));
         self.push(" FROM (");
-        self.rows(table, link, args, &[fields], RowsShape { columns: false, ranked: true })?;
+        self.rows(table, link, args, &[fields], RowsShape { columns: false, ranked: false, keyed: true })?;
         self.push(") AS s");
         Ok(())
     }
@@ -140,7 +227,7 @@ impl Writer<'_> {
             match part {
                 AggregatePart::Aggregate { key, fields } => {
                     w.key(key);
-                    w.object(fields, |w, field| w.aggregate_field(field))?;
+                    w.object(fields, |w, field| w.aggregate_field(field, &AggregateSource::Rows))?;
                 }
                 AggregatePart::Nodes { key, .. } => {
                     w.key(key);
@@ -152,13 +239,39 @@ impl Writer<'_> {
             Ok(())
         })?;
         self.push(" FROM (");
-        let shape = RowsShape { columns: true, ranked: !nodes.is_empty() };
+        let shape = RowsShape { columns: true, ranked: !nodes.is_empty(), keyed: false };
         self.rows(table, link, args, &nodes, shape)?;
         self.push(") AS s");
         Ok(())
     }
 
-    fn aggregate_field(&mut self, field: &AggregateField) -> Result<(), EngineError> {
+    /// `{aggregate: {...}}` of one array relation's rows in the grouped join.
+    fn grouped_aggregate(
+        &mut self,
+        join: &GroupedJoin,
+        table: &Table,
+        filter: Option<&BoolExp>,
+        parts: &[AggregatePart],
+    ) -> Result<(), EngineError> {
+        let source = AggregateSource::Grouped { join, table, filter };
+        self.object(parts, |w, part| {
+            match part {
+                AggregatePart::Aggregate { key, fields } => {
+                    w.key(key);
+                    w.object(fields, |w, field| w.aggregate_field(field, &source))?;
+                }
+                AggregatePart::Typename { key, name } => w.typename(key, name),
+                AggregatePart::Nodes { .. } => return Err(invalid("`nodes` cannot be read from a grouped join")),
+            }
+            Ok(())
+        })
+    }
+
+    fn aggregate_field(&mut self, field: &AggregateField, source: &AggregateSource<'_>) -> Result<(), EngineError> {
+        let rows = match source {
+            AggregateSource::Rows => "s",
+            AggregateSource::Grouped { join, .. } => join.alias.as_str(),
+        };
         match field {
             AggregateField::Typename { key, name } => self.typename(key, name),
             AggregateField::Count { key, columns, distinct } => {
@@ -166,10 +279,10 @@ impl Writer<'_> {
                 let distinct = if *distinct { "DISTINCT " } else { "" };
                 let count = match columns.as_slice() {
                     [] => "count(*)".to_string(),
-                    [column] => format!("count({distinct}s.\"{column}\")"),
+                    [column] => format!("count({distinct}{rows}.\"{column}\")"),
                     many => {
-                        let all_set: Vec<String> = many.iter().map(|c| format!("s.\"{c}\" IS NOT NULL")).collect();
-                        let cols: Vec<String> = many.iter().map(|c| format!("s.\"{c}\"")).collect();
+                        let all_set: Vec<String> = many.iter().map(|c| format!("{rows}.\"{c}\" IS NOT NULL")).collect();
+                        let cols: Vec<String> = many.iter().map(|c| format!("{rows}.\"{c}\"")).collect();
                         let tuple = match self.kind {
                             DatabaseKind::Postgres => format!("ROW({})", cols.join(", ")),
                             DatabaseKind::Sqlite => format!("json_array({})", cols.join(", ")),
@@ -177,7 +290,7 @@ impl Writer<'_> {
                         format!("count({distinct}CASE WHEN {} THEN {tuple} END)", all_set.join(" AND "))
                     }
                 };
-                self.json_value(&count, Scalar::Bigint);
+                self.aggregate_value(&count, Scalar::Bigint, source)?;
             }
             AggregateField::Function { key, function, leaves } => {
                 self.key(key);
@@ -186,8 +299,8 @@ impl Writer<'_> {
                         Leaf::Typename { key, name } => w.typename(key, name),
                         Leaf::Column { key, column, scalar } => {
                             w.key(key);
-                            let expr = format!("{}(s.\"{column}\")", function.name());
-                            w.json_value(&expr, function.result_scalar(*scalar));
+                            let expr = format!("{}({rows}.\"{column}\")", function.name());
+                            w.aggregate_value(&expr, function.result_scalar(*scalar), source)?;
                         }
                     }
                     Ok(())
@@ -195,6 +308,55 @@ impl Writer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The JSON text of the aggregate `expr`; in the grouped join, over the
+    /// group's child rows that match the aggregate's `where`.
+    fn aggregate_value(&mut self, expr: &str, scalar: Scalar, source: &AggregateSource<'_>) -> Result<(), EngineError> {
+        match source {
+            AggregateSource::Rows => {
+                self.json_value(expr, scalar);
+                Ok(())
+            }
+            AggregateSource::Grouped { join, table, filter } => self.json_value_written(scalar, |w| {
+                w.push(expr);
+                w.group_filter(join, table, *filter)
+            }),
+        }
+    }
+
+    /// ` FILTER (WHERE <the joined row exists> AND <filter>)`: an unmatched
+    /// parent's one all-NULL joined row is never counted.
+    fn group_filter(&mut self, join: &GroupedJoin, table: &Table, filter: Option<&BoolExp>) -> Result<(), EngineError> {
+        self.push(" FILTER (WHERE ");
+        self.column(&join.alias, &join.relation.remote);
+        self.push(" IS NOT NULL");
+        if let Some(filter) = filter.filter(|f| !matches!(f, BoolExp::True)) {
+            self.push(" AND (");
+            self.bool_exp(table, &join.alias, filter)?;
+            self.push(")");
+        }
+        self.push(")");
+        Ok(())
+    }
+
+    /// The array relation whose aggregates the rows of `args` read from a
+    /// grouped join, if the plan groups them (see the module doc).
+    fn grouped_relation(&self, link: Option<Link<'_>>, args: &ListArgs, json: &[&[FieldSel]]) -> Option<Relation> {
+        let wanted = match self.catalog.aggregate_plan {
+            AggregatePlan::Correlated => false,
+            AggregatePlan::Auto => link.is_none() && args.limit.is_none(),
+            AggregatePlan::Grouped => true,
+        };
+        if !wanted || !args.distinct_on.is_empty() {
+            return None;
+        }
+        json.iter().flat_map(|fields| fields.iter()).find_map(|field| match field {
+            FieldSel::Aggregate { relation, args, parts, .. } if relation.kind == RelationKind::Array && groupable(args, parts) => {
+                Some(relation.clone())
+            }
+            _ => None,
+        })
     }
 
     /// The rows of `table` a list argument set selects, each with its JSON
@@ -209,39 +371,31 @@ impl Writer<'_> {
     ) -> Result<(), EngineError> {
         let alias = self.alias();
         let permission = self.permission(table, Operation::Select)?;
-        let filters: Vec<_> = permission.iter().chain(args.filter.iter()).collect();
-        self.push("SELECT ");
-        let mut items = 0;
-        if shape.columns {
-            self.push(&format!("{alias}.*"));
-            items += 1;
-        }
-        for (i, fields) in json.iter().enumerate() {
-            if items > 0 {
-                self.push(", ");
-            }
-            self.row_json(&alias, fields)?;
-            self.push(&format!(" AS wx_j{i}"));
-            items += 1;
-        }
-        if items == 0 {
-            self.push("1 AS wx_row");
-        }
-        let ordered = shape.ranked || args.limit.is_some() || args.offset.is_some();
-        if shape.ranked {
-            self.push(", row_number() OVER (ORDER BY ");
-            self.order_list(&alias, &args.order_by)?;
-            self.push(") AS wx_rn");
-        }
+        let grouped =
+            self.grouped_relation(link, args, json).map(|relation| GroupedJoin { parent: alias.clone(), relation, alias: self.alias() });
+        let outer = std::mem::replace(&mut self.grouped, grouped);
+        let written = self.rows_select(&alias, args, json, shape);
+        let grouped = std::mem::replace(&mut self.grouped, outer);
+        written?;
+        let filters: Vec<&BoolExp> = permission.iter().chain(args.filter.iter()).collect();
         self.push(" FROM ");
         if args.distinct_on.is_empty() {
             self.table_name(&table.name);
-            self.push(&format!(" AS {alias} WHERE "));
+            self.push(&format!(" AS {alias}"));
+            if let Some(join) = &grouped {
+                self.group_join(join)?;
+            }
+            self.push(" WHERE ");
             self.conditions(table, &alias, link, &filters)?;
         } else {
             self.distinct_source(table, link, args, &filters)?;
             self.push(&format!(" AS {alias} WHERE {alias}.wx_dn = 1"));
         }
+        if grouped.is_some() {
+            self.push(" GROUP BY ");
+            self.column(&alias, "id");
+        }
+        let ordered = shape.ranked || args.limit.is_some() || args.offset.is_some();
         if ordered {
             self.push(" ORDER BY ");
             self.order_list(&alias, &args.order_by)?;
@@ -255,6 +409,57 @@ impl Writer<'_> {
             self.push(&format!(" OFFSET {offset}"));
         }
         Ok(())
+    }
+
+    /// `SELECT` and the select list of [`Writer::rows`].
+    fn rows_select(&mut self, alias: &str, args: &ListArgs, json: &[&[FieldSel]], shape: RowsShape) -> Result<(), EngineError> {
+        self.push("SELECT ");
+        let mut items = 0;
+        if shape.columns {
+            self.push(&format!("{alias}.*"));
+            items += 1;
+        }
+        for (i, fields) in json.iter().enumerate() {
+            if items > 0 {
+                self.push(", ");
+            }
+            self.row_json(alias, fields)?;
+            self.push(&format!(" AS wx_j{i}"));
+            items += 1;
+        }
+        if items == 0 {
+            self.push("1 AS wx_row");
+        }
+        if shape.ranked {
+            self.push(", row_number() OVER (ORDER BY ");
+            self.order_list(alias, &args.order_by)?;
+            self.push(") AS wx_rn");
+        }
+        if shape.keyed {
+            if args.order_by.is_empty() {
+                self.push(", ");
+                self.column(alias, "id");
+                self.push(" AS wx_o0");
+            }
+            for (i, order) in args.order_by.iter().enumerate() {
+                self.push(", ");
+                self.order_target(alias, &order.target)?;
+                self.push(&format!(" AS wx_o{i}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// ` LEFT JOIN "child" AS g ON g.remote = parent.local AND <child's
+    /// read permission>`.
+    fn group_join(&mut self, join: &GroupedJoin) -> Result<(), EngineError> {
+        let target = self.table(&join.relation.target)?;
+        let permission = self.permission(target, Operation::Select)?;
+        self.push(" LEFT JOIN ");
+        self.table_name(&target.name);
+        self.push(&format!(" AS {} ON ", join.alias));
+        let link = Link { parent_alias: &join.parent, relation: &join.relation };
+        self.conditions(target, &join.alias, Some(link), &permission.iter().collect::<Vec<_>>())
     }
 
     /// `distinct_on`: the first row of each group in `order_by` order, found
