@@ -29,6 +29,8 @@ mod m20261201_000001_declared_indexes;
 mod m20261201_000002_delivery_lease;
 mod m20261201_000003_push_code_origin;
 mod m20261201_000004_create_wechat_template;
+pub mod m20261202_000001_actok_notify;
+mod m20261202_000002_account_map_unionid_index;
 
 pub struct Migrator;
 
@@ -58,6 +60,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_delivery_lease::Migration),
             Box::new(m20261201_000003_push_code_origin::Migration),
             Box::new(m20261201_000004_create_wechat_template::Migration),
+            Box::new(m20261202_000001_actok_notify::Migration),
+            Box::new(m20261202_000002_account_map_unionid_index::Migration),
         ]
     }
 }
