@@ -185,7 +185,7 @@ enum Stage {
     /// SQLite: into the stage only; applied after the last page.
     Deferred(DatabaseKind),
     /// PostgreSQL: into the stage, and each batch upserted and linked at
-    /// once, all inside `txn`.
+    /// once inside `txn`.
     Applying { txn: DatabaseTransaction, listing_started: DateTime<Utc>, now: DateTime<Utc>, done: Applied },
 }
 
@@ -201,16 +201,23 @@ struct Applied {
 impl Stage {
     async fn write(&mut self, db: &DatabaseConnection, users: &[UserInfo]) -> Result<(), DbErr> {
         match self {
-            Stage::Deferred(kind) => write_stage(db, *kind, users).await,
+            Stage::Deferred(kind) => write_stage(db, *kind, &json_rows(users)).await,
             Stage::Applying { txn, listing_started, now, done } => {
                 if users.is_empty() {
                     return Ok(());
                 }
                 let started = Instant::now();
-                let row = stage_and_apply(users, *listing_started, *now)
-                    .one(&*txn)
-                    .await?
-                    .ok_or_else(|| DbErr::RecordNotFound("the staged batch's counts".into()))?;
+                // The stage is written beside the transaction, on a connection
+                // of its own: the two use both cores, and a failure empties it.
+                let rows = json_rows(users);
+                let staging = write_stage(db, DatabaseKind::Postgres, &rows);
+                let applying = async {
+                    apply_batch(&rows, *listing_started, *now)
+                        .one(&*txn)
+                        .await?
+                        .ok_or_else(|| DbErr::RecordNotFound("the applied batch's counts".into()))
+                };
+                let ((), row) = futures::try_join!(staging, applying)?;
                 let count = |column: &str| row.try_get::<i64>("", column).map(|n| n.max(0) as u64);
                 done.followers_upserted += count("followers")?;
                 done.linked += count("by_column")? + count("by_map")?;
@@ -332,17 +339,19 @@ async fn fetch_users(
     Ok(())
 }
 
-/// One insert of `users` into the stage, passed as a single JSON array
-/// parameter and unpacked by the database (far cheaper for PostgreSQL to
-/// parse and plan than thousands of bound values).
-async fn write_stage(db: &DatabaseConnection, kind: DatabaseKind, users: &[UserInfo]) -> Result<(), DbErr> {
-    if users.is_empty() {
+/// One insert into the stage of the users in `rows` ([`json_rows`]), passed
+/// as a single JSON text parameter and unpacked by the database (far cheaper
+/// for PostgreSQL to parse and plan than thousands of bound values).
+async fn write_stage(db: &DatabaseConnection, kind: DatabaseKind, rows: &str) -> Result<(), DbErr> {
+    if rows == "[]" {
         return Ok(());
     }
     let mut sql = Sql::new("INSERT INTO follower_sync_stage (openid, unionid, subscribe_time) ");
-    let rows = sql.param(json_rows(users));
+    let rows = sql.param(rows);
     sql.push(&match kind {
-        DatabaseKind::Postgres => format!("SELECT x.o, x.u, x.t FROM jsonb_to_recordset({rows}) AS x(o text, u text, t timestamptz)"),
+        DatabaseKind::Postgres => {
+            format!("SELECT x.o, x.u, x.t FROM jsonb_to_recordset(CAST({rows} AS jsonb)) AS x(o text, u text, t timestamptz)")
+        }
         // Timestamps go through the same text form the driver writes elsewhere.
         DatabaseKind::Sqlite => {
             format!("SELECT json_extract(value, '$.o'), json_extract(value, '$.u'), json_extract(value, '$.t') FROM json_each({rows}) WHERE TRUE")
@@ -353,54 +362,66 @@ async fn write_stage(db: &DatabaseConnection, kind: DatabaseKind, users: &[UserI
     sql.execute(db).await.map(|_| ())
 }
 
-/// `users` as one JSON array of `{o, u, t}` (openid, unionid, subscribe time).
-fn json_rows(users: &[UserInfo]) -> serde_json::Value {
-    let rows = users.iter().map(|u| {
-        // The driver's own text form, so SQLite compares like with like.
-        let t = u.subscribe_time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false));
-        serde_json::json!({ "o": u.openid, "u": u.unionid, "t": t })
-    });
-    serde_json::Value::Array(rows.collect())
+/// `users` as the text of one JSON array of `{o, u, t}` (openid, unionid,
+/// subscribe time), written once per batch and bound as text wherever the
+/// batch goes.
+fn json_rows(users: &[UserInfo]) -> String {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        o: &'a str,
+        u: Option<&'a str>,
+        t: Option<String>,
+    }
+    let rows: Vec<Row> = users
+        .iter()
+        .map(|u| Row {
+            o: &u.openid,
+            u: u.unionid.as_deref(),
+            // The driver's own text form, so SQLite compares like with like.
+            t: u.subscribe_time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)),
+        })
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
 }
 
-/// PostgreSQL, inside the sync's transaction: one batch of users into the
-/// stage, and those newly staged upserted into `oa_follower` and linked by
-/// the `unionid` column and the login map, in one statement (the same
-/// conditions as [`upsert_followers`], [`link_by_column`] and
-/// [`link_by_map`], over the batch instead of the whole stage). Followers
-/// whose unsubscribe arrived after the listing began are not staged, and
-/// the upsert leaves a row such an event wrote meanwhile alone. Answers the
-/// rows each part wrote.
-fn stage_and_apply(users: &[UserInfo], listing_started: DateTime<Utc>, now: DateTime<Utc>) -> Sql {
+/// PostgreSQL, inside the sync's transaction: one batch of users upserted
+/// into `oa_follower` and linked by the `unionid` column and the login map,
+/// in one statement (the same conditions as [`upsert_followers`],
+/// [`link_by_column`] and [`link_by_map`], over the batch instead of the
+/// whole stage). Followers whose unsubscribe arrived after the listing began
+/// are left out, and the upsert leaves a row such an event wrote meanwhile
+/// alone; the final [`drop_left_during_listing`] and [`clear_gone_links`]
+/// catch events that arrive later. An openid the listing repeats in a later
+/// batch finds its row and link already written and changes nothing.
+/// Answers the rows each part wrote.
+fn apply_batch(rows: &str, listing_started: DateTime<Utc>, now: DateTime<Utc>) -> Sql {
     let mut sql = Sql::default();
-    let rows = sql.param(json_rows(users));
+    let rows = sql.param(rows);
     let started = sql.param(listing_started);
     let now = sql.param(now);
     let map_unionid = map_unionid(DatabaseKind::Postgres, "account.oauth2_user_info_map");
+    // One probe of oa_follower per user serves both the left-after-start
+    // check and the upsert's is-it-changed check.
     sql.push(&format!(
         "WITH batch AS ( \
-           SELECT DISTINCT ON (x.o) x.o AS openid, x.u AS unionid, x.t AS subscribe_time \
-           FROM jsonb_to_recordset({rows}) AS x(o text, u text, t timestamptz) \
-           WHERE NOT EXISTS (SELECT 1 FROM oa_follower f WHERE f.openid = x.o AND NOT f.subscribed AND f.updated_at >= {started})), \
-         staged AS ( \
-           INSERT INTO follower_sync_stage (openid, unionid, subscribe_time) \
-           SELECT openid, unionid, subscribe_time FROM batch \
-           ON CONFLICT (openid) DO NOTHING RETURNING openid, unionid, subscribe_time), \
+           SELECT DISTINCT ON (x.o) x.o AS openid, x.u AS unionid, x.t AS subscribe_time, \
+                  f.openid IS NOT NULL AND f.unionid IS NOT DISTINCT FROM x.u AND f.subscribed \
+                    AND f.subscribe_time IS NOT DISTINCT FROM x.t AS unchanged \
+           FROM jsonb_to_recordset(CAST({rows} AS jsonb)) AS x(o text, u text, t timestamptz) \
+           LEFT JOIN oa_follower f ON f.openid = x.o \
+           WHERE f.openid IS NULL OR f.subscribed OR f.updated_at < {started}), \
          followers AS ( \
            INSERT INTO oa_follower (created_at, updated_at, openid, unionid, subscribed, subscribe_time) \
-           SELECT {now}, {now}, s.openid, s.unionid, TRUE, s.subscribe_time \
-           FROM staged s LEFT JOIN oa_follower f ON f.openid = s.openid \
-           WHERE f.openid IS NULL OR f.unionid IS DISTINCT FROM s.unionid OR NOT f.subscribed \
-              OR f.subscribe_time IS DISTINCT FROM s.subscribe_time \
+           SELECT {now}, {now}, s.openid, s.unionid, TRUE, s.subscribe_time FROM batch s WHERE NOT s.unchanged \
            ON CONFLICT (openid) DO UPDATE SET unionid = excluded.unionid, subscribed = TRUE, \
              subscribe_time = excluded.subscribe_time, updated_at = excluded.updated_at \
            WHERE oa_follower.subscribed OR oa_follower.updated_at < {started} \
            RETURNING 1), \
          by_column AS ( \
-           UPDATE account SET oaopenid = s.openid, updated_at = {now} FROM staged s \
+           UPDATE account SET oaopenid = s.openid, updated_at = {now} FROM batch s \
            WHERE s.unionid = account.unionid AND account.oaopenid IS DISTINCT FROM s.openid RETURNING 1), \
          by_map AS ( \
-           UPDATE account SET unionid = s.unionid, oaopenid = s.openid, updated_at = {now} FROM staged s \
+           UPDATE account SET unionid = s.unionid, oaopenid = s.openid, updated_at = {now} FROM batch s \
            WHERE account.unionid IS NULL AND s.unionid = {map_unionid} RETURNING 1) \
          SELECT (SELECT count(*) FROM followers) AS followers, (SELECT count(*) FROM by_column) AS by_column, \
                 (SELECT count(*) FROM by_map) AS by_map"
