@@ -401,14 +401,18 @@ fn apply_batch(rows: &str, listing_started: DateTime<Utc>, now: DateTime<Utc>) -
     let now = sql.param(now);
     let map_unionid = map_unionid(DatabaseKind::Postgres, "account.oauth2_user_info_map");
     // One probe of oa_follower per user serves both the left-after-start
-    // check and the upsert's is-it-changed check.
+    // check and the upsert's is-it-changed check. A probe by index, always:
+    // the table's statistics predate this transaction's inserts (a first
+    // sync of a million followers grows it from nothing), and a hash join
+    // over what the planner takes for an empty table would scan the whole
+    // of it for every batch.
     sql.push(&format!(
         "WITH batch AS ( \
            SELECT DISTINCT ON (x.o) x.o AS openid, x.u AS unionid, x.t AS subscribe_time, \
                   f.openid IS NOT NULL AND f.unionid IS NOT DISTINCT FROM x.u AND f.subscribed \
                     AND f.subscribe_time IS NOT DISTINCT FROM x.t AS unchanged \
            FROM jsonb_to_recordset(CAST({rows} AS jsonb)) AS x(o text, u text, t timestamptz) \
-           LEFT JOIN oa_follower f ON f.openid = x.o \
+           LEFT JOIN LATERAL (SELECT * FROM oa_follower f WHERE f.openid = x.o LIMIT 1) f ON TRUE \
            WHERE f.openid IS NULL OR f.subscribed OR f.updated_at < {started}), \
          followers AS ( \
            INSERT INTO oa_follower (created_at, updated_at, openid, unionid, subscribed, subscribe_time) \
@@ -455,6 +459,10 @@ async fn apply(
         // The stage was empty at the last autovacuum; without fresh
         // statistics the planner joins 100,000 rows as if they were a few.
         Sql::new("ANALYZE follower_sync_stage").execute(&txn).await?;
+        if done.is_some() {
+            // The batches may have grown it from nothing in this transaction.
+            Sql::new("ANALYZE oa_follower").execute(&txn).await?;
+        }
     }
     let t = Instant::now();
     drop_left_during_listing(listing_started).execute(&txn).await?;

@@ -106,6 +106,10 @@ impl Drop for Notified {
 async fn listen(pool: sea_orm::sqlx::PgPool, state: Arc<ListenState>, stop: CancellationToken) {
     use sea_orm::sqlx::postgres::PgListener;
     loop {
+        if pool.is_closed() {
+            // The server is shutting down; nothing will ask for a stamp.
+            return;
+        }
         let listener = async {
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.listen(CHANNEL).await?;
@@ -139,6 +143,7 @@ async fn listen(pool: sea_orm::sqlx::PgPool, state: Arc<ListenState>, stop: Canc
                     }
                 }
             }
+            Err(_) if pool.is_closed() => return,
             Err(e) => tracing::warn!(error = %e, "cannot listen for access-token changes; reading tokens from the database meanwhile"),
         }
         state.listening.store(false, Ordering::Release);
