@@ -99,7 +99,10 @@ async fn scale() {
     let latency: u64 = std::env::var("WXNOTIFY_BENCH_SCALE_LATENCY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     println!();
     println!("scale: wxnotify sync and wxnotify sim as processes, {latency} ms latency, WXNOTIFY_WECHAT_CONCURRENCY={}", concurrency());
-    println!("{:<9} {:>10} {:>10} {:>14} {:>10} {:>15} {:>9}", "database", "followers", "sync (s)", "process (s)", "peak RSS", "progress lines", "matched");
+    println!(
+        "{:<9} {:>10} {:>10} {:>14} {:>10} {:>15} {:>9}",
+        "database", "followers", "sync (s)", "process (s)", "peak RSS", "progress lines", "matched"
+    );
     let backends = match std::env::var("WXNOTIFY_BENCH_SCALE_DATABASES").as_deref() {
         Ok("postgres") => vec![DatabaseKind::Postgres],
         Ok("sqlite") => vec![DatabaseKind::Sqlite],
@@ -185,7 +188,8 @@ async fn scale_run(test_db: &TestDb, followers: usize, latency: u64) -> Option<S
         ("RUST_LOG", "info".into()),
         ("PATH", std::env::var("PATH").unwrap_or_default()),
     ];
-    let migrate = tokio::process::Command::new(binary).arg("migrate").env_clear().envs(env.clone()).output().await.expect("wxnotify migrate runs");
+    let migrate =
+        tokio::process::Command::new(binary).arg("migrate").env_clear().envs(env.clone()).output().await.expect("wxnotify migrate runs");
     assert!(migrate.status.success(), "wxnotify migrate: {}", String::from_utf8_lossy(&migrate.stderr));
     let db = sea_orm::Database::connect(&test_db.url).await.expect("the scale database");
     seed_accounts_n(&db, followers).await;
@@ -208,7 +212,11 @@ async fn scale_run(test_db: &TestDb, followers: usize, latency: u64) -> Option<S
             loop {
                 match std::fs::read_to_string(format!("/proc/{pid}/status")) {
                     Ok(status) => {
-                        if let Some(kib) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()) {
+                        if let Some(kib) = status
+                            .lines()
+                            .find_map(|l| l.strip_prefix("VmHWM:"))
+                            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                        {
                             peak.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
                         }
                     }
@@ -229,6 +237,9 @@ async fn scale_run(test_db: &TestDb, followers: usize, latency: u64) -> Option<S
         return None;
     }
     let field = |name: &str| stdout.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(applied) = stderr.lines().find(|l| l.contains("follower sync: applied")) {
+        println!("  {followers} followers, the sync's log: {}", strip_ansi(applied));
+    }
     Some(ScaleRun {
         sync: Duration::from_millis(field("duration_ms").unwrap_or_default()),
         process,
@@ -383,6 +394,25 @@ async fn peer(sim: &SimHandle, test_db: &TestDb, threads: usize) -> Option<(Dura
     let seconds: f64 = stdout.lines().find_map(|l| l.strip_prefix("seconds="))?.trim().parse().ok()?;
     let line = stdout.lines().find(|l| l.starts_with("wechatpy")).unwrap_or_default().to_string();
     Some((Duration::from_secs_f64(seconds), line))
+}
+
+/// `text` without terminal colour codes.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// 50,000 accounts for the even (unionid-carrying) followers: every other

@@ -158,7 +158,14 @@ async fn run(services: &Services, lease: &Lease, progress: Option<ProgressFn>) -
     let reporter = Reporter { progress, listed: AtomicU64::new(0), fetched: AtomicU64::new(0), total: AtomicU64::new(0) };
     let reporter = Arc::new(reporter);
     let stage = match kind {
-        DatabaseKind::Postgres => Stage::Applying { txn: db.begin().await?, listing_started, now: Utc::now(), done: Applied::default() },
+        DatabaseKind::Postgres => {
+            let txn = db.begin().await?;
+            // Every batch runs the same statement; its plan does not depend
+            // on the values (index probes per user), so plan it once rather
+            // than for each of a million followers' 200 batches.
+            Sql::new("SET LOCAL plan_cache_mode = force_generic_plan").execute(&txn).await?;
+            Stage::Applying { txn, listing_started, now: Utc::now(), done: Applied::default() }
+        }
         DatabaseKind::Sqlite => Stage::Deferred(kind),
     };
     // A stopping server abandons the listing: nothing has changed yet (the

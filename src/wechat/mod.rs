@@ -116,7 +116,13 @@ impl WechatClient {
             timeout: settings.wechat_timeout,
             concurrency: settings.wechat_concurrency.max(1),
             retry: policy.retry,
-            tokens: token::TokenCache::new(db, settings.database_kind, &settings.database_url, policy.refresh_before, settings.wechat_timeout),
+            tokens: token::TokenCache::new(
+                db,
+                settings.database_kind,
+                &settings.database_url,
+                policy.refresh_before,
+                settings.wechat_timeout,
+            ),
         };
         Ok(WechatClient { inner: Arc::new(inner) })
     }

@@ -133,7 +133,9 @@ async fn listen(pool: sea_orm::sqlx::PgPool, state: Arc<ListenState>, stop: Canc
                             state.epoch.fetch_add(1, Ordering::AcqRel);
                         }
                         Ok(None) => {
-                            tracing::warn!("the access-token change listener lost its connection; reading tokens from the database until it is back");
+                            tracing::warn!(
+                                "the access-token change listener lost its connection; reading tokens from the database until it is back"
+                            );
                             break;
                         }
                         Err(e) => {
