@@ -17,6 +17,14 @@
 //! (`WXNOTIFY_BENCH_PEERS=0` skips it; `PYTHON` picks the interpreter). See
 //! docs/performance.md.
 //!
+//! With `WXNOTIFY_BENCH_SCALE=1` it then syncs 100,000 and 1,000,000
+//! followers with the real programs: `wxnotify sim` (latency
+//! `WXNOTIFY_BENCH_SCALE_LATENCY_MS`, default 20) and `wxnotify sync` in
+//! processes of their own, each size on a fresh database with half as many
+//! matching accounts, and prints the time of each, their ratio (goal: at
+//! most 11×), the sync process's peak RSS (`VmHWM`, goal: at most 256 MiB)
+//! and how many progress lines its log showed.
+//!
 //! Run: `cargo bench --bench sync_followers` (PostgreSQL from
 //! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 
@@ -80,6 +88,165 @@ async fn main() {
         };
         run(backend, &db, minimum, bound).await;
     }
+    if std::env::var("WXNOTIFY_BENCH_SCALE").as_deref() == Ok("1") {
+        scale().await;
+    }
+}
+
+/// `wxnotify sync` against `wxnotify sim` at 100,000 and 1,000,000
+/// followers, on each database.
+async fn scale() {
+    let latency: u64 = std::env::var("WXNOTIFY_BENCH_SCALE_LATENCY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    println!();
+    println!("scale: wxnotify sync and wxnotify sim as processes, {latency} ms latency, WXNOTIFY_WECHAT_CONCURRENCY={}", concurrency());
+    println!(
+        "{:<9} {:>10} {:>10} {:>14} {:>10} {:>15} {:>9}",
+        "database", "followers", "sync (s)", "process (s)", "peak RSS", "progress lines", "matched"
+    );
+    let backends = match std::env::var("WXNOTIFY_BENCH_SCALE_DATABASES").as_deref() {
+        Ok("postgres") => vec![DatabaseKind::Postgres],
+        Ok("sqlite") => vec![DatabaseKind::Sqlite],
+        _ => vec![DatabaseKind::Sqlite, DatabaseKind::Postgres],
+    };
+    for backend in backends {
+        let mut times = Vec::new();
+        for followers in [100_000usize, 1_000_000] {
+            let Some(db) = TestDb::new(backend).await else {
+                println!("{backend:?}: PostgreSQL unreachable, skipped");
+                break;
+            };
+            match scale_run(&db, followers, latency).await {
+                Some(run) => {
+                    println!(
+                        "{:<9} {:>10} {:>10.2} {:>14.2} {:>6.1} MiB {:>15} {:>9}",
+                        format!("{backend:?}"),
+                        followers,
+                        run.sync.as_secs_f64(),
+                        run.process.as_secs_f64(),
+                        run.peak_rss_kib as f64 / 1024.0,
+                        run.progress_lines,
+                        run.matched
+                    );
+                    if run.peak_rss_kib > 256 * 1024 {
+                        println!("{backend:?}: peak RSS above 256 MiB at {followers} followers");
+                    }
+                    times.push(run.sync);
+                }
+                None => break,
+            }
+        }
+        if let [small, large] = times[..] {
+            println!(
+                "{backend:?}: 1,000,000 followers took {:.2}× the 100,000-follower sync (goal: at most 11×)",
+                large.as_secs_f64() / small.as_secs_f64()
+            );
+        }
+    }
+}
+
+struct ScaleRun {
+    /// The sync's own `duration_ms`.
+    sync: Duration,
+    /// From starting the process to its exit (connecting and migrating too).
+    process: Duration,
+    peak_rss_kib: u64,
+    /// Log lines reporting progress (`listed a page`).
+    progress_lines: usize,
+    matched: u64,
+}
+
+async fn scale_run(test_db: &TestDb, followers: usize, latency: u64) -> Option<ScaleRun> {
+    let binary = env!("CARGO_BIN_EXE_wxnotify");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let defaults = SimConfig::default();
+    let mut sim = tokio::process::Command::new(binary)
+        .args(["sim", "--listen", &format!("127.0.0.1:{port}"), "--followers", &followers.to_string()])
+        .args(["--latency-ms", &latency.to_string()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wxnotify sim starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let ready = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if ready.elapsed() > Duration::from_secs(120) {
+            println!("wxnotify sim did not listen on {port}");
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let env = [
+        ("WXNOTIFY_DATABASE_URL", test_db.url.clone()),
+        ("WXNOTIFY_JWT_SECRET", "0123456789abcdef0123456789abcdef".into()),
+        ("WXNOTIFY_WECHAT_API_BASE", base),
+        ("WXNOTIFY_OA_APPID", defaults.oa_appid.clone()),
+        ("WXNOTIFY_OA_SECRET", defaults.oa_secret.clone()),
+        ("WXNOTIFY_WECHAT_CONCURRENCY", concurrency()),
+        ("RUST_LOG", "info".into()),
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+    ];
+    let migrate =
+        tokio::process::Command::new(binary).arg("migrate").env_clear().envs(env.clone()).output().await.expect("wxnotify migrate runs");
+    assert!(migrate.status.success(), "wxnotify migrate: {}", String::from_utf8_lossy(&migrate.stderr));
+    let db = sea_orm::Database::connect(&test_db.url).await.expect("the scale database");
+    seed_accounts_n(&db, followers).await;
+    db.close().await.ok();
+
+    let started = Instant::now();
+    let child = tokio::process::Command::new(binary)
+        .arg("sync")
+        .env_clear()
+        .envs(env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wxnotify sync starts");
+    let pid = child.id().expect("a running process");
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watcher = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    Ok(status) => {
+                        if let Some(kib) = status
+                            .lines()
+                            .find_map(|l| l.strip_prefix("VmHWM:"))
+                            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                        {
+                            peak.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => return,
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let output = child.wait_with_output().await.expect("wxnotify sync ends");
+    let process = started.elapsed();
+    watcher.abort();
+    sim.kill().await.ok();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        println!("wxnotify sync failed ({}):\n{stdout}\n{stderr}", output.status);
+        return None;
+    }
+    let field = |name: &str| stdout.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(applied) = stderr.lines().find(|l| l.contains("follower sync: applied")) {
+        println!("  {followers} followers, the sync's log: {}", strip_ansi(applied));
+    }
+    Some(ScaleRun {
+        sync: Duration::from_millis(field("duration_ms").unwrap_or_default()),
+        process,
+        peak_rss_kib: peak.load(std::sync::atomic::Ordering::Relaxed),
+        progress_lines: stderr.lines().filter(|l| l.contains("listed a page")).count(),
+        matched: field("matched").unwrap_or_default(),
+    })
 }
 
 /// (pages + ceil(batchgets / concurrency)) × latency: the listing pages
@@ -121,7 +288,12 @@ async fn run(backend: DatabaseKind, test_db: &TestDb, minimum: usize, bound: Dur
     wxnotify::linking::sync::sync_followers(&state.services, None).await.expect("the repeat sync succeeds");
     let repeat = started.elapsed();
 
-    let seed = seed_algorithm(&state.db, &sim, &state.services.wechat).await;
+    // `WXNOTIFY_BENCH_SEED=0` skips the seed's loop (some 45 s per database).
+    let seed = if std::env::var("WXNOTIFY_BENCH_SEED").as_deref() == Ok("0") {
+        Duration::ZERO
+    } else {
+        seed_algorithm(&state.db, &sim, &state.services.wechat).await
+    };
     let extrapolated = seed.as_secs_f64() * FOLLOWERS as f64 / SAMPLE as f64;
     let name = format!("{backend:?}");
     println!(
@@ -224,11 +396,35 @@ async fn peer(sim: &SimHandle, test_db: &TestDb, threads: usize) -> Option<(Dura
     Some((Duration::from_secs_f64(seconds), line))
 }
 
+/// `text` without terminal colour codes.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// 50,000 accounts for the even (unionid-carrying) followers: every other
 /// one by the `unionid` column, the rest only through the login map.
 async fn seed_accounts(db: &DatabaseConnection) {
+    seed_accounts_n(db, FOLLOWERS).await
+}
+
+/// One account for each even follower of `followers`, as [`seed_accounts`].
+async fn seed_accounts_n(db: &DatabaseConnection, followers: usize) {
     let now = chrono::Utc::now();
-    let evens: Vec<usize> = (0..FOLLOWERS).step_by(2).collect();
+    let evens: Vec<usize> = (0..followers).step_by(2).collect();
     for chunk in evens.chunks(1000) {
         let mut sql = Sql::new("INSERT INTO account (created_at, updated_at, mp_openid, unionid, oauth2_user_info_map) VALUES ");
         for (i, n) in chunk.iter().enumerate() {

@@ -30,6 +30,8 @@ mod m20261201_000002_delivery_lease;
 mod m20261201_000003_push_code_origin;
 mod m20261201_000004_create_wechat_template;
 mod m20261201_000005_point_count_by_type;
+pub mod m20261201_000006_actok_notify;
+mod m20261201_000007_account_map_unionid_index;
 
 pub struct Migrator;
 
@@ -60,6 +62,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_push_code_origin::Migration),
             Box::new(m20261201_000004_create_wechat_template::Migration),
             Box::new(m20261201_000005_point_count_by_type::Migration),
+            Box::new(m20261201_000006_actok_notify::Migration),
+            Box::new(m20261201_000007_account_map_unionid_index::Migration),
         ]
     }
 }

@@ -4,19 +4,27 @@
 //!    [`LinkError::SyncRunning`]).
 //! 2. List: pages of `user/get` one after another, each page's openids to
 //!    `batchget` in chunks of 100, `WXNOTIFY_WECHAT_CONCURRENCY` calls at
-//!    once; the next page is asked for as soon as the last one arrives, so
-//!    the batchgets never wait for it.
-//!    Users arrive on a channel and are written to `follower_sync_stage` in
-//!    multi-row inserts while WeChat is still answering.
-//! 3. Only after the last page, in one transaction of set-based statements:
-//!    upsert `oa_follower` from the stage, link accounts by the `unionid`
-//!    column and by the login map, clear links of followers no longer
-//!    listed, mark those followers unsubscribed, count, empty the stage.
+//!    once; paging runs up to [`PAGES_AHEAD`] pages ahead of the batchgets,
+//!    so they never wait for it. Users arrive on a channel and are written
+//!    to `follower_sync_stage` in multi-row statements while WeChat is still
+//!    answering.
+//! 3. Applying, in one transaction of set-based statements: upsert
+//!    `oa_follower` from the stage, link accounts by the `unionid` column and
+//!    by the login map, clear links of followers no longer listed, mark those
+//!    followers unsubscribed, count, empty the stage.
 //!
-//! A failure anywhere before step 3 leaves every link and follower as it was
-//! (the stage is emptied). Events the callback handles while a sync runs win
-//! over the listing: a follower who (un)followed after the listing began is
-//! neither cleared nor re-linked by it.
+//!    On SQLite that transaction starts after the last page (a writer there
+//!    locks the whole database). On PostgreSQL it starts with the listing:
+//!    each staged batch is upserted and linked as it arrives, inside the
+//!    transaction, so WeChat's latency hides the row writes and only the
+//!    clearing, marking and counting wait for the last page. Rows it wrote
+//!    stay locked until the commit: a callback about one of them waits for
+//!    the sync and then wins over it.
+//!
+//! A failure anywhere before the commit leaves every link and follower as it
+//! was (the stage is emptied). Events the callback handles while a sync runs
+//! win over the listing: a follower who (un)followed after the listing began
+//! is neither cleared nor re-linked by it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::mpsc;
 
 use super::LinkError;
@@ -44,6 +52,8 @@ const LEASE_TTL: Duration = Duration::from_secs(60);
 /// and one of 2,000 users often waited 40 ms more in TCP); the last one,
 /// written after the listing ends, stays quick.
 const STAGE_CHUNK: usize = 5000;
+/// Listing pages held while the batchgets catch up (10,000 openids each).
+pub const PAGES_AHEAD: usize = 8;
 /// Most openids one `batchget` takes.
 const BATCH: usize = crate::wechat::followers::BATCHGET_LIMIT;
 
@@ -140,25 +150,90 @@ async fn remember(db: &sea_orm::DatabaseConnection, report: &SyncReport) -> Resu
 
 async fn run(services: &Services, lease: &Lease, progress: Option<ProgressFn>) -> Result<SyncReport, LinkError> {
     let db = &services.db;
+    let kind = services.settings.database_kind;
     let listing_started = Utc::now();
     // Left over only by a sync that crashed; we hold the lease, so it is ours to clear.
     Sql::new("DELETE FROM follower_sync_stage").execute(db).await?;
     let calls = Arc::new(AtomicU64::new(0));
     let reporter = Reporter { progress, listed: AtomicU64::new(0), fetched: AtomicU64::new(0), total: AtomicU64::new(0) };
     let reporter = Arc::new(reporter);
-    // A stopping server abandons the listing: nothing has changed yet.
-    tokio::select! {
-        listed = stage_listing(services, calls.clone(), reporter.clone()) => listed?,
+    let stage = match kind {
+        DatabaseKind::Postgres => {
+            let txn = db.begin().await?;
+            // Every batch runs the same statement; its plan does not depend
+            // on the values (index probes per user), so plan it once rather
+            // than for each of a million followers' 200 batches.
+            Sql::new("SET LOCAL plan_cache_mode = force_generic_plan").execute(&txn).await?;
+            Stage::Applying { txn, listing_started, now: Utc::now(), done: Applied::default() }
+        }
+        DatabaseKind::Sqlite => Stage::Deferred(kind),
+    };
+    // A stopping server abandons the listing: nothing has changed yet (the
+    // transaction of an incremental apply is dropped, so rolled back).
+    let stage = tokio::select! {
+        staged = stage_listing(services, stage, calls.clone(), reporter.clone()) => staged?,
         _ = services.stopping.cancelled() => return Err(LinkError::Stopping),
-    }
+    };
     if lease.is_lost() {
         return Err(LinkError::LeaseLost);
     }
     reporter.report(SyncPhase::Applying);
     tracing::info!(listed = reporter.listed.load(Ordering::Relaxed), "follower sync: listing complete; applying");
-    let mut report = apply(db, services.settings.database_kind, lease, listing_started).await?;
+    let mut report = match stage {
+        Stage::Deferred(_) => apply(db.begin().await?, kind, lease, listing_started, Utc::now(), None).await?,
+        Stage::Applying { txn, listing_started, now, done } => apply(txn, kind, lease, listing_started, now, Some(done)).await?,
+    };
     report.api_calls = calls.load(Ordering::Relaxed);
     Ok(report)
+}
+
+/// Where staged users go.
+enum Stage {
+    /// SQLite: into the stage only; applied after the last page.
+    Deferred(DatabaseKind),
+    /// PostgreSQL: into the stage, and each batch upserted and linked at
+    /// once inside `txn`.
+    Applying { txn: DatabaseTransaction, listing_started: DateTime<Utc>, now: DateTime<Utc>, done: Applied },
+}
+
+/// What the batches applied during the listing did, so far.
+#[derive(Clone, Copy, Debug, Default)]
+struct Applied {
+    followers_upserted: u64,
+    linked: u64,
+    batches: u64,
+    ms: u64,
+}
+
+impl Stage {
+    async fn write(&mut self, db: &DatabaseConnection, users: &[UserInfo]) -> Result<(), DbErr> {
+        match self {
+            Stage::Deferred(kind) => write_stage(db, *kind, &json_rows(users)).await,
+            Stage::Applying { txn, listing_started, now, done } => {
+                if users.is_empty() {
+                    return Ok(());
+                }
+                let started = Instant::now();
+                // The stage is written beside the transaction, on a connection
+                // of its own: the two use both cores, and a failure empties it.
+                let rows = json_rows(users);
+                let staging = write_stage(db, DatabaseKind::Postgres, &rows);
+                let applying = async {
+                    apply_batch(&rows, *listing_started, *now)
+                        .one(&*txn)
+                        .await?
+                        .ok_or_else(|| DbErr::RecordNotFound("the applied batch's counts".into()))
+                };
+                let ((), row) = futures::try_join!(staging, applying)?;
+                let count = |column: &str| row.try_get::<i64>("", column).map(|n| n.max(0) as u64);
+                done.followers_upserted += count("followers")?;
+                done.linked += count("by_column")? + count("by_map")?;
+                done.batches += 1;
+                done.ms += started.elapsed().as_millis() as u64;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Counts and forwards progress.
@@ -181,9 +256,8 @@ impl Reporter {
 /// Lists every follower into the stage: the WeChat calls and the database
 /// writes run side by side, joined by a bounded channel; the first failure
 /// of either stops both.
-async fn stage_listing(services: &Services, calls: Arc<AtomicU64>, reporter: Arc<Reporter>) -> Result<(), LinkError> {
+async fn stage_listing(services: &Services, mut stage: Stage, calls: Arc<AtomicU64>, reporter: Arc<Reporter>) -> Result<Stage, LinkError> {
     let (tx, mut rx) = mpsc::channel::<Vec<UserInfo>>(64);
-    let kind = services.settings.database_kind;
     let listing = list(services.wechat.clone(), services.settings.wechat_concurrency.max(1), tx, reporter);
     let listing = async { count_calls_into(calls, listing).await.map_err(LinkError::from) };
     let writing = async {
@@ -193,20 +267,23 @@ async fn stage_listing(services: &Services, calls: Arc<AtomicU64>, reporter: Arc
             pending.extend(users.into_iter().filter(|u| u.subscribe));
             while pending.len() >= STAGE_CHUNK {
                 let rest = pending.split_off(STAGE_CHUNK);
-                write_stage(&services.db, kind, &pending).await?;
+                stage.write(&services.db, &pending).await?;
                 pending = rest;
             }
         }
-        write_stage(&services.db, kind, &pending).await.map_err(LinkError::from)
+        stage.write(&services.db, &pending).await?;
+        Ok::<_, LinkError>(())
     };
-    futures::try_join!(listing, writing).map(|_| ())
+    futures::try_join!(listing, writing)?;
+    Ok(stage)
 }
 
 /// Lists every follower and sends each `batchget` answer on `users`; the
 /// first WeChat failure ends the listing with that error.
 ///
-/// Paging runs ahead of the batchgets: the next page is asked for as soon
-/// as the last one arrives, so the batchgets never wait for `user/get`.
+/// Paging runs ahead of the batchgets (up to [`PAGES_AHEAD`] pages held):
+/// the next page is asked for as soon as the last one arrives, so the
+/// batchgets never wait for `user/get`.
 /// Batchgets finish in any order (the stage does not care), so one slow
 /// answer holds up none of the others.
 async fn list(
@@ -215,7 +292,7 @@ async fn list(
     users: mpsc::Sender<Vec<UserInfo>>,
     reporter: Arc<Reporter>,
 ) -> Result<(), WechatError> {
-    let (pages_tx, pages_rx) = mpsc::channel::<Vec<String>>(1);
+    let (pages_tx, pages_rx) = mpsc::channel::<Vec<String>>(PAGES_AHEAD);
     let paging = page_through(wechat.clone(), pages_tx, reporter.clone());
     let fetching = fetch_users(wechat, concurrency, pages_rx, users, reporter);
     futures::try_join!(paging, fetching).map(|_| ())
@@ -269,25 +346,19 @@ async fn fetch_users(
     Ok(())
 }
 
-/// One insert of `users` into the stage, passed as a single JSON array
-/// parameter and unpacked by the database (far cheaper for PostgreSQL to
-/// parse and plan than thousands of bound values).
-async fn write_stage(db: &DatabaseConnection, kind: DatabaseKind, users: &[UserInfo]) -> Result<(), DbErr> {
-    if users.is_empty() {
+/// One insert into the stage of the users in `rows` ([`json_rows`]), passed
+/// as a single JSON text parameter and unpacked by the database (far cheaper
+/// for PostgreSQL to parse and plan than thousands of bound values).
+async fn write_stage(db: &DatabaseConnection, kind: DatabaseKind, rows: &str) -> Result<(), DbErr> {
+    if rows == "[]" {
         return Ok(());
     }
-    let rows: Vec<serde_json::Value> = users
-        .iter()
-        .map(|u| {
-            // The driver's own text form, so SQLite compares like with like.
-            let t = u.subscribe_time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false));
-            serde_json::json!({ "o": u.openid, "u": u.unionid, "t": t })
-        })
-        .collect();
     let mut sql = Sql::new("INSERT INTO follower_sync_stage (openid, unionid, subscribe_time) ");
-    let rows = sql.param(serde_json::Value::Array(rows));
+    let rows = sql.param(rows);
     sql.push(&match kind {
-        DatabaseKind::Postgres => format!("SELECT x.o, x.u, x.t FROM jsonb_to_recordset({rows}) AS x(o text, u text, t timestamptz)"),
+        DatabaseKind::Postgres => {
+            format!("SELECT x.o, x.u, x.t FROM jsonb_to_recordset(CAST({rows} AS jsonb)) AS x(o text, u text, t timestamptz)")
+        }
         // Timestamps go through the same text form the driver writes elsewhere.
         DatabaseKind::Sqlite => {
             format!("SELECT json_extract(value, '$.o'), json_extract(value, '$.u'), json_extract(value, '$.t') FROM json_each({rows}) WHERE TRUE")
@@ -298,14 +369,88 @@ async fn write_stage(db: &DatabaseConnection, kind: DatabaseKind, users: &[UserI
     sql.execute(db).await.map(|_| ())
 }
 
-/// Applies the complete listing in one transaction.
+/// `users` as the text of one JSON array of `{o, u, t}` (openid, unionid,
+/// subscribe time), written once per batch and bound as text wherever the
+/// batch goes.
+fn json_rows(users: &[UserInfo]) -> String {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        o: &'a str,
+        u: Option<&'a str>,
+        t: Option<String>,
+    }
+    let rows: Vec<Row> = users
+        .iter()
+        .map(|u| Row {
+            o: &u.openid,
+            u: u.unionid.as_deref(),
+            // The driver's own text form, so SQLite compares like with like.
+            t: u.subscribe_time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)),
+        })
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+}
+
+/// PostgreSQL, inside the sync's transaction: one batch of users upserted
+/// into `oa_follower` and linked by the `unionid` column and the login map,
+/// in one statement (the same conditions as [`upsert_followers`],
+/// [`link_by_column`] and [`link_by_map`], over the batch instead of the
+/// whole stage). Followers whose unsubscribe arrived after the listing began
+/// are left out, and the upsert leaves a row such an event wrote meanwhile
+/// alone; the final [`drop_left_during_listing`] and [`clear_gone_links`]
+/// catch events that arrive later. An openid the listing repeats in a later
+/// batch finds its row and link already written and changes nothing.
+/// Answers the rows each part wrote.
+fn apply_batch(rows: &str, listing_started: DateTime<Utc>, now: DateTime<Utc>) -> Sql {
+    let mut sql = Sql::default();
+    let rows = sql.param(rows);
+    let started = sql.param(listing_started);
+    let now = sql.param(now);
+    let map_unionid = map_unionid(DatabaseKind::Postgres, "account.oauth2_user_info_map");
+    // One probe of oa_follower per user serves both the left-after-start
+    // check and the upsert's is-it-changed check. A probe by index, always:
+    // the table's statistics predate this transaction's inserts (a first
+    // sync of a million followers grows it from nothing), and a hash join
+    // over what the planner takes for an empty table would scan the whole
+    // of it for every batch.
+    sql.push(&format!(
+        "WITH batch AS ( \
+           SELECT DISTINCT ON (x.o) x.o AS openid, x.u AS unionid, x.t AS subscribe_time, \
+                  f.openid IS NOT NULL AND f.unionid IS NOT DISTINCT FROM x.u AND f.subscribed \
+                    AND f.subscribe_time IS NOT DISTINCT FROM x.t AS unchanged \
+           FROM jsonb_to_recordset(CAST({rows} AS jsonb)) AS x(o text, u text, t timestamptz) \
+           LEFT JOIN LATERAL (SELECT * FROM oa_follower f WHERE f.openid = x.o LIMIT 1) f ON TRUE \
+           WHERE f.openid IS NULL OR f.subscribed OR f.updated_at < {started}), \
+         followers AS ( \
+           INSERT INTO oa_follower (created_at, updated_at, openid, unionid, subscribed, subscribe_time) \
+           SELECT {now}, {now}, s.openid, s.unionid, TRUE, s.subscribe_time FROM batch s WHERE NOT s.unchanged \
+           ON CONFLICT (openid) DO UPDATE SET unionid = excluded.unionid, subscribed = TRUE, \
+             subscribe_time = excluded.subscribe_time, updated_at = excluded.updated_at \
+           WHERE oa_follower.subscribed OR oa_follower.updated_at < {started} \
+           RETURNING 1), \
+         by_column AS ( \
+           UPDATE account SET oaopenid = s.openid, updated_at = {now} FROM batch s \
+           WHERE s.unionid = account.unionid AND account.oaopenid IS DISTINCT FROM s.openid RETURNING 1), \
+         by_map AS ( \
+           UPDATE account SET unionid = s.unionid, oaopenid = s.openid, updated_at = {now} FROM batch s \
+           WHERE account.unionid IS NULL AND s.unionid = {map_unionid} RETURNING 1) \
+         SELECT (SELECT count(*) FROM followers) AS followers, (SELECT count(*) FROM by_column) AS by_column, \
+                (SELECT count(*) FROM by_map) AS by_map"
+    ));
+    sql
+}
+
+/// Applies the listing in `txn`: all of it (`done` is `None`), or what the
+/// batches applied during the listing (`done`) left: the clearing, marking
+/// and counting.
 async fn apply(
-    db: &DatabaseConnection,
+    txn: DatabaseTransaction,
     kind: DatabaseKind,
     lease: &Lease,
     listing_started: DateTime<Utc>,
+    now: DateTime<Utc>,
+    done: Option<Applied>,
 ) -> Result<SyncReport, LinkError> {
-    let txn = db.begin().await?;
     // A write first: SQLite takes its write lock now rather than failing to
     // upgrade a read later, and PostgreSQL locks the lease row until commit.
     let mut hold = Sql::new("UPDATE wxnotify_meta SET value = value WHERE key = ");
@@ -314,7 +459,6 @@ async fn apply(
     if held == 0 {
         return Err(LinkError::LeaseLost);
     }
-    let now = Utc::now();
     let clock = Instant::now();
     let mut steps_ms = Vec::with_capacity(7);
     let mut step = |started: Instant| steps_ms.push(started.elapsed().as_millis() as u64);
@@ -322,19 +466,29 @@ async fn apply(
         // The stage was empty at the last autovacuum; without fresh
         // statistics the planner joins 100,000 rows as if they were a few.
         Sql::new("ANALYZE follower_sync_stage").execute(&txn).await?;
+        if done.is_some() {
+            // The batches may have grown it from nothing in this transaction.
+            Sql::new("ANALYZE oa_follower").execute(&txn).await?;
+        }
     }
     let t = Instant::now();
     drop_left_during_listing(listing_started).execute(&txn).await?;
     step(t);
-    let t = Instant::now();
-    let followers_upserted = upsert_followers(now).execute(&txn).await?;
-    step(t);
-    let t = Instant::now();
-    let by_column = link_by_column(now).execute(&txn).await?;
-    step(t);
-    let t = Instant::now();
-    let by_map = link_by_map(kind, now).execute(&txn).await?;
-    step(t);
+    let (followers_upserted, linked) = match done {
+        Some(done) => (done.followers_upserted, done.linked),
+        None => {
+            let t = Instant::now();
+            let upserted = upsert_followers(now).execute(&txn).await?;
+            step(t);
+            let t = Instant::now();
+            let by_column = link_by_column(now).execute(&txn).await?;
+            step(t);
+            let t = Instant::now();
+            let by_map = link_by_map(kind, now).execute(&txn).await?;
+            step(t);
+            (upserted, by_column + by_map)
+        }
+    };
     let t = Instant::now();
     let cleared = clear_gone_links(now, listing_started).execute(&txn).await?;
     step(t);
@@ -346,7 +500,7 @@ async fn apply(
     let report = SyncReport {
         followers: count("followers")?,
         matched: count("matched")?,
-        updated: by_column + by_map,
+        updated: linked,
         cleared,
         unmatched: count("unmatched")?,
         ..SyncReport::default()
@@ -354,6 +508,7 @@ async fn apply(
     Sql::new(empty_stage(kind)).execute(&txn).await?;
     txn.commit().await?;
     let apply_ms = clock.elapsed().as_millis() as u64;
+    let during_listing = done.unwrap_or_default();
     tracing::info!(
         followers_upserted,
         followers_gone = gone,
@@ -361,6 +516,8 @@ async fn apply(
         cleared,
         apply_ms,
         ?steps_ms,
+        batches_applied_while_listing = during_listing.batches,
+        ms_applying_while_listing = during_listing.ms,
         "follower sync: applied"
     );
     Ok(report)

@@ -20,6 +20,7 @@ pub mod rules;
 pub mod send;
 pub mod templates;
 pub mod token;
+mod token_watch;
 mod transport;
 
 use std::sync::Arc;
@@ -115,7 +116,13 @@ impl WechatClient {
             timeout: settings.wechat_timeout,
             concurrency: settings.wechat_concurrency.max(1),
             retry: policy.retry,
-            tokens: token::TokenCache::new(db, settings.database_kind, policy.refresh_before, settings.wechat_timeout),
+            tokens: token::TokenCache::new(
+                db,
+                settings.database_kind,
+                &settings.database_url,
+                policy.refresh_before,
+                settings.wechat_timeout,
+            ),
         };
         Ok(WechatClient { inner: Arc::new(inner) })
     }

@@ -1,9 +1,14 @@
 //! The access-token cache: one token per appid in the `actok` table, shared
 //! by every server process, refreshed by exactly one caller.
 //!
-//! The database row is the only copy (one indexed read per call is cheap next
-//! to a WeChat round trip, and it means a token another process fetched or
-//! discarded is seen at once). A token counts as fresh until
+//! The database row is the shared copy; each process keeps the row it last
+//! read in memory and reads it again only when something may have changed
+//! (see [`watch`](super::token_watch)): on PostgreSQL a trigger announces
+//! every change of `actok` on a `LISTEN` channel, on SQLite the database
+//! file's change counters move. So a token another process fetched or
+//! discarded is seen by the next call (on PostgreSQL, as soon as the
+//! notification arrives), and a steady stream of calls reads the row about
+//! once a second instead of once a call. A token counts as fresh until
 //! `refresh_before` ahead of its `expiredtime`; then one caller refreshes:
 //!
 //! - within a process, a per-appid async mutex lets one task through while
@@ -16,8 +21,9 @@
 //!   fetches, and publishes with `UPDATE ... WHERE tok = <the stale token>`;
 //!   a process that loses either race re-reads and uses the winner's token.
 //!
-//! When WeChat refuses a token, [`TokenCache::discard`] marks it expired only
-//! if it is still the cached one, so a storm of failures discards once.
+//! When WeChat refuses a token, [`TokenCache::discard`] drops the in-memory
+//! copy and marks the row expired only if it is still the cached one, so a
+//! storm of failures discards once.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,6 +39,7 @@ use sea_orm::{
 };
 
 use super::WechatError;
+use super::token_watch::Watch;
 use crate::db::DatabaseKind;
 use crate::db::sql::Sql;
 
@@ -53,15 +60,36 @@ pub struct TokenCache {
     lease: Duration,
     /// The in-process single flight, one mutex per appid.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The row of each appid as last read, valid while `watch` says nothing
+    /// changed since.
+    copies: Mutex<HashMap<String, Copy>>,
+    watch: Watch,
 }
+
+/// One `actok` row as read, with the change stamp taken just before.
+struct Copy {
+    row: actok::Model,
+    stamp: u64,
+    read_at: std::time::Instant,
+}
+
+/// However still the database looks, a copy is read again after this long:
+/// the file-based watch on SQLite can miss a change made within the same
+/// clock tick, and a notification can be lost with its connection.
+const MAX_COPY_AGE: Duration = Duration::from_secs(1);
 
 /// How often a SQLite process waiting on another's lease looks again.
 const LEASE_POLL: Duration = Duration::from_millis(20);
 
 impl TokenCache {
-    pub fn new(db: DatabaseConnection, kind: DatabaseKind, refresh_before: Duration, call_timeout: Duration) -> Self {
+    /// `database_url` is the one `db` was opened with; on SQLite it names
+    /// the file whose change counters are watched.
+    pub fn new(db: DatabaseConnection, kind: DatabaseKind, database_url: &str, refresh_before: Duration, call_timeout: Duration) -> Self {
+        let watch = Watch::new(&db, kind, database_url);
         TokenCache {
             db,
+            watch,
+            copies: Mutex::new(HashMap::new()),
             kind,
             refresh_before: chrono::Duration::from_std(refresh_before).unwrap_or(chrono::Duration::minutes(5)),
             // A fetch with its busy retries fits well within this.
@@ -86,15 +114,24 @@ impl TokenCache {
         if let Some(token) = self.read_fresh(appid).await? {
             return Ok(token);
         }
-        match self.kind {
+        let token = match self.kind {
             DatabaseKind::Postgres => self.refresh_under_row_lock(appid, fetch).await,
             DatabaseKind::Sqlite => self.refresh_under_lease(appid, fetch).await,
-        }
+        };
+        // The row changed (or may have): the next call reads it once.
+        self.forget(appid);
+        token
     }
 
     /// Marks `failed` expired if it is still the cached token of `appid`;
     /// true when it was. A token someone already replaced stays untouched.
     pub async fn discard(&self, appid: &str, failed: &str) -> Result<bool, WechatError> {
+        {
+            let mut copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if copies.get(appid).is_some_and(|copy| copy.row.tok == failed) {
+                copies.remove(appid);
+            }
+        }
         let result = actok::Entity::update_many()
             .col_expr(actok::Column::Expiredtime, Expr::value(DateTime::<Utc>::UNIX_EPOCH))
             .col_expr(actok::Column::UpdatedAt, Expr::value(Utc::now()))
@@ -120,8 +157,36 @@ impl TokenCache {
         Ok(actok::Entity::find().filter(actok::Column::Appid.eq(appid)).one(db).await?)
     }
 
+    /// The fresh token of `appid`: the in-memory copy while nothing changed
+    /// since it was read, else the row.
     async fn read_fresh(&self, appid: &str) -> Result<Option<String>, WechatError> {
-        Ok(self.read(&self.db, appid).await?.filter(|row| self.is_fresh(row)).map(|row| row.tok))
+        // Taken before the read: a change after it moves the stamp, so the
+        // copy is read again next time.
+        let stamp = self.watch.stamp();
+        if let Some(stamp) = stamp {
+            let copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(copy) = copies.get(appid).filter(|c| c.stamp == stamp && c.read_at.elapsed() < MAX_COPY_AGE) {
+                return Ok(Some(copy.row.clone()).filter(|row| self.is_fresh(row)).map(|row| row.tok));
+            }
+        }
+        let row = self.read(&self.db, appid).await?;
+        {
+            let mut copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match (stamp, &row) {
+                (Some(stamp), Some(row)) => {
+                    copies.insert(appid.to_string(), Copy { row: row.clone(), stamp, read_at: std::time::Instant::now() });
+                }
+                _ => {
+                    copies.remove(appid);
+                }
+            }
+        }
+        Ok(row.filter(|row| self.is_fresh(row)).map(|row| row.tok))
+    }
+
+    /// Forgets the copy of `appid` after this process wrote the row.
+    fn forget(&self, appid: &str) {
+        self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(appid);
     }
 
     /// PostgreSQL: the row lock makes every other process wait for this

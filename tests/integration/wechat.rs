@@ -4,9 +4,12 @@
 //! the typed endpoints.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use futures::future::join_all;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, EntityTrait};
@@ -64,6 +67,39 @@ async fn process(app: &TestApp, sim: &SimHandle, extra: &[(&str, &str)]) -> Wech
     }
     let db = Database::connect(options).await.expect("a pool of its own");
     WechatClient::with_policy(&settings, db, ClientPolicy { retry: RetryPolicy::fast(), ..ClientPolicy::default() }).expect("a client")
+}
+
+/// Like [`process`], counting the statements its pool runs on `actok`.
+async fn counted_process(app: &TestApp, sim: &SimHandle) -> (WechatClient, Arc<AtomicU64>) {
+    let settings = settings(app, sim, &[]);
+    let mut options = ConnectOptions::new(settings.database_url.clone());
+    options.max_connections(6).sqlx_logging(false);
+    if settings.database_kind == DatabaseKind::Sqlite {
+        options.map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::from_secs(30)));
+    }
+    let mut db = Database::connect(options).await.expect("a pool of its own");
+    let reads = Arc::new(AtomicU64::new(0));
+    let counter = reads.clone();
+    db.set_metric_callback(move |info| {
+        if info.statement.sql.contains("actok") {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let policy = ClientPolicy { retry: RetryPolicy::fast(), ..ClientPolicy::default() };
+    (WechatClient::with_policy(&settings, db, policy).expect("a client"), reads)
+}
+
+/// Asks `client` for its token until it is `expected`, for at most
+/// `within` (a PostgreSQL notification arrives a moment after the commit).
+async fn token_becomes(client: &WechatClient, expected: &str, within: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let token = client.access_token(App::Oa).await.expect("a token");
+        if token == expected || tokio::time::Instant::now() > deadline {
+            return token;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn message(touser: &str) -> TemplateMessage {
@@ -144,6 +180,52 @@ both_databases! {
         assert_eq!(sim.count_calls("/cgi-bin/token"), 0);
         let body = &sim.calls()[0].body;
         assert!(!body.contains("sim-oa-secret"), "the call log masks the secret: {body}");
+    }
+
+    async fn a_thousand_calls_read_the_token_row_only_a_few_times(app) {
+        let sim = simulator().await;
+        let (client, actok_statements) = counted_process(&app, &sim).await;
+        client.send_template(&message(&follower(0))).await.unwrap();
+        let warm = actok_statements.load(Ordering::Relaxed);
+        let sends = (0..1000).map(|n| {
+            let client = client.clone();
+            async move { client.send_template(&message(&follower(n % 300))).await }
+        });
+        all_ok(futures::stream::iter(sends).buffer_unordered(16).collect::<Vec<_>>().await);
+        let during = actok_statements.load(Ordering::Relaxed) - warm;
+        // The in-memory copy is read again once a second at most, and when
+        // the database changed (this test changes nothing else).
+        assert!(during <= 20, "{during} statements on actok for 1,000 calls");
+        assert_eq!(sim.token_fetches(), 1);
+    }
+
+    async fn a_token_another_process_fetched_is_seen_by_the_next_call(app) {
+        let sim = simulator().await;
+        let (a, b) = (process(&app, &sim, &[]).await, process(&app, &sim, &[]).await);
+        let first = a.access_token(App::Oa).await.unwrap();
+        assert_eq!(first, a.access_token(App::Oa).await.unwrap(), "A keeps its copy");
+        // B is told the token is bad (as by a 40001) and fetches another.
+        sim.invalidate_tokens(&sim.oa_appid());
+        b.send_template(&message(&follower(1))).await.unwrap();
+        let second = b.access_token(App::Oa).await.unwrap();
+        assert_ne!(first, second);
+        // Well under the copy's one-second lifetime: the change itself is seen.
+        assert_eq!(token_becomes(&a, &second, Duration::from_millis(300)).await, second);
+        assert_eq!(sim.token_fetches(), 2);
+    }
+
+    async fn a_40001_drops_the_in_memory_copy(app) {
+        let sim = simulator().await;
+        let client = process(&app, &sim, &[]).await;
+        let first = client.access_token(App::Oa).await.unwrap();
+        client.send_template(&message(&follower(1))).await.unwrap();
+        sim.invalidate_tokens(&sim.oa_appid());
+        // Refused, discarded, refetched: the retry carries the new token at
+        // once, without waiting for the copy to age or a notification.
+        client.send_template(&message(&follower(2))).await.unwrap();
+        let second = client.access_token(App::Oa).await.unwrap();
+        assert_ne!(first, second, "the refused copy is gone");
+        assert_eq!(sim.token_fetches(), 2);
     }
 
     async fn one_injected_40001_causes_one_refresh_and_a_successful_retry(app) {
