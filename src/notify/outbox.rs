@@ -571,22 +571,23 @@ async fn settle_unresendable(db: &impl ConnectionTrait, cutoffs: &Cutoffs) -> Re
 /// chunk at a time; their window keeps starting at their first claim.
 async fn reclaim(services: &Services, cutoffs: &Cutoffs, limit: usize) -> Result<Vec<Claimed>, DbErr> {
     let db = &services.db;
-    let limit = limit as i64;
-    let mut sql = Sql::new("UPDATE delivery SET claimed_at = COALESCE(claimed_at, updated_at), lease_owner = ");
-    sql.bind(services.leases.owner().to_string()).push(", lease_until = ").bind(cutoffs.now + lease_of(services));
-    sql.push(", updated_at = ").bind(cutoffs.now);
     let lapsed_test = |sql: &mut Sql| {
         sql.push("status = ").push(Status::Sending.sql()).push(" AND channel = ").bind(Channel::OaTemplate.as_str()).push(" AND ");
         cutoffs.lapsed(sql);
         sql.push(" AND COALESCE(claimed_at, updated_at) >= ").bind(cutoffs.window);
     };
+    // Picked once (see `claim`).
+    let mut sql = Sql::new("WITH picked AS MATERIALIZED (SELECT id FROM delivery WHERE ");
+    lapsed_test(&mut sql);
+    sql.push(" ORDER BY id LIMIT ").bind(limit as i64).push(skip_locked(db)).push(") ");
+    sql.push("UPDATE delivery SET claimed_at = COALESCE(claimed_at, updated_at), lease_owner = ");
+    sql.bind(services.leases.owner().to_string()).push(", lease_until = ").bind(cutoffs.now + lease_of(services));
+    sql.push(", updated_at = ").bind(cutoffs.now);
     // The outer test is what PostgreSQL re-checks after waiting for a row
     // another server just took, so a row is never taken twice.
     sql.push(" WHERE ");
     lapsed_test(&mut sql);
-    sql.push(" AND id IN (SELECT id FROM delivery WHERE ");
-    lapsed_test(&mut sql);
-    sql.push(" ORDER BY id LIMIT ").bind(limit).push(skip_locked(db)).push(")");
+    sql.push(" AND id IN (SELECT id FROM picked)");
     returning(services, sql, true).await
 }
 
@@ -687,8 +688,27 @@ enum Claim<'a> {
 
 async fn claim(services: &Services, which: &Claim<'_>) -> Result<Vec<Claimed>, DbErr> {
     let now = Utc::now();
-    let mut sql = Sql::new("UPDATE delivery SET status = ");
-    sql.push(Status::Sending.sql()).push(", updated_at = ");
+    let mut sql = Sql::default();
+    // The rows to take are picked first, once: PostgreSQL may run a LIMIT
+    // subquery inside `IN` more than once, taking more rows than asked.
+    match which {
+        Claim::Ids(_) => {}
+        Claim::Oldest(limit) => {
+            sql.push("WITH picked AS MATERIALIZED (SELECT id FROM delivery WHERE status = ").push(Status::Pending.sql());
+            sql.push(" ORDER BY id LIMIT ").bind(*limit as i64).push(skip_locked(&services.db)).push(") ");
+        }
+        Claim::Shared { run, below, limit } => {
+            // The primary key bounds the scan; the key prefix keeps to the
+            // run's own rows; the announcement must still be there, so a
+            // run its owner has ended is not claimed from any more.
+            sql.push("WITH picked AS MATERIALIZED (SELECT id FROM delivery WHERE id >= ").bind(run.first).push(" AND id < ").bind(*below);
+            sql.push(" AND status = ").push(Status::Pending.sql());
+            sql.push(&format!(" AND substr(dedupe_key, 1, {}) = ", run.prefix.chars().count())).bind(run.prefix.clone());
+            sql.push(" AND EXISTS (SELECT 1 FROM wxnotify_meta WHERE key = ").bind(run.key.clone());
+            sql.push(") ORDER BY id DESC LIMIT ").bind(*limit as i64).push(skip_locked(&services.db)).push(") ");
+        }
+    }
+    sql.push("UPDATE delivery SET status = ").push(Status::Sending.sql()).push(", updated_at = ");
     let now_p = sql.param(now);
     sql.push(&format!("{now_p}, claimed_at = {now_p}, lease_owner = "));
     sql.bind(services.leases.owner().to_string()).push(", lease_until = ").bind(now + lease_of(services));
@@ -699,19 +719,8 @@ async fn claim(services: &Services, which: &Claim<'_>) -> Result<Vec<Claimed>, D
         Claim::Ids(ids) => {
             sql.list(ids.iter().copied());
         }
-        Claim::Oldest(limit) => {
-            sql.push("(SELECT id FROM delivery WHERE status = ").push(Status::Pending.sql()).push(" ORDER BY id LIMIT ");
-            sql.bind(*limit as i64).push(skip_locked(&services.db)).push(")");
-        }
-        Claim::Shared { run, below, limit } => {
-            // The primary key bounds the scan; the key prefix keeps to the
-            // run's own rows; the registration must still be there, so a
-            // run its owner has ended is not claimed from any more.
-            sql.push("(SELECT id FROM delivery WHERE id >= ").bind(run.first).push(" AND id < ").bind(*below);
-            sql.push(" AND status = ").push(Status::Pending.sql());
-            sql.push(&format!(" AND substr(dedupe_key, 1, {}) = ", run.prefix.chars().count())).bind(run.prefix.clone());
-            sql.push(" AND EXISTS (SELECT 1 FROM wxnotify_meta WHERE key = ").bind(run.key.clone());
-            sql.push(") ORDER BY id DESC LIMIT ").bind(*limit as i64).push(skip_locked(&services.db)).push(")");
+        Claim::Oldest(_) | Claim::Shared { .. } => {
+            sql.push("(SELECT id FROM picked)");
         }
     }
     returning(services, sql, false).await
@@ -902,7 +911,7 @@ async fn pipeline(services: &Services, mut source: Source<'_>) -> Result<Run, Db
                 timings.add(&timings.check, started);
                 // The recorder hands back a permit per row it records.
                 permit.forget();
-                permits.add_permits(chunk - rows.len());
+                permits.add_permits(chunk.saturating_sub(rows.len()));
                 for row in rows {
                     let skip = unlinked.remove(&row.id);
                     let _ = claimed_tx.send((row, skip));
