@@ -826,6 +826,10 @@ const RECORD_BATCH: usize = 512;
 const RECORD_MIN: usize = 32;
 const RECORD_LINGER: Duration = Duration::from_millis(5);
 
+/// Recording statements in flight at once: each waits for its commit to
+/// reach the disk, and the database flushes concurrent commits together.
+const RECORD_PARALLEL: usize = 3;
+
 /// The outbox's engine. Three stages run at once, so that sending is bound
 /// by WeChat's latency and not by our statements:
 /// - the claimer claims a chunk at a time ahead of the sends (leases held
@@ -833,8 +837,9 @@ const RECORD_LINGER: Duration = Duration::from_millis(5);
 /// - the sender keeps `WXNOTIFY_WECHAT_CONCURRENCY` sends in flight,
 ///   starting the next row as each send finishes;
 /// - the recorder writes outcomes as they come, many per statement (with
-///   [`persist`]'s retries), then lets go of the rows' leases, applies the
-///   unlinks, counts and observes them.
+///   [`persist`]'s retries, up to [`RECORD_PARALLEL`] statements at once),
+///   then lets go of the rows' leases, applies the unlinks, counts and
+///   observes them.
 ///
 /// A semaphore bounds the rows claimed but not yet recorded (four chunks),
 /// so memory stays bounded and a slow database slows the claims. A stop
@@ -955,32 +960,60 @@ async fn pipeline(services: &Services, mut source: Source<'_>) -> Result<Run, Db
     let recorder = async {
         let mut tally = Tally::default();
         let mut broken: Option<DbErr> = None;
-        let mut batch: Vec<(Claimed, Outcome)> = Vec::new();
-        while let Some(first) = done_rx.recv().await {
-            batch.push(first);
-            let linger = tokio::time::Instant::now() + RECORD_LINGER;
-            while batch.len() < RECORD_BATCH {
-                match done_rx.try_recv() {
-                    Ok(done) => batch.push(done),
-                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) if batch.len() < RECORD_MIN => {
-                        match tokio::time::timeout_at(linger, done_rx.recv()).await {
-                            Ok(Some(done)) => batch.push(done),
-                            _ => break,
+        let failed = AtomicBool::new(false);
+        let mut flushing = futures::stream::FuturesUnordered::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                first = done_rx.recv(), if open && flushing.len() < RECORD_PARALLEL => {
+                    let Some(first) = first else {
+                        open = false;
+                        continue;
+                    };
+                    let mut batch = vec![first];
+                    let linger = tokio::time::Instant::now() + RECORD_LINGER;
+                    while batch.len() < RECORD_BATCH {
+                        match done_rx.try_recv() {
+                            Ok(done) => batch.push(done),
+                            Err(tokio::sync::mpsc::error::TryRecvError::Empty) if batch.len() < RECORD_MIN => {
+                                match tokio::time::timeout_at(linger, done_rx.recv()).await {
+                                    Ok(Some(done)) => batch.push(done),
+                                    _ => break,
+                                }
+                            }
+                            Err(_) => break,
                         }
                     }
-                    Err(_) => break,
+                    let (failed, timings) = (&failed, &timings);
+                    flushing.push(async move {
+                        let started = std::time::Instant::now();
+                        let settled = settle_batch(services, &batch, failed.load(Ordering::SeqCst)).await;
+                        timings.add(&timings.record, started);
+                        (batch.len(), settled)
+                    });
                 }
+                Some((rows, settled)) = flushing.next(), if !flushing.is_empty() => {
+                    match settled {
+                        Ok(more) => {
+                            let before = tally.sent + tally.failed + tally.skipped;
+                            add(&mut tally, more);
+                            let done = tally.sent + tally.failed + tally.skipped;
+                            if done / 1000 != before / 1000 {
+                                tracing::info!(sent = tally.sent, failed = tally.failed, skipped = tally.skipped, "delivery progress");
+                            }
+                        }
+                        Err(e) => {
+                            // No new send starts; what is in flight is still recorded if
+                            // the database takes it, else the leases lapse (module doc).
+                            failed.store(true, Ordering::SeqCst);
+                            halt.stop.store(true, Ordering::SeqCst);
+                            broken.get_or_insert(e);
+                        }
+                    }
+                    permits.add_permits(rows);
+                }
+                else => break,
             }
-            let started = std::time::Instant::now();
-            if let Err(e) = settle_batch(services, &batch, &mut tally, broken.is_some()).await {
-                // No new send starts; what is in flight is still recorded if
-                // the database takes it, else the leases lapse (module doc).
-                halt.stop.store(true, Ordering::SeqCst);
-                broken.get_or_insert(e);
-            }
-            timings.add(&timings.record, started);
-            permits.add_permits(batch.len());
-            batch.clear();
         }
         (tally, broken)
     };
@@ -1003,7 +1036,7 @@ async fn pipeline(services: &Services, mut source: Source<'_>) -> Result<Run, Db
 /// Records a batch of outcomes in one statement, lets go of the rows'
 /// leases, applies the unlinks, and counts and observes the outcomes.
 /// After an earlier failure (`broken`) it tries once, without retries.
-async fn settle_batch(services: &Services, batch: &[(Claimed, Outcome)], tally: &mut Tally, broken: bool) -> Result<(), DbErr> {
+async fn settle_batch(services: &Services, batch: &[(Claimed, Outcome)], broken: bool) -> Result<Tally, DbErr> {
     let recorded = if broken {
         record(&services.db, batch).await
     } else {
@@ -1017,14 +1050,10 @@ async fn settle_batch(services: &Services, batch: &[(Claimed, Outcome)], tally: 
         return Err(e);
     }
     persist("unlinking refused openids", || apply_unlinks(&services.db, batch)).await?;
-    let before = tally.sent + tally.failed + tally.skipped;
-    count(tally, batch);
+    let mut tally = Tally::default();
+    count(&mut tally, batch);
     observe(batch);
-    let done = tally.sent + tally.failed + tally.skipped;
-    if done / 1000 != before / 1000 {
-        tracing::info!(sent = tally.sent, failed = tally.failed, skipped = tally.skipped, "delivery progress");
-    }
-    Ok(())
+    Ok(tally)
 }
 
 /// Where a run's time went in the database, logged when it ends.
