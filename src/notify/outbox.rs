@@ -7,11 +7,13 @@
 //! messages, settles it; never sent again), FAILED (errcode, errmsg) or
 //! SKIPPED (the reason in errmsg). A message WeChat would refuse (checked
 //! against the synced template) is written FAILED at once and never sent.
-//! Outcomes are recorded per chunk in one statement, and the errcode
-//! reactions of `docs/wechat.md` applied in bulk: 43004 unlinks the account
-//! and marks the follower unsubscribed, 40003 unlinks, 45009 / 45011 / a
-//! busy WeChat stop the run and put the row back to PENDING, so a later run
-//! (or the next server start) finishes the rest.
+//! Claims run ahead of the sends and outcomes are recorded in batches while
+//! sends go on ([`pipeline`]), and the errcode reactions of `docs/wechat.md`
+//! applied in bulk: 43004 unlinks the account and marks the follower
+//! unsubscribed, 40003 unlinks, 45009 / 45011 / a busy WeChat stop the run
+//! and put the rows claimed but not sent back to PENDING, so a later run
+//! (or the next server start) finishes the rest. A digest is shared: every
+//! running server helps send it ([`deliver_shared`], [`help`]).
 //!
 //! What a crash leaves behind, and how every row still ends exact:
 //! - PENDING rows were never sent: [`recover`] sends them on the next start.
