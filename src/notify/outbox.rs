@@ -8,7 +8,7 @@
 //! SKIPPED (the reason in errmsg). A message WeChat would refuse (checked
 //! against the synced template) is written FAILED at once and never sent.
 //! Claims run ahead of the sends and outcomes are recorded in batches while
-//! sends go on ([`pipeline`]), and the errcode reactions of `docs/wechat.md`
+//! sends go on (`pipeline`), and the errcode reactions of `docs/wechat.md`
 //! applied in bulk: 43004 unlinks the account and marks the follower
 //! unsubscribed, 40003 unlinks, 45009 / 45011 / a busy WeChat stop the run
 //! and put the rows claimed but not sent back to PENDING, so a later run
