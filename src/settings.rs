@@ -130,6 +130,9 @@ pub struct Settings {
     /// How long a sender's claim on a SENDING delivery lasts without a
     /// heartbeat; a dead process's rows are settled once it lapses.
     pub delivery_lease: Duration,
+    /// Whether this process helps send the delivery runs (digests) other
+    /// server processes on the same database announce.
+    pub outbox_help: bool,
     /// The channels `notifyAccount` tries, best first; each at most once.
     pub channel_order: Vec<crate::delivery::Channel>,
     /// What to do with a category template's overlong value.
@@ -226,6 +229,11 @@ pub const SETTINGS: &[SettingInfo] = &[
         "DELIVERY_LEASE",
         Some("30s"),
         "how long a sender's claim on a message outlives its last heartbeat; another server settles a dead one's messages after it",
+    ),
+    setting(
+        "OUTBOX_HELP",
+        Some("true"),
+        "help send the digests other server processes on the same database are sending, within this one's WECHAT_CONCURRENCY",
     ),
     setting(
         "TEMPLATE_OVERFLOW",
@@ -376,6 +384,7 @@ impl Settings {
             pending_retry_after: raw.parse("PENDING_RETRY_AFTER", parse_duration)?,
             resend_window: raw.parse("RESEND_WINDOW", parse_resend_window)?,
             delivery_lease: raw.parse("DELIVERY_LEASE", parse_lease)?,
+            outbox_help: raw.parse("OUTBOX_HELP", parse_bool)?,
             channel_order: raw.parse("CHANNEL_ORDER", parse_channel_order)?,
             template_overflow: raw.parse("TEMPLATE_OVERFLOW", parse_overflow)?,
         })

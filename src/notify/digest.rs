@@ -22,7 +22,7 @@ use chrono::Utc;
 
 use super::credits::CreditKind;
 use super::error::{NotifyError, invalid};
-use super::outbox::{self, Channel, NewDelivery, Scope};
+use super::outbox::{self, Channel, NewDelivery};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
 use super::route;
 use crate::db::DatabaseKind;
@@ -122,7 +122,8 @@ pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestR
         }
     }
     tracing::info!(run_id = %report.run_id, candidates = plan.candidates, pending = pending.len(), "digest queued; sending");
-    let tally = outbox::deliver(services, &Scope::Ids(pending)).await?;
+    // Every running server helps send it; the tally covers all of `pending`.
+    let tally = outbox::deliver_shared(services, &format!("digest:{}:", report.run_id), pending).await?;
     report.sent = tally.sent;
     report.in_review = tally.in_review;
     report.failed = tally.failed;

@@ -51,10 +51,12 @@ pub fn recover_in_background(services: Arc<Services>) {
 /// quarter `WXNOTIFY_PENDING_RETRY_AFTER`, whichever is shorter (at most
 /// every minute), it runs [`outbox::sweep`], until the server stops. Every
 /// server runs one; rows are claimed atomically, so they never clash, and a
-/// dead server's rows are settled within a lease and half of it.
+/// dead server's rows are settled within a lease and half of it. With
+/// `WXNOTIFY_OUTBOX_HELP` it also helps send other servers' runs ([`help`]).
 pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
     let every = sweep_every(&services.settings);
     tokio::spawn(async move {
+        let helper = services.settings.outbox_help.then(|| tokio::spawn(help(services.clone())));
         let mut reviews_checked = std::time::Instant::now();
         loop {
             tokio::select! {
@@ -77,7 +79,31 @@ pub fn spawn_sweeper(services: Arc<Services>) -> tokio::task::JoinHandle<()> {
                 }
             }
         }
+        if let Some(helper) = helper {
+            let _ = helper.await;
+        }
     })
+}
+
+/// How often a server looks for delivery runs other servers announced.
+const HELP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Helps send the runs other servers announce ([`outbox::help`]) until the
+/// server stops; a run it is helping when the stop comes ends like its own
+/// would (sends in flight finish and are recorded, the rest stays PENDING).
+async fn help(services: Arc<Services>) {
+    let mut done = std::collections::HashSet::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(HELP_EVERY) => {}
+            _ = services.stopping.cancelled() => break,
+        }
+        match outbox::help(&services, &mut done).await {
+            Ok(tally) if tally.is_empty() => {}
+            Ok(tally) => tracing::info!(?tally, "helped another server send its delivery run"),
+            Err(e) => tracing::warn!(error = %e, "helping another server send its delivery run failed; trying again later"),
+        }
+    }
 }
 
 /// How often the sweeper asks `queryblocktmplmsg` about messages in review.

@@ -7,11 +7,13 @@
 //! messages, settles it; never sent again), FAILED (errcode, errmsg) or
 //! SKIPPED (the reason in errmsg). A message WeChat would refuse (checked
 //! against the synced template) is written FAILED at once and never sent.
-//! Outcomes are recorded per chunk in one statement, and the errcode
-//! reactions of `docs/wechat.md` applied in bulk: 43004 unlinks the account
-//! and marks the follower unsubscribed, 40003 unlinks, 45009 / 45011 / a
-//! busy WeChat stop the run and put the row back to PENDING, so a later run
-//! (or the next server start) finishes the rest.
+//! Claims run ahead of the sends and outcomes are recorded in batches while
+//! sends go on (`pipeline`), and the errcode reactions of `docs/wechat.md`
+//! applied in bulk: 43004 unlinks the account and marks the follower
+//! unsubscribed, 40003 unlinks, 45009 / 45011 / a busy WeChat stop the run
+//! and put the rows claimed but not sent back to PENDING, so a later run
+//! (or the next server start) finishes the rest. A digest is shared: every
+//! running server helps send it ([`deliver_shared`], [`help`]).
 //!
 //! What a crash leaves behind, and how every row still ends exact:
 //! - PENDING rows were never sent: [`recover`] sends them on the next start.
@@ -212,37 +214,23 @@ impl Tally {
 }
 
 /// Claims, sends and records the rows of `scope`, `WXNOTIFY_WECHAT_CONCURRENCY`
-/// at a time, until done or until WeChat says to stop.
+/// at a time, until done or until WeChat says to stop (see [`pipeline`]).
 pub async fn deliver(services: &Services, scope: &Scope) -> Result<Tally, DbErr> {
-    let chunk = (services.settings.wechat_concurrency * 4).clamp(1, 256);
-    let mut tally = Tally::default();
-    let mut ids = match scope {
-        Scope::Ids(ids) => Some(ids.chunks(chunk)),
-        Scope::Pending => None,
+    let chunk = claim_size(services);
+    let source = match scope {
+        Scope::Ids(ids) => Source::Ids(ids.chunks(chunk)),
+        Scope::Pending => Source::Oldest,
     };
-    loop {
-        if services.stopping.is_cancelled() {
-            tally.stopped = Some(SERVER_STOPPING.to_string());
-        }
-        if tally.stopped.is_some() {
-            // What this run will not claim stays PENDING for a later one.
-            tally.pending += ids.as_mut().map_or(0, |rest| rest.map(|c| c.len() as u64).sum::<u64>());
-            break;
-        }
-        let which = match ids.as_mut() {
-            Some(chunks) => match chunks.next() {
-                Some(chunk) => Claim::Ids(chunk),
-                None => break,
-            },
-            None => Claim::Oldest(chunk),
-        };
-        let claimed = persist("claiming deliveries", || claim(services, &which)).await?;
-        if claimed.is_empty() && ids.is_none() {
-            break;
-        }
-        run_chunk(services, claimed, &mut tally).await?;
-    }
+    let run = pipeline(services, source).await?;
+    let mut tally = run.tally;
+    // What this run did not claim stays PENDING for a later one.
+    tally.pending += run.unattempted.len() as u64;
     Ok(tally)
+}
+
+/// Rows one claiming statement takes.
+fn claim_size(services: &Services) -> usize {
+    (services.settings.wechat_concurrency * 4).clamp(1, 256)
 }
 
 /// Settles rows a dead process left SENDING (see the module doc), then
@@ -253,6 +241,250 @@ pub async fn recover(services: &Services, started: DateTime<Utc>) -> Result<Tall
     // started belongs to whoever queued it.
     let leftovers = pending_before(services, delivery::Column::CreatedAt, started, None).await?;
     add(&mut tally, deliver(services, &Scope::Ids(leftovers)).await?);
+    Ok(tally)
+}
+
+/// Where shared runs are announced: `wxnotify_meta` keys with this prefix.
+const SHARED_KEY: &str = "outbox-run:";
+
+/// How long after withdrawing its announcement a run's owner lets claims
+/// that read the announcement just before finish committing.
+const SHARED_SETTLE: Duration = Duration::from_millis(100);
+
+/// How often the owner of a shared run looks whether the rows other
+/// processes hold have settled.
+const SHARED_WAIT: Duration = Duration::from_millis(100);
+
+/// A run one process queued and every server process helps send (see
+/// [`deliver_shared`] and [`help`]): announced in `wxnotify_meta` under
+/// `outbox-run:<prefix>`, the value `<until, ms since epoch>:<owner>:<first
+/// id>:<last id>`. Its rows are the deliveries between the two ids whose
+/// `dedupe_key` starts with the prefix.
+pub struct SharedRun {
+    key: String,
+    prefix: String,
+    owner: String,
+    first: i64,
+    last: i64,
+    until_ms: i64,
+}
+
+impl SharedRun {
+    fn value(&self) -> String {
+        format!("{}:{}:{}:{}", self.until_ms, self.owner, self.first, self.last)
+    }
+
+    fn parse(key: &str, value: &str) -> Option<SharedRun> {
+        let prefix = key.strip_prefix(SHARED_KEY)?.to_string();
+        let mut parts = value.splitn(4, ':');
+        let until_ms = parts.next()?.parse().ok()?;
+        let owner = parts.next()?.to_string();
+        let first = parts.next()?.parse().ok()?;
+        let last = parts.next()?.parse().ok()?;
+        Some(SharedRun { key: key.to_string(), prefix, owner, first, last, until_ms })
+    }
+
+    /// Which announcement this is, whatever its renewals.
+    fn identity(&self) -> String {
+        format!("{}={}:{}", self.key, self.owner, self.first)
+    }
+}
+
+fn until_ms(services: &Services) -> i64 {
+    Utc::now().timestamp_millis() + services.settings.delivery_lease.as_millis() as i64
+}
+
+/// Announces `run`: false when a live announcement of the same prefix is there.
+async fn announce(services: &Services, run: &SharedRun) -> Result<bool, DbErr> {
+    let until = match crate::db::DatabaseKind::of(&services.db) {
+        // SQLite's CAST reads the leading number and ignores the rest.
+        crate::db::DatabaseKind::Sqlite => "CAST(wxnotify_meta.value AS INTEGER)",
+        crate::db::DatabaseKind::Postgres => "CAST(split_part(wxnotify_meta.value, ':', 1) AS BIGINT)",
+    };
+    let mut sql = Sql::new("INSERT INTO wxnotify_meta (key, value) VALUES (");
+    sql.bind(run.key.clone()).push(", ").bind(run.value());
+    sql.push(&format!(") ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE {until} < ")).bind(Utc::now().timestamp_millis());
+    Ok(sql.execute(&services.db).await? > 0)
+}
+
+/// Renews the announcement while `work` runs, every third of a lease.
+async fn keep_announced<T>(services: &Services, run: &mut SharedRun, work: impl std::future::Future<Output = T>) -> T {
+    let every = (services.settings.delivery_lease / 3).max(Duration::from_millis(30));
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tokio::time::sleep(every) => {
+                let before = run.value();
+                run.until_ms = until_ms(services);
+                let mut sql = Sql::new("UPDATE wxnotify_meta SET value = ");
+                sql.bind(run.value()).push(" WHERE key = ").bind(run.key.clone()).push(" AND value = ").bind(before);
+                match sql.execute(&services.db).await {
+                    Ok(1) => {}
+                    Ok(_) => tracing::warn!(key = %run.key, "the announcement of a shared delivery run was gone; the other servers stop helping"),
+                    Err(e) => tracing::warn!(key = %run.key, error = %e, "renewing the announcement of a shared delivery run failed; trying again"),
+                }
+            }
+        }
+    }
+}
+
+async fn withdraw(services: &Services, run: &SharedRun) {
+    let mut sql = Sql::new("DELETE FROM wxnotify_meta WHERE key = ");
+    sql.bind(run.key.clone()).push(" AND value = ").bind(run.value());
+    if let Err(e) = sql.execute(&services.db).await {
+        tracing::warn!(key = %run.key, error = %e, "withdrawing the announcement of a shared delivery run failed; it lapses on its own");
+    }
+}
+
+/// [`deliver`] for a run every server process helps send: the rows `ids`
+/// (PENDING, their `dedupe_key` starting with `prefix`) are announced, so
+/// the [`help`] of every other server claims them too, from the newest
+/// down, while this process claims them from the oldest up; claims never
+/// overlap (each is one atomic UPDATE; PostgreSQL claimers skip each
+/// other's rows). When this process's own claims run dry it withdraws the
+/// announcement, waits for the rows others hold to settle, sends what they
+/// handed back to PENDING (unless the run stopped), and counts the rows it
+/// did not send itself from the database: the tally covers all of `ids`.
+pub async fn deliver_shared(services: &Services, prefix: &str, ids: Vec<i64>) -> Result<Tally, DbErr> {
+    let chunk = claim_size(services);
+    let (Some(&first), Some(&last)) = (ids.iter().min(), ids.iter().max()) else { return Ok(Tally::default()) };
+    let mut run = SharedRun {
+        key: format!("{SHARED_KEY}{prefix}"),
+        prefix: prefix.to_string(),
+        owner: services.leases.owner().to_string(),
+        first,
+        last,
+        until_ms: until_ms(services),
+    };
+    let shared = match announce(services, &run).await {
+        Ok(shared) => shared,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not announce the delivery run to the other servers; sending it alone");
+            false
+        }
+    };
+    let own = pipeline(services, Source::Ids(ids.chunks(chunk)));
+    let own = if shared {
+        let own = keep_announced(services, &mut run, own).await;
+        withdraw(services, &run).await;
+        own
+    } else {
+        own.await
+    }?;
+    let mut tally = own.tally;
+    let mut others: std::collections::BTreeSet<i64> = own.missed.into_iter().chain(own.unattempted).collect();
+    if others.is_empty() {
+        return Ok(tally);
+    }
+    tokio::time::sleep(SHARED_SETTLE).await;
+    for _ in 0..3 {
+        wait_for_others(services, &others).await?;
+        if tally.stopped.is_some() || services.stopping.is_cancelled() {
+            break;
+        }
+        let again = pending_among(services, &others).await?;
+        if again.is_empty() {
+            break;
+        }
+        let run = pipeline(services, Source::Ids(again.chunks(chunk))).await?;
+        let not_ours: std::collections::HashSet<i64> = run.missed.iter().chain(&run.unattempted).copied().collect();
+        for id in again.iter().filter(|id| !not_ours.contains(id)) {
+            others.remove(id);
+        }
+        add(&mut tally, run.tally);
+    }
+    add(&mut tally, counted(services, &others).await?);
+    Ok(tally)
+}
+
+/// Waits until no row of `ids` is held by another live sender.
+async fn wait_for_others(services: &Services, ids: &std::collections::BTreeSet<i64>) -> Result<(), DbErr> {
+    let mut check: Vec<i64> = ids.iter().copied().collect();
+    loop {
+        let mut held = Vec::new();
+        for chunk in check.chunks(1000) {
+            let mut sql = Sql::new("SELECT id FROM delivery WHERE status = ");
+            sql.push(Status::Sending.sql()).push(" AND lease_owner IS NOT NULL AND lease_owner <> ");
+            sql.bind(services.leases.owner().to_string()).push(" AND lease_until > ").bind(Utc::now());
+            sql.push(" AND id IN ").list(chunk.iter().copied());
+            for row in persist("waiting for other senders", || sql.clone().all(&services.db)).await? {
+                held.push(row.try_get::<i64>("", "id")?);
+            }
+        }
+        if held.is_empty() {
+            return Ok(());
+        }
+        // Only the rows still held need another look.
+        check = held;
+        tokio::time::sleep(SHARED_WAIT).await;
+    }
+}
+
+/// The rows of `ids` that are PENDING.
+async fn pending_among(services: &Services, ids: &std::collections::BTreeSet<i64>) -> Result<Vec<i64>, DbErr> {
+    let ids: Vec<i64> = ids.iter().copied().collect();
+    let mut out = Vec::new();
+    for chunk in ids.chunks(1000) {
+        let mut sql = Sql::new("SELECT id FROM delivery WHERE status = ");
+        sql.push(Status::Pending.sql()).push(" AND id IN ").list(chunk.iter().copied());
+        for row in persist("reading deliveries handed back", || sql.clone().all(&services.db)).await? {
+            out.push(row.try_get::<i64>("", "id")?);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// What became of `ids`, from the database, as a tally (SENDING and
+/// PENDING rows count as left for later).
+async fn counted(services: &Services, ids: &std::collections::BTreeSet<i64>) -> Result<Tally, DbErr> {
+    let ids: Vec<i64> = ids.iter().copied().collect();
+    let mut tally = Tally::default();
+    for chunk in ids.chunks(1000) {
+        let mut sql = Sql::new("SELECT status, count(*) AS n FROM delivery WHERE id IN ");
+        sql.list(chunk.iter().copied()).push(" GROUP BY status");
+        for row in persist("counting deliveries other servers sent", || sql.clone().all(&services.db)).await? {
+            let n = row.try_get::<i64>("", "n")? as u64;
+            match row.try_get::<String>("", "status")?.as_str() {
+                s if s == Status::Sent.as_str() => tally.sent += n,
+                s if s == Status::InReview.as_str() => tally.in_review += n,
+                s if s == Status::Failed.as_str() => tally.failed += n,
+                s if s == Status::Skipped.as_str() => tally.skipped += n,
+                _ => tally.pending += n,
+            }
+        }
+    }
+    Ok(tally)
+}
+
+/// What every server does every little while when `WXNOTIFY_OUTBOX_HELP`
+/// is on (see [`super::spawn_sweeper`]): claims and sends the rows of runs
+/// other processes announced ([`deliver_shared`]), within this process's
+/// own `WXNOTIFY_WECHAT_CONCURRENCY`. `done` holds the announcements this
+/// process has finished helping (their claims ran dry or WeChat said to
+/// stop); what is left of them is their owner's.
+pub async fn help(services: &Services, done: &mut std::collections::HashSet<String>) -> Result<Tally, DbErr> {
+    let mut sql = Sql::new("SELECT key, value FROM wxnotify_meta WHERE key LIKE ");
+    sql.bind(format!("{SHARED_KEY}%"));
+    let rows = sql.all(&services.db).await?;
+    let now = Utc::now().timestamp_millis();
+    let runs: Vec<SharedRun> = rows
+        .iter()
+        .filter_map(|r| SharedRun::parse(&r.try_get::<String>("", "key").ok()?, &r.try_get::<String>("", "value").ok()?))
+        .collect();
+    done.retain(|identity| runs.iter().any(|run| run.identity() == *identity));
+    let mut tally = Tally::default();
+    for run in runs.iter().filter(|run| run.owner != services.leases.owner() && run.until_ms > now) {
+        if services.stopping.is_cancelled() {
+            break;
+        }
+        if !done.insert(run.identity()) {
+            continue;
+        }
+        tracing::info!(run = %run.prefix, owner = %run.owner, "helping another server send its delivery run");
+        add(&mut tally, pipeline(services, Source::Shared { run, below: run.last + 1 }).await?.tally);
+    }
     Ok(tally)
 }
 
@@ -277,6 +509,7 @@ pub async fn sweep(services: &Services) -> Result<Tally, DbErr> {
 
 fn add(total: &mut Tally, more: Tally) {
     total.sent += more.sent;
+    total.in_review += more.in_review;
     total.failed += more.failed;
     total.skipped += more.skipped;
     total.pending += more.pending;
@@ -295,16 +528,7 @@ async fn settle_abandoned(services: &Services) -> Result<Tally, DbErr> {
             "deliveries whose sender stopped while WeChat may have had them were marked FAILED (outcome unknown; not resent)"
         );
     }
-    let mut tally = Tally::default();
-    while !services.stopping.is_cancelled() && tally.stopped.is_none() {
-        let rows = reclaim(services, &cutoffs).await?;
-        if rows.is_empty() {
-            break;
-        }
-        tracing::info!(rows = rows.len(), "re-sending template messages whose outcome is unknown, with their client_msg_id");
-        run_chunk(services, rows, &mut tally).await?;
-    }
-    Ok(tally)
+    Ok(pipeline(services, Source::Lapsed(&cutoffs)).await?.tally)
 }
 
 /// The instants that decide what becomes of a SENDING row.
@@ -347,24 +571,25 @@ async fn settle_unresendable(db: &impl ConnectionTrait, cutoffs: &Cutoffs) -> Re
 
 /// Takes over lapsed SENDING template messages still inside the window, a
 /// chunk at a time; their window keeps starting at their first claim.
-async fn reclaim(services: &Services, cutoffs: &Cutoffs) -> Result<Vec<Claimed>, DbErr> {
+async fn reclaim(services: &Services, cutoffs: &Cutoffs, limit: usize) -> Result<Vec<Claimed>, DbErr> {
     let db = &services.db;
-    let limit = (services.settings.wechat_concurrency * 4).clamp(1, 256) as i64;
-    let mut sql = Sql::new("UPDATE delivery SET claimed_at = COALESCE(claimed_at, updated_at), lease_owner = ");
-    sql.bind(services.leases.owner().to_string()).push(", lease_until = ").bind(cutoffs.now + lease_of(services));
-    sql.push(", updated_at = ").bind(cutoffs.now);
     let lapsed_test = |sql: &mut Sql| {
         sql.push("status = ").push(Status::Sending.sql()).push(" AND channel = ").bind(Channel::OaTemplate.as_str()).push(" AND ");
         cutoffs.lapsed(sql);
         sql.push(" AND COALESCE(claimed_at, updated_at) >= ").bind(cutoffs.window);
     };
+    // Picked once (see `claim`).
+    let mut sql = Sql::new("WITH picked AS MATERIALIZED (SELECT id FROM delivery WHERE ");
+    lapsed_test(&mut sql);
+    sql.push(" ORDER BY id LIMIT ").bind(limit as i64).push(skip_locked(db)).push(") ");
+    sql.push("UPDATE delivery SET claimed_at = COALESCE(claimed_at, updated_at), lease_owner = ");
+    sql.bind(services.leases.owner().to_string()).push(", lease_until = ").bind(cutoffs.now + lease_of(services));
+    sql.push(", updated_at = ").bind(cutoffs.now);
     // The outer test is what PostgreSQL re-checks after waiting for a row
     // another server just took, so a row is never taken twice.
     sql.push(" WHERE ");
     lapsed_test(&mut sql);
-    sql.push(" AND id IN (SELECT id FROM delivery WHERE ");
-    lapsed_test(&mut sql);
-    sql.push(" ORDER BY id LIMIT ").bind(limit).push(skip_locked(db)).push(")");
+    sql.push(" AND id IN (SELECT id FROM picked)");
     returning(services, sql, true).await
 }
 
@@ -458,12 +683,34 @@ struct Claimed {
 enum Claim<'a> {
     Ids(&'a [i64]),
     Oldest(usize),
+    /// The newest PENDING rows of a shared run below an id, while the run
+    /// is still shared.
+    Shared { run: &'a SharedRun, below: i64, limit: usize },
 }
 
 async fn claim(services: &Services, which: &Claim<'_>) -> Result<Vec<Claimed>, DbErr> {
     let now = Utc::now();
-    let mut sql = Sql::new("UPDATE delivery SET status = ");
-    sql.push(Status::Sending.sql()).push(", updated_at = ");
+    let mut sql = Sql::default();
+    // The rows to take are picked first, once: PostgreSQL may run a LIMIT
+    // subquery inside `IN` more than once, taking more rows than asked.
+    match which {
+        Claim::Ids(_) => {}
+        Claim::Oldest(limit) => {
+            sql.push("WITH picked AS MATERIALIZED (SELECT id FROM delivery WHERE status = ").push(Status::Pending.sql());
+            sql.push(" ORDER BY id LIMIT ").bind(*limit as i64).push(skip_locked(&services.db)).push(") ");
+        }
+        Claim::Shared { run, below, limit } => {
+            // The primary key bounds the scan; the key prefix keeps to the
+            // run's own rows; the announcement must still be there, so a
+            // run its owner has ended is not claimed from any more.
+            sql.push("WITH picked AS MATERIALIZED (SELECT id FROM delivery WHERE id >= ").bind(run.first).push(" AND id < ").bind(*below);
+            sql.push(" AND status = ").push(Status::Pending.sql());
+            sql.push(&format!(" AND substr(dedupe_key, 1, {}) = ", run.prefix.chars().count())).bind(run.prefix.clone());
+            sql.push(" AND EXISTS (SELECT 1 FROM wxnotify_meta WHERE key = ").bind(run.key.clone());
+            sql.push(") ORDER BY id DESC LIMIT ").bind(*limit as i64).push(skip_locked(&services.db)).push(") ");
+        }
+    }
+    sql.push("UPDATE delivery SET status = ").push(Status::Sending.sql()).push(", updated_at = ");
     let now_p = sql.param(now);
     sql.push(&format!("{now_p}, claimed_at = {now_p}, lease_owner = "));
     sql.bind(services.leases.owner().to_string()).push(", lease_until = ").bind(now + lease_of(services));
@@ -474,9 +721,8 @@ async fn claim(services: &Services, which: &Claim<'_>) -> Result<Vec<Claimed>, D
         Claim::Ids(ids) => {
             sql.list(ids.iter().copied());
         }
-        Claim::Oldest(limit) => {
-            sql.push("(SELECT id FROM delivery WHERE status = ").push(Status::Pending.sql()).push(" ORDER BY id LIMIT ");
-            sql.bind(*limit as i64).push(skip_locked(&services.db)).push(")");
+        Claim::Oldest(_) | Claim::Shared { .. } => {
+            sql.push("(SELECT id FROM picked)");
         }
     }
     returning(services, sql, false).await
@@ -553,77 +799,323 @@ enum Unlink {
     WrongOpenid,
 }
 
-async fn run_chunk(services: &Services, rows: Vec<Claimed>, tally: &mut Tally) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let unlinked = match persist("checking links before sending", || unlinked_rows(&services.db, &rows)).await {
-        Ok(unlinked) => Arc::new(unlinked),
-        Err(e) => {
-            // Nothing was sent: once the leases lapse the rows are settled
-            // by the rule for unknown outcomes, the safe side.
-            services.leases.release(ids);
-            return Err(e);
-        }
-    };
+/// Where a run's rows come from.
+enum Source<'a> {
+    /// These ids (still PENDING), a chunk per claim.
+    Ids(std::slice::Chunks<'a, i64>),
+    /// The oldest PENDING rows.
+    Oldest,
+    /// PENDING rows of a run another process shares (see [`help`]), from
+    /// the newest down: below `below`, and down to the run's first id.
+    Shared { run: &'a SharedRun, below: i64 },
+    /// Lapsed SENDING template messages inside the re-send window.
+    Lapsed(&'a Cutoffs),
+}
+
+/// What [`pipeline`] did, and the ids of a [`Source::Ids`] it did not claim:
+/// `missed` were not PENDING when claimed (another sender has them, or had
+/// them), `unattempted` were never tried (the run stopped first).
+struct Run {
+    tally: Tally,
+    missed: Vec<i64>,
+    unattempted: Vec<i64>,
+}
+
+/// Most outcomes one recording statement writes.
+const RECORD_BATCH: usize = 512;
+
+/// Fewer outcomes than this wait up to [`RECORD_LINGER`] for company.
+const RECORD_MIN: usize = 32;
+const RECORD_LINGER: Duration = Duration::from_millis(5);
+
+/// Recording statements in flight at once: each waits for its commit to
+/// reach the disk, and the database flushes concurrent commits together.
+const RECORD_PARALLEL: usize = 3;
+
+/// The outbox's engine. Three stages run at once, so that sending is bound
+/// by WeChat's latency and not by our statements:
+/// - the claimer claims a chunk at a time ahead of the sends (leases held
+///   from the claim), checks the chunk's links, and hands the rows on;
+/// - the sender keeps `WXNOTIFY_WECHAT_CONCURRENCY` sends in flight,
+///   starting the next row as each send finishes;
+/// - the recorder writes outcomes as they come, many per statement (with
+///   [`persist`]'s retries, up to [`RECORD_PARALLEL`] statements at once),
+///   then lets go of the rows' leases, applies the unlinks, counts and
+///   observes them.
+///
+/// A semaphore bounds the rows claimed but not yet recorded (four chunks),
+/// so memory stays bounded and a slow database slows the claims. A stop
+/// (WeChat's quota, rate limit or busy answer, or the server stopping)
+/// ends the claims; rows claimed but not started are recorded back to
+/// PENDING; sends in flight finish and are recorded.
+async fn pipeline(services: &Services, mut source: Source<'_>) -> Result<Run, DbErr> {
+    let chunk = claim_size(services);
+    let ahead = chunk * 4;
+    let permits = tokio::sync::Semaphore::new(ahead);
     let halt = Arc::new(Halt { stop: AtomicBool::new(false), reason: std::sync::Mutex::new(None), stopping: services.stopping.clone() });
-    // Owned futures: a stream of closures over borrowed rows trips the
-    // compiler's Send check for the resolvers that await this.
-    let sends: Vec<_> = rows
-        .iter()
-        .cloned()
-        .map(|row| {
-            let (client, halt, unlinked) = (services.wechat.clone(), halt.clone(), unlinked.clone());
-            async move { (row.id, send_unless_stopped(&client, &row, &halt, &unlinked).await) }
-        })
-        .collect();
-    let outcomes: Vec<(i64, Outcome)> =
-        futures::stream::iter(sends).buffer_unordered(services.settings.wechat_concurrency.max(1)).collect().await;
-    let by_id: HashMap<i64, &Claimed> = rows.iter().map(|r| (r.id, r)).collect();
-    let recorded = persist("recording what WeChat answered", || record(&services.db, &outcomes)).await;
-    services.leases.release(ids);
-    if let Err(e) = recorded {
-        tracing::error!(rows = outcomes.len(), error = %e,
-            "the database did not take what WeChat answered for these deliveries; once their leases lapse, template messages \
-             are re-sent with the same client_msg_id (WeChat drops the repeat) and the rest marked outcome unknown");
+    let (claimed_tx, mut claimed_rx) = tokio::sync::mpsc::unbounded_channel::<(Claimed, Option<String>)>();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(Claimed, Outcome)>();
+    let timings = Timings::default();
+
+    let claimer = async {
+        let mut missed = Vec::new();
+        let result: Result<(), DbErr> = async {
+            loop {
+                if services.stopping.is_cancelled() {
+                    halt.note(SERVER_STOPPING);
+                }
+                if halt.is_stopped() {
+                    return Ok(());
+                }
+                let permit = permits.acquire_many(chunk as u32).await.map_err(|_| DbErr::Custom("the outbox pipeline closed".into()))?;
+                if halt.is_stopped() {
+                    return Ok(());
+                }
+                let started = std::time::Instant::now();
+                let (rows, asked) = match &mut source {
+                    Source::Ids(chunks) => match chunks.next() {
+                        Some(ids) => {
+                            let which = Claim::Ids(ids);
+                            (persist("claiming deliveries", || claim(services, &which)).await?, Some(ids))
+                        }
+                        None => return Ok(()),
+                    },
+                    Source::Oldest => {
+                        let which = Claim::Oldest(chunk);
+                        (persist("claiming deliveries", || claim(services, &which)).await?, None)
+                    }
+                    Source::Shared { run, below } => {
+                        let which = Claim::Shared { run, below: *below, limit: chunk };
+                        let rows = persist("claiming deliveries of a shared run", || claim(services, &which)).await?;
+                        *below = rows.iter().map(|r| r.id).min().unwrap_or(run.first);
+                        (rows, None)
+                    }
+                    Source::Lapsed(cutoffs) => {
+                        let rows = persist("re-claiming lapsed deliveries", || reclaim(services, cutoffs, chunk)).await?;
+                        if !rows.is_empty() {
+                            tracing::info!(rows = rows.len(), "re-sending template messages whose outcome is unknown, with their client_msg_id");
+                        }
+                        (rows, None)
+                    }
+                };
+                timings.add(&timings.claim, started);
+                if let Some(asked) = asked {
+                    let got: std::collections::HashSet<i64> = rows.iter().map(|r| r.id).collect();
+                    missed.extend(asked.iter().copied().filter(|id| !got.contains(id)));
+                } else if rows.is_empty() {
+                    return Ok(());
+                }
+                let started = std::time::Instant::now();
+                let mut unlinked = match persist("checking links before sending", || unlinked_rows(&services.db, &rows)).await {
+                    Ok(unlinked) => unlinked,
+                    Err(e) => {
+                        // Nothing was sent: once the leases lapse the rows are
+                        // settled by the rule for unknown outcomes, the safe side.
+                        services.leases.release(rows.iter().map(|r| r.id));
+                        return Err(e);
+                    }
+                };
+                timings.add(&timings.check, started);
+                // The recorder hands back a permit per row it records.
+                permit.forget();
+                permits.add_permits(chunk.saturating_sub(rows.len()));
+                for row in rows {
+                    let skip = unlinked.remove(&row.id);
+                    let _ = claimed_tx.send((row, skip));
+                }
+            }
+        }
+        .await;
+        drop(claimed_tx);
+        let unattempted: Vec<i64> = match &mut source {
+            Source::Ids(chunks) => chunks.flatten().copied().collect(),
+            _ => Vec::new(),
+        };
+        (result, missed, unattempted)
+    };
+
+    let sender = async {
+        let concurrency = services.settings.wechat_concurrency.max(1);
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                next = claimed_rx.recv(), if open && in_flight.len() < concurrency => match next {
+                    Some((row, skip)) => {
+                        let (client, halt) = (services.wechat.clone(), halt.clone());
+                        in_flight.push(async move {
+                            let outcome = send_unless_stopped(&client, &row, &halt, skip).await;
+                            (row, outcome)
+                        });
+                    }
+                    None => open = false,
+                },
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    let _ = done_tx.send(done);
+                }
+                else => break,
+            }
+        }
+        drop(done_tx);
+    };
+
+    let recorder = async {
+        let mut tally = Tally::default();
+        let mut broken: Option<DbErr> = None;
+        let failed = AtomicBool::new(false);
+        let mut flushing = futures::stream::FuturesUnordered::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                first = done_rx.recv(), if open && flushing.len() < RECORD_PARALLEL => {
+                    let Some(first) = first else {
+                        open = false;
+                        continue;
+                    };
+                    let mut batch = vec![first];
+                    let linger = tokio::time::Instant::now() + RECORD_LINGER;
+                    while batch.len() < RECORD_BATCH {
+                        match done_rx.try_recv() {
+                            Ok(done) => batch.push(done),
+                            Err(tokio::sync::mpsc::error::TryRecvError::Empty) if batch.len() < RECORD_MIN => {
+                                match tokio::time::timeout_at(linger, done_rx.recv()).await {
+                                    Ok(Some(done)) => batch.push(done),
+                                    _ => break,
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let (failed, timings) = (&failed, &timings);
+                    flushing.push(async move {
+                        let started = std::time::Instant::now();
+                        let settled = settle_batch(services, &batch, failed.load(Ordering::SeqCst)).await;
+                        timings.add(&timings.record, started);
+                        (batch.len(), settled)
+                    });
+                }
+                Some((rows, settled)) = flushing.next(), if !flushing.is_empty() => {
+                    match settled {
+                        Ok(more) => {
+                            let before = tally.sent + tally.failed + tally.skipped;
+                            add(&mut tally, more);
+                            let done = tally.sent + tally.failed + tally.skipped;
+                            if done / 1000 != before / 1000 {
+                                tracing::info!(sent = tally.sent, failed = tally.failed, skipped = tally.skipped, "delivery progress");
+                            }
+                        }
+                        Err(e) => {
+                            // No new send starts; what is in flight is still recorded if
+                            // the database takes it, else the leases lapse (module doc).
+                            failed.store(true, Ordering::SeqCst);
+                            halt.stop.store(true, Ordering::SeqCst);
+                            broken.get_or_insert(e);
+                        }
+                    }
+                    permits.add_permits(rows);
+                }
+                else => break,
+            }
+        }
+        (tally, broken)
+    };
+
+    let ((claimed, missed, unattempted), (), (mut tally, broken)) = tokio::join!(claimer, sender, recorder);
+    timings.log(&tally);
+    claimed?;
+    if let Some(e) = broken {
         return Err(e);
     }
-    persist("unlinking refused openids", || apply_unlinks(&services.db, &outcomes, &by_id)).await?;
-    let before = tally.sent + tally.failed + tally.skipped;
-    count(tally, &outcomes);
-    observe(&outcomes, &by_id);
     if let Ok(mut reason) = halt.reason.lock()
         && let Some(reason) = reason.take()
     {
         tracing::warn!(%reason, "delivery run stopped; the rest stays PENDING for a later run");
         tally.stopped = Some(reason);
     }
-    let done = tally.sent + tally.failed + tally.skipped;
-    if done / 1000 != before / 1000 {
-        tracing::info!(sent = tally.sent, failed = tally.failed, skipped = tally.skipped, "delivery progress");
-    }
-    Ok(())
+    Ok(Run { tally, missed, unattempted })
 }
 
-/// Why the sends of a chunk that have not started yet should not start.
+/// Records a batch of outcomes in one statement, lets go of the rows'
+/// leases, applies the unlinks, and counts and observes the outcomes.
+/// After an earlier failure (`broken`) it tries once, without retries.
+async fn settle_batch(services: &Services, batch: &[(Claimed, Outcome)], broken: bool) -> Result<Tally, DbErr> {
+    let recorded = if broken {
+        record(&services.db, batch).await
+    } else {
+        persist("recording what WeChat answered", || record(&services.db, batch)).await
+    };
+    services.leases.release(batch.iter().map(|(row, _)| row.id));
+    if let Err(e) = recorded {
+        tracing::error!(rows = batch.len(), error = %e,
+            "the database did not take what WeChat answered for these deliveries; once their leases lapse, template messages \
+             are re-sent with the same client_msg_id (WeChat drops the repeat) and the rest marked outcome unknown");
+        return Err(e);
+    }
+    persist("unlinking refused openids", || apply_unlinks(&services.db, batch)).await?;
+    let mut tally = Tally::default();
+    count(&mut tally, batch);
+    observe(batch);
+    Ok(tally)
+}
+
+/// Where a run's time went in the database, logged when it ends.
+#[derive(Default)]
+struct Timings {
+    claim: std::sync::Mutex<(u32, Duration)>,
+    check: std::sync::Mutex<(u32, Duration)>,
+    record: std::sync::Mutex<(u32, Duration)>,
+}
+
+impl Timings {
+    fn add(&self, what: &std::sync::Mutex<(u32, Duration)>, started: std::time::Instant) {
+        if let Ok(mut entry) = what.lock() {
+            entry.0 += 1;
+            entry.1 += started.elapsed();
+        }
+    }
+
+    fn log(&self, tally: &Tally) {
+        let get = |what: &std::sync::Mutex<(u32, Duration)>| what.lock().map(|e| (e.0, e.1.as_millis() as u64)).unwrap_or_default();
+        let ((claims, claim_ms), (checks, check_ms), (records, record_ms)) = (get(&self.claim), get(&self.check), get(&self.record));
+        let rows = tally.sent + tally.in_review + tally.failed + tally.skipped + tally.pending;
+        if rows >= 1000 {
+            tracing::info!(rows, claims, claim_ms, checks, check_ms, records, record_ms, "delivery run: time in the database");
+        } else if rows > 0 {
+            tracing::debug!(rows, claims, claim_ms, checks, check_ms, records, record_ms, "delivery run: time in the database");
+        }
+    }
+}
+
+/// Why the sends of a run that have not started yet should not start.
 struct Halt {
-    /// Set by the first send WeChat told to stop (quota, rate limit, busy).
+    /// Set by the first send WeChat told to stop (quota, rate limit, busy),
+    /// or when the database stopped taking outcomes.
     stop: AtomicBool,
     reason: std::sync::Mutex<Option<String>>,
     /// The server is stopping.
     stopping: CancellationToken,
 }
 
-async fn send_unless_stopped(client: &WechatClient, row: &Claimed, halt: &Halt, unlinked: &HashMap<i64, String>) -> Outcome {
-    if let Some(reason) = unlinked.get(&row.id) {
-        return Outcome::Skipped(reason.clone());
+impl Halt {
+    fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.stopping.is_cancelled()
+    }
+
+    /// Keeps the first reason the run stopped.
+    fn note(&self, why: &str) {
+        if let Ok(mut reason) = self.reason.lock() {
+            reason.get_or_insert_with(|| why.to_string());
+        }
+    }
+}
+
+async fn send_unless_stopped(client: &WechatClient, row: &Claimed, halt: &Halt, skip: Option<String>) -> Outcome {
+    if let Some(reason) = skip {
+        return Outcome::Skipped(reason);
     }
     // A repeat is not held back by a stop: it settles a row WeChat may have.
     if halt.stopping.is_cancelled() && !row.resend {
-        if let Ok(mut reason) = halt.reason.lock() {
-            reason.get_or_insert_with(|| SERVER_STOPPING.to_string());
-        }
+        halt.note(SERVER_STOPPING);
         return Outcome::Unsent { errcode: None, errmsg: SERVER_STOPPING.to_string(), tried: false };
     }
     if halt.stop.load(Ordering::SeqCst) && !row.resend {
@@ -758,14 +1250,14 @@ fn surely_unsent(error: &WechatError) -> bool {
 /// Writes every outcome of a chunk in one statement, and lets go of the
 /// rows' leases (a row left SENDING for a re-send gets a lease nobody holds,
 /// ending when it is due).
-async fn record(db: &impl ConnectionTrait, outcomes: &[(i64, Outcome)]) -> Result<(), DbErr> {
+async fn record(db: &impl ConnectionTrait, outcomes: &[(Claimed, Outcome)]) -> Result<(), DbErr> {
     if outcomes.is_empty() {
         return Ok(());
     }
     let now = Utc::now();
     let mut sql = Sql::new("UPDATE delivery SET lease_owner = NULL, updated_at = ");
     sql.bind(now);
-    let keys: Vec<String> = outcomes.iter().map(|(id, _)| sql.param(*id)).collect();
+    let keys: Vec<String> = outcomes.iter().map(|(row, _)| sql.param(row.id)).collect();
     let rows: Vec<Recorded> = outcomes.iter().map(|(_, outcome)| recorded(outcome, now)).collect();
     let arms = |pick: &dyn Fn(&Recorded) -> sea_orm::Value| keys.iter().cloned().zip(rows.iter().map(pick)).collect::<Vec<_>>();
     sql.push(", status = ").case("id", arms(&|r| r.status.into()));
@@ -934,10 +1426,10 @@ pub async fn settle_subscription_report(
 /// 43004 and 40003 on a service-account send: the openid no longer
 /// reaches this user, so the account stops pointing at it (and for 43004
 /// the follower is marked gone).
-async fn apply_unlinks(db: &impl ConnectionTrait, outcomes: &[(i64, Outcome)], rows: &HashMap<i64, &Claimed>) -> Result<(), DbErr> {
+async fn apply_unlinks(db: &impl ConnectionTrait, outcomes: &[(Claimed, Outcome)]) -> Result<(), DbErr> {
     let mut openids: BTreeMap<String, Unlink> = BTreeMap::new();
-    for (id, outcome) in outcomes {
-        if let (Outcome::Failed { unlink: Some(how), .. }, Some(row)) = (outcome, rows.get(id)) {
+    for (row, outcome) in outcomes {
+        if let Outcome::Failed { unlink: Some(how), .. } = outcome {
             openids.insert(row.touser.clone(), *how);
         }
     }
@@ -952,7 +1444,7 @@ async fn apply_unlinks(db: &impl ConnectionTrait, outcomes: &[(i64, Outcome)], r
     Ok(())
 }
 
-fn count(tally: &mut Tally, outcomes: &[(i64, Outcome)]) {
+fn count(tally: &mut Tally, outcomes: &[(Claimed, Outcome)]) {
     for (_, outcome) in outcomes {
         match outcome {
             Outcome::Sent(_) => tally.sent += 1,
@@ -967,9 +1459,9 @@ fn count(tally: &mut Tally, outcomes: &[(i64, Outcome)]) {
 
 /// `wxnotify_deliveries_total{channel, status}`: what became of each
 /// claimed row (PENDING: handed back for a later run).
-fn observe(outcomes: &[(i64, Outcome)], rows: &HashMap<i64, &Claimed>) {
-    for (id, outcome) in outcomes {
-        let channel = rows.get(id).and_then(|r| r.channel).map_or("unknown", Channel::as_str);
+fn observe(outcomes: &[(Claimed, Outcome)]) {
+    for (row, outcome) in outcomes {
+        let channel = row.channel.map_or("unknown", Channel::as_str);
         ::metrics::counter!("wxnotify_deliveries_total", "channel" => channel, "status" => outcome.status()).increment(1);
     }
 }

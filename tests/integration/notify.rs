@@ -545,6 +545,9 @@ with_simulator! {
         // A rolling deploy: the new server is up before the old one stops.
         let mut settings = sim_settings(&sim);
         settings.push(("PENDING_RETRY_AFTER".into(), "5s".into()));
+        // This test is about the rows a stopped run leaves; a helping server
+        // would send the old one's run with it (see two_servers_share_one_digest).
+        settings.push(("OUTBOX_HELP".into(), "false".into()));
         let (_state, _new, stop_new, new_server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
         // The old server runs the job, slowly, and is stopped mid-run.
         sim.set_latency(Duration::from_millis(250));
@@ -598,5 +601,87 @@ with_simulator! {
             let line = format!(r#"wxnotify_deliveries_total{{channel="OA_TEMPLATE",status="{status}"}}"#);
             assert!(metrics.contains(&line), "{line} in {metrics}");
         }
+    }
+}
+
+/// `n` following accounts, each with one unread row, in two mutations.
+async fn followers_with_unread(app: &TestApp, sim: &SimHandle, n: usize) -> Vec<i64> {
+    let rows: Vec<Value> = (0..n).map(|i| json!({ "nickname": format!("u{i}"), "oaopenid": format!("oaShared{i:04}") })).collect();
+    let ids = accounts(app, sim, Value::Array(rows)).await;
+    let unread: Vec<Value> = ids.iter().map(|id| json!({ "account_account": id, "type": "聊天", "sender": "s", "content": "c" })).collect();
+    app.data("mutation($r: [point_count_insert_input!]!) { insert_point_count(objects: $r) { affected_rows } }", json!({ "r": unread }))
+        .await;
+    ids
+}
+
+/// Runs the digest `run_id` on `app` while watching `helper`'s leases:
+/// the report, and the most rows the helper held at once.
+async fn digest_watching(app: &TestApp, helper: &wxnotify::AppState, run_id: &str) -> (Value, usize) {
+    let watching = std::sync::atomic::AtomicBool::new(true);
+    let watch = async {
+        let mut most = 0;
+        while watching.load(std::sync::atomic::Ordering::SeqCst) {
+            most = most.max(helper.services.leases.held().len());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        most
+    };
+    let run = async {
+        let report = app.data(DIGEST, json!({ "r": run_id })).await["notifyDigest"].clone();
+        watching.store(false, std::sync::atomic::Ordering::SeqCst);
+        report
+    };
+    tokio::join!(run, watch)
+}
+
+/// (status, count) of every delivery.
+async fn statuses(app: &TestApp) -> BTreeMap<String, i64> {
+    let rows = wxnotify::db::sql::Sql::new("SELECT status, count(*) AS n FROM delivery GROUP BY status").all(&app.db).await.unwrap();
+    rows.iter().map(|r| (r.try_get::<String>("", "status").unwrap(), r.try_get::<i64>("", "n").unwrap())).collect()
+}
+
+with_simulator! {
+    async fn two_servers_share_one_digest_and_send_each_message_once(app, sim) {
+        digest_template(&app).await;
+        followers_with_unread(&app, &sim, 600).await;
+        let mut settings = sim_settings(&sim);
+        settings.push(("WECHAT_CONCURRENCY".into(), "4".into()));
+        let (helper, _address, stop, server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
+        sim.set_latency(Duration::from_millis(50));
+        let (report, held) = digest_watching(&app, &helper, "shared").await;
+        assert!(held > 0, "the second server claimed some of the run's rows");
+        assert_eq!((report["sent"].as_i64(), report["failed"].as_i64(), report["skipped"].as_i64(), report["pending"].as_i64()),
+            (Some(600), Some(0), Some(0), Some(0)), "{report}");
+        let sent = sent_to(&sim);
+        assert_eq!((sim.sent_messages().len(), sent.len()), (600, 600), "every follower once");
+        assert_eq!(statuses(&app).await, BTreeMap::from([("SENT".to_string(), 600)]));
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
+
+    async fn a_quota_stop_in_a_shared_digest_is_reported_exactly_and_a_rerun_finishes_it(app, sim) {
+        digest_template(&app).await;
+        followers_with_unread(&app, &sim, 400).await;
+        let mut settings = sim_settings(&sim);
+        settings.push(("WECHAT_CONCURRENCY".into(), "4".into()));
+        let (helper, _address, stop, server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
+        sim.set_latency(Duration::from_millis(40));
+        sim.set_daily_quota(SEND, Some(150));
+        // WeChat will not say what is left, so the run meets the quota mid-way.
+        sim.inject_fault("/cgi-bin/openapi/quota/get", 48001, 100);
+        let (first, _) = digest_watching(&app, &helper, "quota-shared").await;
+        assert!(first["stopped"].as_str().unwrap_or_default().contains("45009"), "{first}");
+        let in_db = statuses(&app).await;
+        assert_eq!(in_db.get("SENT").copied(), Some(150), "{in_db:?}");
+        assert_eq!(in_db.get("PENDING").copied(), Some(250), "{in_db:?}");
+        assert_eq!((first["sent"].as_i64(), first["pending"].as_i64(), first["failed"].as_i64()), (Some(150), Some(250), Some(0)), "{first}");
+
+        sim.set_daily_quota(SEND, None);
+        let (second, _) = digest_watching(&app, &helper, "quota-shared").await;
+        assert_eq!((second["sent"].as_i64(), second["skipped"].as_i64(), second["pending"].as_i64()), (Some(250), Some(150), Some(0)), "{second}");
+        let sent = sent_to(&sim);
+        assert_eq!((sim.sent_messages().len(), sent.len()), (400, 400), "every follower once");
+        let _ = stop.send(());
+        server.await.unwrap();
     }
 }

@@ -63,7 +63,7 @@ async fn accounts_where(app: &TestApp, filter: Value) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_statement_count_does_not_grow_with_rows() {
     for backend in [wxnotify::db::DatabaseKind::Sqlite, wxnotify::db::DatabaseKind::Postgres] {
-        if let Some(app) = crate::common::spawn_app_with(backend, &[("SCHEDULER", "false")]).await {
+        if let Some(app) = crate::common::spawn_app_with(backend, &[("SCHEDULER", "false"), ("OUTBOX_HELP", "false")]).await {
             statement_count_does_not_grow_with_rows(&app).await;
         }
     }
