@@ -41,7 +41,10 @@ async fn main() {
         "scale_out: one digest of {messages} messages, simulator latency {} ms, WXNOTIFY_WECHAT_CONCURRENCY={CONCURRENCY} per process",
         LATENCY.as_millis()
     );
-    println!("{:>9} {:>9} {:>8} {:>13} {:>9} {:>12} {:>16}", "processes", "elapsed s", "sends/s", "bound sends/s", "of bound", "vs 1 process", "peak RSS MiB");
+    println!(
+        "{:>9} {:>9} {:>8} {:>13} {:>9} {:>12} {:>16}",
+        "processes", "elapsed s", "sends/s", "bound sends/s", "of bound", "vs 1 process", "peak RSS MiB"
+    );
     let mut one = None;
     for processes in 1..=3usize {
         let Some(db) = TestDb::new(DatabaseKind::Postgres).await else {

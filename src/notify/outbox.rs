@@ -685,7 +685,11 @@ enum Claim<'a> {
     Oldest(usize),
     /// The newest PENDING rows of a shared run below an id, while the run
     /// is still shared.
-    Shared { run: &'a SharedRun, below: i64, limit: usize },
+    Shared {
+        run: &'a SharedRun,
+        below: i64,
+        limit: usize,
+    },
 }
 
 async fn claim(services: &Services, which: &Claim<'_>) -> Result<Vec<Claimed>, DbErr> {
@@ -893,7 +897,10 @@ async fn pipeline(services: &Services, mut source: Source<'_>) -> Result<Run, Db
                     Source::Lapsed(cutoffs) => {
                         let rows = persist("re-claiming lapsed deliveries", || reclaim(services, cutoffs, chunk)).await?;
                         if !rows.is_empty() {
-                            tracing::info!(rows = rows.len(), "re-sending template messages whose outcome is unknown, with their client_msg_id");
+                            tracing::info!(
+                                rows = rows.len(),
+                                "re-sending template messages whose outcome is unknown, with their client_msg_id"
+                            );
                         }
                         (rows, None)
                     }

@@ -125,9 +125,13 @@ both_databases! {
         seed_docs::load(&app.db, ACCOUNTS).await;
         let plans = planned(&app, "account", NOTICE, json!({})).await;
         // Reading the unread rows themselves is the query's work; accounts
-        // are fetched by key from them, and counted through the index.
+        // are fetched by key from them. SQLite counts through the index;
+        // PostgreSQL joins the rows once and groups them (see
+        // `hasura::sql::select`), reading them however is cheapest.
         assert_eq!(scans(&plans, &["account"]), Vec::<String>::new(), "\n{}", show(&plans));
-        assert!(uses(&plans, "point_count_account_account_type_idx"), "\n{}", show(&plans));
+        if app.backend == DatabaseKind::Sqlite {
+            assert!(uses(&plans, "point_count_account_account_type_idx"), "\n{}", show(&plans));
+        }
     }
 
     async fn getcache_reads_the_token_cache_alone(app) {

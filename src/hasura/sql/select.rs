@@ -14,7 +14,12 @@
 //! semi-join in `WHERE` rather than becoming a `HAVING` over the join: that
 //! lets the database start from the few parents that have children (the
 //! seed's documents have 100 such accounts among 20,000), where a `HAVING`
-//! would read every parent first.
+//! would read every parent first. Only a top-level "some child row exists"
+//! over the joined relation itself, whose test every child passes (the
+//! seed's `{point_count: {id: {_is_null: false}}}`), is folded into the
+//! join on PostgreSQL, which then turns inner: that says the same, and
+//! PostgreSQL still starts from either table (SQLite's planner would read
+//! every parent first, so there the probe stays).
 //!
 //! The grouped join expresses an aggregate whose own arguments have no
 //! `limit`, `offset` or `distinct_on` and which selects no `nodes`, on rows
@@ -36,7 +41,7 @@ use crate::db::DatabaseKind;
 use crate::db::sql::Sql;
 use crate::hasura::error::EngineError;
 use crate::hasura::error::invalid;
-use crate::hasura::ir::{AggregateField, AggregatePart, BoolExp, FieldSel, Leaf, ListArgs, OrderBy, OrderTarget};
+use crate::hasura::ir::{AggregateField, AggregatePart, BoolExp, CompareOp, FieldSel, Leaf, ListArgs, OrderBy, OrderTarget};
 use crate::hasura::meta::{AggregatePlan, Relation, RelationKind, Scalar, Table};
 use crate::hasura::permission::Operation;
 
@@ -377,13 +382,22 @@ impl Writer<'_> {
         let written = self.rows_select(&alias, args, json, shape);
         let grouped = std::mem::replace(&mut self.grouped, outer);
         written?;
-        let filters: Vec<&BoolExp> = permission.iter().chain(args.filter.iter()).collect();
+        // "Some child row exists" over the grouped relation is what an inner
+        // join says: the join turns inner and the probe goes, so the
+        // database may start from either table.
+        let narrowed = match (&grouped, &args.filter) {
+            (Some(join), Some(filter)) => self.without_child_probe(&join.relation, filter)?,
+            _ => None,
+        };
+        let inner = narrowed.is_some();
+        let filter = narrowed.or_else(|| args.filter.clone());
+        let filters: Vec<&BoolExp> = permission.iter().chain(filter.iter()).collect();
         self.push(" FROM ");
         if args.distinct_on.is_empty() {
             self.table_name(&table.name);
             self.push(&format!(" AS {alias}"));
             if let Some(join) = &grouped {
-                self.group_join(join)?;
+                self.group_join(join, inner)?;
             }
             self.push(" WHERE ");
             self.conditions(table, &alias, link, &filters)?;
@@ -450,12 +464,34 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// `filter` without its top-level "some `relation` row exists" part,
+    /// when it has one whose test every such row passes (`{point_count: {}}`,
+    /// `{point_count: {id: {_is_null: false}}}`); `None` when it has none.
+    fn without_child_probe(&self, relation: &Relation, filter: &BoolExp) -> Result<Option<BoolExp>, EngineError> {
+        if self.kind != DatabaseKind::Postgres {
+            // SQLite's planner reads every parent first for the inner join
+            // (the probe lets it start from the children): it keeps the probe.
+            return Ok(None);
+        }
+        let child = self.table(&relation.target)?;
+        let probe = |exp: &BoolExp| matches!(exp, BoolExp::Exists { relation: r, filter } if r.name == relation.name && r.target == relation.target && always_true(child, filter));
+        Ok(match filter {
+            exp if probe(exp) => Some(BoolExp::True),
+            BoolExp::And(parts) => parts.iter().position(probe).map(|at| {
+                let mut rest = parts.clone();
+                rest.remove(at);
+                BoolExp::and(rest)
+            }),
+            _ => None,
+        })
+    }
+
     /// ` LEFT JOIN "child" AS g ON g.remote = parent.local AND <child's
-    /// read permission>`.
-    fn group_join(&mut self, join: &GroupedJoin) -> Result<(), EngineError> {
+    /// read permission>` (` JOIN` when `inner`: only parents with a child).
+    fn group_join(&mut self, join: &GroupedJoin, inner: bool) -> Result<(), EngineError> {
         let target = self.table(&join.relation.target)?;
         let permission = self.permission(target, Operation::Select)?;
-        self.push(" LEFT JOIN ");
+        self.push(if inner { " JOIN " } else { " LEFT JOIN " });
         self.table_name(&target.name);
         self.push(&format!(" AS {} ON ", join.alias));
         let link = Link { parent_alias: &join.parent, relation: &join.relation };
@@ -544,5 +580,16 @@ impl Writer<'_> {
         self.table_name(&target.name);
         self.push(&format!(" AS {alias} WHERE "));
         self.conditions(target, alias, Some(Link { parent_alias, relation }), &permission.iter().collect::<Vec<_>>())
+    }
+}
+
+/// Whether every row of `table` passes `exp` (no test, or only
+/// `_is_null: false` on columns that cannot be null).
+fn always_true(table: &Table, exp: &BoolExp) -> bool {
+    match exp {
+        BoolExp::True => true,
+        BoolExp::And(parts) => parts.iter().all(|p| always_true(table, p)),
+        BoolExp::Compare { column, op: CompareOp::IsNull(false), .. } => table.column(column).is_some_and(|c| !c.nullable),
+        _ => false,
     }
 }
