@@ -92,7 +92,11 @@ async fn main() {
 type Answer = (usize, i64, i64);
 
 async fn run(test_db: &TestDb, accounts: i64) {
-    let (state, address, stop, server) = common::start_server(test_db.url.clone(), &[("SCHEDULER", "false")]).await;
+    // `WXNOTIFY_BENCH_AGGREGATES=correlated|grouped|auto` measures one plan
+    // of the table engine's aggregates (see `hasura::sql::select`).
+    let plan = std::env::var("WXNOTIFY_BENCH_AGGREGATES").unwrap_or_else(|_| "auto".into());
+    let (state, address, stop, server) =
+        common::start_server(test_db.url.clone(), &[("SCHEDULER", "false"), ("TABLE_AGGREGATES", plan.as_str())]).await;
     seed(&state.db, accounts).await;
     let token = wxnotify::auth::Jwt::new(&wxnotify::settings::Secret::new(common::JWT_SECRET)).mint(
         wxnotify::auth::Role::Admin,
