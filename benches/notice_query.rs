@@ -164,7 +164,11 @@ async fn run(test_db: &TestDb, accounts: i64) {
                 println!(
                     "postgres  wxnotify vs postgraphile: single request {}; {CLIENTS} clients {}",
                     support::faster_than(g, Duration::from_secs_f64(peer.median_ms / 1000.0), "peer"),
-                    support::faster_than(throughput, Duration::from_secs_f64(CONCURRENT_REQUESTS as f64 / peer.per_second), "peer"),
+                    support::faster_than(
+                        throughput,
+                        Duration::from_secs_f64(CONCURRENT_REQUESTS as f64 / peer.per_second),
+                        &format!("peer at the same {CONCURRENT_REQUESTS} requests"),
+                    ),
                 );
             }
             None => println!("postgres  postgraphile peer did not finish; see its output above"),
@@ -250,22 +254,15 @@ async fn postgraphile(test_db: &TestDb) -> Option<PeerRun> {
             return None;
         }
     }
-    let output = tokio::process::Command::new(&node)
+    let mut command = tokio::process::Command::new(&node);
+    command
         .arg("bench.js")
         .current_dir(dir)
         .env("DATABASE_URL", &test_db.url)
         .env("ROUNDS", ROUNDS.to_string())
         .env("REQUESTS", CONCURRENT_REQUESTS.to_string())
-        .env("CLIENTS", CLIENTS.to_string())
-        .output()
-        .await
-        .map_err(|e| println!("cannot run {node} bench.js in {dir}: {e}"))
-        .ok()?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        println!("{node} bench.js failed ({}):\n{stdout}{}", output.status, String::from_utf8_lossy(&output.stderr));
-        return None;
-    }
+        .env("CLIENTS", CLIENTS.to_string());
+    let stdout = support::run_peer(&mut command, &format!("{node} bench.js in {dir}")).await?;
     stdout.lines().rev().find_map(|line| serde_json::from_str(line).ok())
 }
 

@@ -310,10 +310,14 @@ async fn run(backend: DatabaseKind, test_db: &TestDb, minimum: usize, bound: Dur
     );
     println!("{name:<9} first sync:  {}", support::of_bound(first, bound));
     println!("{name:<9} repeat sync: {}", support::of_bound(repeat, bound));
-    println!(
-        "{name:<9} first sync vs the seed's algorithm: {}",
-        support::faster_than(first, Duration::from_secs_f64(extrapolated), "seed's one-call-per-follower loop (extrapolated)")
-    );
+    if extrapolated > 0.0 {
+        println!(
+            "{name:<9} first sync vs the seed's algorithm: {}",
+            support::faster_than(first, Duration::from_secs_f64(extrapolated), "seed's one-call-per-follower loop (extrapolated)")
+        );
+    } else {
+        println!("{name:<9} first sync vs the seed's algorithm: not measured (WXNOTIFY_BENCH_SEED=0)");
+    }
     stages(&name, &records[calls_before..], started_at, applying, first);
     if backend == DatabaseKind::Postgres && std::env::var("WXNOTIFY_BENCH_PEERS").as_deref() != Ok("0") {
         for threads in [1, 16] {
@@ -377,20 +381,13 @@ async fn unlink_accounts(db: &DatabaseConnection) {
 async fn peer(sim: &SimHandle, test_db: &TestDb, threads: usize) -> Option<(Duration, String)> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/wechatpy_sync.py");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let output = tokio::process::Command::new(&python)
+    let mut command = tokio::process::Command::new(&python);
+    command
         .arg(script)
         .args(["--api-base", &sim.base_url(), "--database-url", &test_db.url])
         .args(["--followers", &FOLLOWERS.to_string(), "--threads", &threads.to_string()])
-        .args(["--appid", &sim.oa_appid(), "--secret", "sim-oa-secret"])
-        .output()
-        .await
-        .map_err(|e| println!("cannot run {python} {script}: {e}"))
-        .ok()?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        println!("{python} {script} failed ({}):\n{stdout}{}", output.status, String::from_utf8_lossy(&output.stderr));
-        return None;
-    }
+        .args(["--appid", &sim.oa_appid(), "--secret", "sim-oa-secret"]);
+    let stdout = support::run_peer(&mut command, &format!("{python} {script}")).await?;
     let seconds: f64 = stdout.lines().find_map(|l| l.strip_prefix("seconds="))?.trim().parse().ok()?;
     let line = stdout.lines().find(|l| l.starts_with("wechatpy")).unwrap_or_default().to_string();
     Some((Duration::from_secs_f64(seconds), line))

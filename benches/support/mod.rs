@@ -53,3 +53,16 @@ pub fn times_baseline(measured: Duration, baseline: Duration, name: &str) -> Str
 pub fn faster_than(measured: Duration, baseline: Duration, name: &str) -> String {
     format!("{:.1}× faster than the {name} ({})", baseline.as_secs_f64() / measured.as_secs_f64().max(f64::MIN_POSITIVE), secs(baseline))
 }
+
+/// Runs a peer's program (`what` names it in messages) and returns its
+/// standard output, or `None` after printing why it could not run or
+/// failed: a missing peer costs its figures, not the bench.
+pub async fn run_peer(command: &mut tokio::process::Command, what: &str) -> Option<String> {
+    let output = command.output().await.map_err(|e| println!("cannot run {what}: {e}")).ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        println!("{what} failed ({}):\n{stdout}{}", output.status, String::from_utf8_lossy(&output.stderr));
+        return None;
+    }
+    Some(stdout)
+}

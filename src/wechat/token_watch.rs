@@ -138,6 +138,8 @@ async fn listen(pool: sea_orm::sqlx::PgPool, state: Arc<ListenState>, stop: Canc
                             );
                             break;
                         }
+                        // The pool closed under the listener: the server is stopping.
+                        Err(_) if pool.is_closed() => return,
                         Err(e) => {
                             tracing::warn!(error = %e, "the access-token change listener failed; reading tokens from the database until it is back");
                             break;
