@@ -64,12 +64,18 @@ pub struct TokenCache {
     /// changed since.
     copies: Mutex<HashMap<String, Copy>>,
     watch: Watch,
+    /// Moves each time this process discards or replaces a token: a copy
+    /// read before is not used after, even when the database's own signal
+    /// of the change has not arrived yet.
+    local: std::sync::atomic::AtomicU64,
 }
 
 /// One `actok` row as read, with the change stamp taken just before.
 struct Copy {
     row: actok::Model,
     stamp: u64,
+    /// [`TokenCache::local`] when the read began.
+    local: u64,
     read_at: std::time::Instant,
 }
 
@@ -90,6 +96,7 @@ impl TokenCache {
             db,
             watch,
             copies: Mutex::new(HashMap::new()),
+            local: std::sync::atomic::AtomicU64::new(0),
             kind,
             refresh_before: chrono::Duration::from_std(refresh_before).unwrap_or(chrono::Duration::minutes(5)),
             // A fetch with its busy retries fits well within this.
@@ -128,6 +135,7 @@ impl TokenCache {
     pub async fn discard(&self, appid: &str, failed: &str) -> Result<bool, WechatError> {
         {
             let mut copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.local.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             if copies.get(appid).is_some_and(|copy| copy.row.tok == failed) {
                 copies.remove(appid);
             }
@@ -163,9 +171,10 @@ impl TokenCache {
         // Taken before the read: a change after it moves the stamp, so the
         // copy is read again next time.
         let stamp = self.watch.stamp();
+        let local = self.local.load(std::sync::atomic::Ordering::Acquire);
         if let Some(stamp) = stamp {
             let copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some(copy) = copies.get(appid).filter(|c| c.stamp == stamp && c.read_at.elapsed() < MAX_COPY_AGE) {
+            if let Some(copy) = copies.get(appid).filter(|c| c.stamp == stamp && c.local == local && c.read_at.elapsed() < MAX_COPY_AGE) {
                 return Ok(Some(copy.row.clone()).filter(|row| self.is_fresh(row)).map(|row| row.tok));
             }
         }
@@ -174,7 +183,7 @@ impl TokenCache {
             let mut copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             match (stamp, &row) {
                 (Some(stamp), Some(row)) => {
-                    copies.insert(appid.to_string(), Copy { row: row.clone(), stamp, read_at: std::time::Instant::now() });
+                    copies.insert(appid.to_string(), Copy { row: row.clone(), stamp, local, read_at: std::time::Instant::now() });
                 }
                 _ => {
                     copies.remove(appid);
@@ -186,7 +195,9 @@ impl TokenCache {
 
     /// Forgets the copy of `appid` after this process wrote the row.
     fn forget(&self, appid: &str) {
-        self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(appid);
+        let mut copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.local.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        copies.remove(appid);
     }
 
     /// PostgreSQL: the row lock makes every other process wait for this

@@ -195,12 +195,13 @@ both_databases! {
         all_ok(futures::stream::iter(sends).buffer_unordered(16).collect::<Vec<_>>().await);
         let seconds = started.elapsed().as_secs() + 1;
         let during = actok_statements.load(Ordering::Relaxed) - warm;
-        // The in-memory copy is read again when the database changed (this
-        // test changes nothing else) and once it is a second old: then by
-        // each of the 16 calls in flight at most. On a loaded machine the
-        // calls take longer, so the bound follows the seconds they took,
-        // and stays far below a read per call.
-        assert!(during <= (4 + 16 * seconds).min(250), "{during} statements on actok for 1,000 calls in {seconds} s");
+        // The in-memory copy is read again once it is a second old and when
+        // the change signal moves (here only when the PostgreSQL listener
+        // connects, which may happen during the run): each time by the 16
+        // calls in flight at most. On a loaded machine the calls take
+        // longer, so the bound follows the seconds they took, and stays far
+        // below a read per call.
+        assert!(during <= (16 * (seconds + 2)).min(250), "{during} statements on actok for 1,000 calls in {seconds} s");
         assert_eq!(sim.token_fetches(), 1);
     }
 
