@@ -402,16 +402,14 @@ pub async fn deliver_shared(services: &Services, prefix: &str, ids: Vec<i64>) ->
 async fn wait_for_others(services: &Services, ids: &std::collections::BTreeSet<i64>) -> Result<(), DbErr> {
     let mut check: Vec<i64> = ids.iter().copied().collect();
     loop {
-        let mut held = Vec::new();
-        for chunk in check.chunks(1000) {
-            let mut sql = Sql::new("SELECT id FROM delivery WHERE status = ");
-            sql.push(Status::Sending.sql()).push(" AND lease_owner IS NOT NULL AND lease_owner <> ");
-            sql.bind(services.leases.owner().to_string()).push(" AND lease_until > ").bind(Utc::now());
-            sql.push(" AND id IN ").list(chunk.iter().copied());
-            for row in persist("waiting for other senders", || sql.clone().all(&services.db)).await? {
-                held.push(row.try_get::<i64>("", "id")?);
-            }
-        }
+        let now = Utc::now();
+        let rows = among(services, "waiting for other senders", &check, "", |sql| {
+            sql.push("SELECT id FROM delivery WHERE status = ").push(Status::Sending.sql());
+            sql.push(" AND lease_owner IS NOT NULL AND lease_owner <> ").bind(services.leases.owner().to_string());
+            sql.push(" AND lease_until > ").bind(now).push(" AND ");
+        })
+        .await?;
+        let held = rows.iter().map(|row| row.try_get::<i64>("", "id")).collect::<Result<Vec<_>, _>>()?;
         if held.is_empty() {
             return Ok(());
         }
@@ -424,14 +422,11 @@ async fn wait_for_others(services: &Services, ids: &std::collections::BTreeSet<i
 /// The rows of `ids` that are PENDING.
 async fn pending_among(services: &Services, ids: &std::collections::BTreeSet<i64>) -> Result<Vec<i64>, DbErr> {
     let ids: Vec<i64> = ids.iter().copied().collect();
-    let mut out = Vec::new();
-    for chunk in ids.chunks(1000) {
-        let mut sql = Sql::new("SELECT id FROM delivery WHERE status = ");
-        sql.push(Status::Pending.sql()).push(" AND id IN ").list(chunk.iter().copied());
-        for row in persist("reading deliveries handed back", || sql.clone().all(&services.db)).await? {
-            out.push(row.try_get::<i64>("", "id")?);
-        }
-    }
+    let rows = among(services, "reading deliveries handed back", &ids, "", |sql| {
+        sql.push("SELECT id FROM delivery WHERE status = ").push(Status::Pending.sql()).push(" AND ");
+    })
+    .await?;
+    let mut out = rows.iter().map(|row| row.try_get::<i64>("", "id")).collect::<Result<Vec<_>, _>>()?;
     out.sort_unstable();
     Ok(out)
 }
@@ -441,22 +436,44 @@ async fn pending_among(services: &Services, ids: &std::collections::BTreeSet<i64
 async fn counted(services: &Services, ids: &std::collections::BTreeSet<i64>) -> Result<Tally, DbErr> {
     let ids: Vec<i64> = ids.iter().copied().collect();
     let mut tally = Tally::default();
-    for chunk in ids.chunks(1000) {
-        let mut sql = Sql::new("SELECT status, count(*) AS n FROM delivery WHERE id IN ");
-        sql.list(chunk.iter().copied()).push(" GROUP BY status");
-        for row in persist("counting deliveries other servers sent", || sql.clone().all(&services.db)).await? {
-            let n = row.try_get::<i64>("", "n")? as u64;
-            match row.try_get::<String>("", "status")?.as_str() {
-                s if s == Status::Sent.as_str() => tally.sent += n,
-                s if s == Status::InReview.as_str() => tally.in_review += n,
-                s if s == Status::Failed.as_str() => tally.failed += n,
-                s if s == Status::Skipped.as_str() => tally.skipped += n,
-                _ => tally.pending += n,
-            }
+    let rows = among(services, "counting deliveries other servers sent", &ids, " GROUP BY status", |sql| {
+        sql.push("SELECT status, count(*) AS n FROM delivery WHERE ");
+    })
+    .await?;
+    for row in rows {
+        let n = row.try_get::<i64>("", "n")? as u64;
+        match row.try_get::<String>("", "status")?.as_str() {
+            s if s == Status::Sent.as_str() => tally.sent += n,
+            s if s == Status::InReview.as_str() => tally.in_review += n,
+            s if s == Status::Failed.as_str() => tally.failed += n,
+            s if s == Status::Skipped.as_str() => tally.skipped += n,
+            _ => tally.pending += n,
         }
     }
     Ok(tally)
 }
+
+/// Runs `<head>id IN (...)<tail>` over `ids`, [`AMONG_CHUNK`] ids per
+/// statement, each with [`persist`]'s retries, and returns every row.
+async fn among(
+    services: &Services,
+    what: &'static str,
+    ids: &[i64],
+    tail: &str,
+    head: impl Fn(&mut Sql),
+) -> Result<Vec<QueryResult>, DbErr> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(AMONG_CHUNK) {
+        let mut sql = Sql::default();
+        head(&mut sql);
+        sql.push("id IN ").list(chunk.iter().copied()).push(tail);
+        out.extend(persist(what, || sql.clone().all(&services.db)).await?);
+    }
+    Ok(out)
+}
+
+/// Most ids one [`among`] statement lists.
+const AMONG_CHUNK: usize = 1000;
 
 /// What every server does every little while when `WXNOTIFY_OUTBOX_HELP`
 /// is on (see [`super::spawn_sweeper`]): claims and sends the rows of runs
