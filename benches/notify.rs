@@ -20,6 +20,16 @@
 //! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 //! `WXNOTIFY_BENCH_PARTS=candidates,sends,burst` picks parts (all by
 //! default), e.g. to profile one of them alone.
+//!
+//! With `WXNOTIFY_BENCH_SCALE=1` it then runs a digest to 100,000 and to
+//! 1,000,000 following accounts (one unread row each) with `wxnotify
+//! serve` and `wxnotify sim` as processes (simulator latency
+//! `WXNOTIFY_BENCH_SCALE_LATENCY_MS`, default 0; `WXNOTIFY_WECHAT_CONCURRENCY`
+//! 64), on each database (`WXNOTIFY_BENCH_SCALE_DATABASES=sqlite|postgres`
+//! for one): the digest's time (goal: the 1,000,000 run at most 11× the
+//! 100,000 run), the server's peak RSS (`VmHWM`, goal: at most 256 MiB)
+//! and the progress lines its log showed. `WXNOTIFY_BENCH_PARTS=scale`
+//! runs only that.
 
 #[path = "../tests/integration/common/mod.rs"]
 mod common;
@@ -54,13 +64,208 @@ async fn main() {
         ACCOUNTS * ROWS_PER_ACCOUNT,
         LATENCY.as_millis()
     );
-    for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
-        let Some(db) = TestDb::new(backend).await else {
-            println!("{backend:?}: PostgreSQL unreachable, skipped");
-            continue;
-        };
-        run(&db).await;
+    if ["candidates", "sends", "burst"].iter().any(|p| part(p)) {
+        for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
+            let Some(db) = TestDb::new(backend).await else {
+                println!("{backend:?}: PostgreSQL unreachable, skipped");
+                continue;
+            };
+            run(&db).await;
+        }
     }
+    if std::env::var("WXNOTIFY_BENCH_SCALE").as_deref() == Ok("1") {
+        scale().await;
+    }
+}
+
+const SCALE_CONCURRENCY: &str = "64";
+
+/// A digest to 100,000 and to 1,000,000 followers, `wxnotify serve` and
+/// `wxnotify sim` as processes, on each database.
+async fn scale() {
+    let latency: u64 = std::env::var("WXNOTIFY_BENCH_SCALE_LATENCY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    println!();
+    println!(
+        "scale: a digest from wxnotify serve against wxnotify sim, {latency} ms latency, WXNOTIFY_WECHAT_CONCURRENCY={SCALE_CONCURRENCY}"
+    );
+    println!(
+        "{:<9} {:>10} {:>11} {:>9} {:>10} {:>11} {:>14}",
+        "database", "recipients", "digest (s)", "sends/s", "peak RSS", "page lines", "progress lines"
+    );
+    let backends = match std::env::var("WXNOTIFY_BENCH_SCALE_DATABASES").as_deref() {
+        Ok("postgres") => vec![DatabaseKind::Postgres],
+        Ok("sqlite") => vec![DatabaseKind::Sqlite],
+        _ => vec![DatabaseKind::Sqlite, DatabaseKind::Postgres],
+    };
+    for backend in backends {
+        let mut times = Vec::new();
+        for recipients in [100_000usize, 1_000_000] {
+            let Some(db) = TestDb::new(backend).await else {
+                println!("{backend:?}: PostgreSQL unreachable, skipped");
+                break;
+            };
+            let Some(run) = scale_run(&db, recipients, latency).await else { break };
+            println!(
+                "{:<9} {:>10} {:>11.2} {:>9.0} {:>6.1} MiB {:>11} {:>14}",
+                format!("{backend:?}"),
+                recipients,
+                run.digest.as_secs_f64(),
+                recipients as f64 / run.digest.as_secs_f64(),
+                run.peak_rss_kib as f64 / 1024.0,
+                run.page_lines,
+                run.progress_lines
+            );
+            if run.peak_rss_kib > 256 * 1024 {
+                println!("{backend:?}: the server's peak RSS is above 256 MiB at {recipients} recipients");
+            }
+            times.push(run.digest);
+        }
+        if let [small, large] = times[..] {
+            println!(
+                "{backend:?}: the 1,000,000-recipient digest took {:.2}× the 100,000-recipient one (goal: at most 11×)",
+                large.as_secs_f64() / small.as_secs_f64()
+            );
+        }
+    }
+}
+
+struct ScaleRun {
+    /// From posting `notifyDigest` to its answer.
+    digest: Duration,
+    peak_rss_kib: u64,
+    /// Log lines of queued pages, and of sending progress.
+    page_lines: usize,
+    progress_lines: usize,
+}
+
+async fn scale_run(test_db: &TestDb, recipients: usize, latency: u64) -> Option<ScaleRun> {
+    let binary = env!("CARGO_BIN_EXE_wxnotify");
+    let path = std::env::var("PATH").unwrap_or_default();
+    let sim_port = support::free_port();
+    let mut sim = tokio::process::Command::new(binary)
+        .args(["sim", "--listen", &format!("127.0.0.1:{sim_port}"), "--followers", &recipients.to_string()])
+        .args(["--latency-ms", &latency.to_string()])
+        // WeChat raises an account's daily limit past 100,000 followers.
+        .args(["--daily-quota", &format!("/cgi-bin/message/template/send={}", recipients.max(100_000))])
+        .env_clear()
+        .env("PATH", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wxnotify sim starts");
+    if !support::wait_for_port(sim_port, Duration::from_secs(120)).await {
+        println!("wxnotify sim did not listen on {sim_port}");
+        return None;
+    }
+    let port = support::free_port();
+    let defaults = SimConfig::default();
+    let env = [
+        ("WXNOTIFY_DATABASE_URL", test_db.url.clone()),
+        ("WXNOTIFY_JWT_SECRET", common::JWT_SECRET.into()),
+        ("WXNOTIFY_LISTEN", format!("127.0.0.1:{port}")),
+        ("WXNOTIFY_WECHAT_API_BASE", format!("http://127.0.0.1:{sim_port}")),
+        ("WXNOTIFY_OA_APPID", defaults.oa_appid.clone()),
+        ("WXNOTIFY_OA_SECRET", defaults.oa_secret.clone()),
+        ("WXNOTIFY_WECHAT_CONCURRENCY", SCALE_CONCURRENCY.into()),
+        ("WXNOTIFY_REQUEST_TIMEOUT", "3h".into()),
+        ("WXNOTIFY_SCHEDULER", "false".into()),
+        ("RUST_LOG", "info".into()),
+        ("PATH", path),
+    ];
+    let migrate =
+        tokio::process::Command::new(binary).arg("migrate").env_clear().envs(env.clone()).output().await.expect("wxnotify migrate runs");
+    assert!(migrate.status.success(), "wxnotify migrate: {}", String::from_utf8_lossy(&migrate.stderr));
+    let db = sea_orm::Database::connect(&test_db.url).await.expect("the scale database");
+    let seeded = Instant::now();
+    seed_followers(&db, test_db.backend, recipients as i64).await;
+    db.close().await.ok();
+    println!("  {recipients} accounts seeded in {:.1} s", seeded.elapsed().as_secs_f64());
+
+    let mut server = tokio::process::Command::new(binary)
+        .arg("serve")
+        .env_clear()
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wxnotify serve starts");
+    let pid = server.id().expect("a running process");
+    let (peak, watcher) = support::watch_peak_rss(pid);
+    // The log, read as it comes (a full pipe would stall the server).
+    let mut stderr = server.stderr.take().expect("the server's log");
+    let log = tokio::spawn(async move {
+        let mut text = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut text).await.ok();
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    if !support::wait_for_port(port, Duration::from_secs(120)).await {
+        println!("wxnotify serve did not listen on {port}");
+        return None;
+    }
+    let token = wxnotify::auth::Jwt::new(&wxnotify::settings::Secret::new(common::JWT_SECRET)).mint(
+        wxnotify::auth::Role::Admin,
+        None,
+        Duration::from_secs(4 * 3600),
+    );
+    let body = json!({ "query": "mutation { notifyDigest { run_id candidates sent failed skipped } }" });
+    let started = Instant::now();
+    let answer: Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/graphql"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .expect("the digest request")
+        .json()
+        .await
+        .expect("the digest's answer");
+    let digest = started.elapsed();
+    let report = &answer["data"]["notifyDigest"];
+    server.start_kill().ok();
+    server.wait().await.ok();
+    watcher.abort();
+    sim.kill().await.ok();
+    let log = log.await.unwrap_or_default();
+    if report["sent"].as_u64() != Some(recipients as u64) {
+        println!("the digest did not send {recipients} messages: {answer}");
+        println!("{}", log.lines().rev().take(20).collect::<Vec<_>>().join("\n"));
+        return None;
+    }
+    Some(ScaleRun {
+        digest,
+        peak_rss_kib: peak.load(Ordering::Relaxed),
+        page_lines: log.lines().filter(|l| l.contains("digest queued a page")).count(),
+        progress_lines: log.lines().filter(|l| l.contains("delivery progress")).count(),
+    })
+}
+
+/// `n` following accounts with the simulator's generated openids
+/// (`oSimFollower<n, 16 digits>`, from 0) and one unread row each, in two
+/// statements.
+async fn seed_followers(db: &DatabaseConnection, backend: DatabaseKind, n: i64) {
+    let openid = match backend {
+        DatabaseKind::Postgres => "'oSimFollower' || lpad(CAST(n - 1 AS TEXT), 16, '0')",
+        DatabaseKind::Sqlite => "'oSimFollower' || printf('%016d', n - 1)",
+    };
+    let now = chrono::Utc::now();
+    let mut sql = Sql::default();
+    let (at, count) = (sql.param(now), sql.param(n));
+    sql.push(&format!(
+        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {count}) \
+         INSERT INTO account (created_at, updated_at, nickname, user_status, oaopenid) SELECT {at}, {at}, 'user' || n, '新人', {openid} FROM g"
+    ));
+    sql.execute(db).await.expect("seeding accounts");
+    let mut sql = Sql::default();
+    let at = sql.param(now);
+    sql.push(&format!(
+        "INSERT INTO point_count (created_at, updated_at, account_account, type, sender, content) \
+         SELECT {at}, {at}, id, '聊天', 'sender', 'content' FROM account"
+    ));
+    sql.execute(db).await.expect("seeding unread rows");
+    templates(db).await;
+    db.execute_unprepared("ANALYZE").await.unwrap();
 }
 
 async fn simulator() -> SimHandle {
@@ -291,6 +496,12 @@ async fn seed(db: &DatabaseConnection) {
         )
     })
     .await;
+    templates(db).await;
+    db.execute_unprepared("ANALYZE").await.unwrap();
+}
+
+/// The digest's template and the real-time one.
+async fn templates(db: &DatabaseConnection) {
     db.execute_unprepared(
         r#"INSERT INTO message_template (created_at, updated_at, name, channel, template_id, data) VALUES
            ('2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 'digest', 'OA_TEMPLATE', 'tmpl-digest',
@@ -300,5 +511,4 @@ async fn seed(db: &DatabaseConnection) {
     )
     .await
     .expect("the templates");
-    db.execute_unprepared("ANALYZE").await.unwrap();
 }

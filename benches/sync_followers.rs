@@ -157,7 +157,7 @@ struct ScaleRun {
 
 async fn scale_run(test_db: &TestDb, followers: usize, latency: u64) -> Option<ScaleRun> {
     let binary = env!("CARGO_BIN_EXE_wxnotify");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let port = support::free_port();
     let defaults = SimConfig::default();
     let mut sim = tokio::process::Command::new(binary)
         .args(["sim", "--listen", &format!("127.0.0.1:{port}"), "--followers", &followers.to_string()])
@@ -170,13 +170,9 @@ async fn scale_run(test_db: &TestDb, followers: usize, latency: u64) -> Option<S
         .spawn()
         .expect("wxnotify sim starts");
     let base = format!("http://127.0.0.1:{port}");
-    let ready = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        if ready.elapsed() > Duration::from_secs(120) {
-            println!("wxnotify sim did not listen on {port}");
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if !support::wait_for_port(port, Duration::from_secs(120)).await {
+        println!("wxnotify sim did not listen on {port}");
+        return None;
     }
     let env = [
         ("WXNOTIFY_DATABASE_URL", test_db.url.clone()),
@@ -205,27 +201,7 @@ async fn scale_run(test_db: &TestDb, followers: usize, latency: u64) -> Option<S
         .spawn()
         .expect("wxnotify sync starts");
     let pid = child.id().expect("a running process");
-    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let watcher = {
-        let peak = peak.clone();
-        tokio::spawn(async move {
-            loop {
-                match std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                    Ok(status) => {
-                        if let Some(kib) = status
-                            .lines()
-                            .find_map(|l| l.strip_prefix("VmHWM:"))
-                            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                        {
-                            peak.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }
-                    Err(_) => return,
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let (peak, watcher) = support::watch_peak_rss(pid);
     let output = child.wait_with_output().await.expect("wxnotify sync ends");
     let process = started.elapsed();
     watcher.abort();

@@ -60,6 +60,11 @@ enum Command {
         /// Delay added to every call, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// A daily limit other than the default, as PATH=N (repeatable), e.g.
+        /// /cgi-bin/message/template/send=1000000 for an account with over a
+        /// million followers, whose limit WeChat raises.
+        #[arg(long = "daily-quota", value_parser = wxnotify::sim::cli::parse_quota)]
+        daily_quota: Vec<(String, u64)>,
     },
 }
 
@@ -116,8 +121,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             app.run_until(wxnotify::shutdown_signal()).await
         }
-        Command::Sim { listen, followers, latency_ms } => {
-            let options = wxnotify::sim::cli::SimOptions { listen, followers, latency: std::time::Duration::from_millis(latency_ms) };
+        Command::Sim { listen, followers, latency_ms, daily_quota } => {
+            let options = wxnotify::sim::cli::SimOptions {
+                listen,
+                followers,
+                latency: std::time::Duration::from_millis(latency_ms),
+                daily_quotas: daily_quota,
+            };
             wxnotify::sim::cli::run(&settings, options).await
         }
         Command::Sync => wxnotify::linking::cli::run(settings).await,

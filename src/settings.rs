@@ -133,6 +133,8 @@ pub struct Settings {
     /// Whether this process helps send the delivery runs (digests) other
     /// server processes on the same database announce.
     pub outbox_help: bool,
+    /// Accounts a digest reads, renders and queues at a time.
+    pub digest_page: usize,
     /// The channels `notifyAccount` tries, best first; each at most once.
     pub channel_order: Vec<crate::delivery::Channel>,
     /// What to do with a category template's overlong value.
@@ -234,6 +236,11 @@ pub const SETTINGS: &[SettingInfo] = &[
         "OUTBOX_HELP",
         Some("true"),
         "help send the digests other server processes on the same database are sending, within this one's WECHAT_CONCURRENCY",
+    ),
+    setting(
+        "DIGEST_PAGE",
+        Some("5000"),
+        "accounts a digest reads, renders and queues at a time (what a run holds in memory grows with it, not with the recipients)",
     ),
     setting(
         "TEMPLATE_OVERFLOW",
@@ -385,6 +392,7 @@ impl Settings {
             resend_window: raw.parse("RESEND_WINDOW", parse_resend_window)?,
             delivery_lease: raw.parse("DELIVERY_LEASE", parse_lease)?,
             outbox_help: raw.parse("OUTBOX_HELP", parse_bool)?,
+            digest_page: raw.parse("DIGEST_PAGE", parse_positive)?,
             channel_order: raw.parse("CHANNEL_ORDER", parse_channel_order)?,
             template_overflow: raw.parse("TEMPLATE_OVERFLOW", parse_overflow)?,
         })

@@ -1,13 +1,16 @@
 //! `notifyDigest`: the seed's scheduled notice done right.
 //!
-//! ONE aggregate query finds every account the digest can reach (the
-//! caller's `account_bool_exp`, compiled by the table engine, and a way to
-//! reach it: following, or a credit for one of the digest's credit-paid
-//! templates) with unread `point_count` rows, and counts them per `type`.
-//! Each account gets one message on the first channel of
-//! `WXNOTIFY_CHANNEL_ORDER` that reaches it (see [`super::route`]), queued
-//! in the outbox under `digest:<run_id>:<account id>` and sent with bounded
-//! concurrency. Followers whose first channel is the template message are
+//! One aggregate query per page of `WXNOTIFY_DIGEST_PAGE` accounts finds every
+//! account the digest can reach (the caller's `account_bool_exp`, compiled
+//! by the table engine, and a way to reach it: following, or a credit for
+//! one of the digest's credit-paid templates) with unread `point_count`
+//! rows, and counts them per `type`. Each account gets one message on the
+//! first channel of `WXNOTIFY_CHANNEL_ORDER` that reaches it (see
+//! [`super::route`]), queued in the outbox under `digest:<run_id>:<account
+//! id>`; a page is queued before the next is read, so a run holds one page
+//! of messages (and the ids of what it queued) whatever its size. Then the
+//! queued messages are sent with bounded concurrency, by every running
+//! server. Followers whose first channel is the template message are
 //! queued in bulk; an account paid with a credit is queued in a transaction
 //! of its own that spends the credit, so a credit is never spent without
 //! its message or twice. Running the same `run_id` again (after a crash,
@@ -84,44 +87,84 @@ pub struct Candidate {
 /// The label of rows whose `type` is NULL.
 pub(super) const UNTYPED: &str = "其他";
 
-/// Runs (or with `dry_run` only counts) a digest.
+/// Runs (or with `dry_run` only counts) a digest, a page of accounts at a
+/// time: each page's candidates are read, rendered, fitted into the
+/// template sends left today and queued before the next page is read;
+/// then the queued messages are sent.
 pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestReport, NotifyError> {
     let run_id = run_id(request.run_id.as_deref())?;
-    let mut plan = plan(services, request, &run_id).await?;
-    let mut report = DigestReport {
-        run_id,
-        candidates: plan.candidates as u64,
-        cut: plan.cut,
-        refused: plan.refused,
-        problems: plan.problems.clone(),
-        ..DigestReport::default()
-    };
+    let digest = Digest::prepare(services, request).await?;
+    let resumed = run_started(services, &run_id).await?;
+    let mut report = DigestReport { run_id, ..DigestReport::default() };
+    let mut fits = Fits::default();
     if request.dry_run {
-        match fit_quota(services, &report.run_id, &mut plan.bulk.clone(), false).await {
-            Ok(_) => {}
-            Err(NotifyError::OverQuota(over_quota)) => report.problems.push(over_quota),
-            Err(e) => return Err(e),
+        let mut needed = 0;
+        let mut pages = digest.pages();
+        while let Some(found) = pages.next().await? {
+            let page = digest.plan_page(&report.run_id, &found, &mut fits)?;
+            report.candidates += found.len() as u64;
+            needed += fresh(services, &page.bulk, resumed).await?.iter().filter(|f| **f).count() as i64;
+        }
+        report.problems = fits.finish(digest.problems.clone(), &mut report);
+        if needed > 0
+            && let Some(quota) = template_quota(services).await
+            && needed > quota.remain
+        {
+            report.problems.push(over_quota(needed, &quota));
         }
         return Ok(report);
     }
-    if plan.candidates == 0 {
-        return Ok(report);
-    }
-    report.over_quota = fit_quota(services, &report.run_id, &mut plan.bulk, request.send_what_fits).await?;
-    let queued = outbox::enqueue(&services.db, &plan.bulk).await?;
-    let mut pending: Vec<i64> = queued.iter().filter(|(_, pending)| *pending).map(|(id, _)| *id).collect();
-    // Refused messages are written FAILED and counted in `refused`.
-    let refused_here = queued.iter().zip(&plan.bulk).filter(|((_, pending), d)| !pending && d.refused.is_some()).count();
-    let mut already = (queued.len() - pending.len() - refused_here) as u64;
-    let mut no_credit = 0u64;
-    for one in &plan.credited {
-        match queue_with_credit(services, one).await? {
-            Queued::New(id) => pending.push(id),
-            Queued::Before => already += 1,
-            Queued::NoCredit => no_credit += 1,
+    let mut pages = digest.pages();
+    // Nothing is asked of WeChat, nor queued, when nobody is a candidate.
+    let mut first = None;
+    while let Some(page) = pages.next().await? {
+        if !page.is_empty() {
+            first = Some(page);
+            break;
         }
     }
-    tracing::info!(run_id = %report.run_id, candidates = plan.candidates, pending = pending.len(), "digest queued; sending");
+    let Some(first) = first else {
+        report.problems = fits.finish(digest.problems.clone(), &mut report);
+        return Ok(report);
+    };
+    let mut gate = QuotaGate::open(&digest, &report.run_id, resumed, request.send_what_fits).await?;
+    let (mut pending, mut already, mut no_credit) = (Vec::new(), 0u64, 0u64);
+    let (mut page_no, started) = (0u64, std::time::Instant::now());
+    let mut found = Some(first);
+    while let Some(candidates) = found {
+        let mut page = digest.plan_page(&report.run_id, &candidates, &mut fits)?;
+        report.candidates += candidates.len() as u64;
+        let fresh = fresh(services, &page.bulk, resumed).await?;
+        report.over_quota += gate.trim(&mut page.bulk, &fresh);
+        let queued = outbox::enqueue(&services.db, &page.bulk).await?;
+        // Refused messages are written FAILED and counted in `refused`.
+        for ((id, is_pending), delivery) in queued.iter().zip(&page.bulk) {
+            match (*is_pending, delivery.refused.is_some()) {
+                (true, _) => pending.push(*id),
+                (false, false) => already += 1,
+                (false, true) => {}
+            }
+        }
+        for one in &page.credited {
+            match queue_with_credit(services, one).await? {
+                Queued::New(id) => pending.push(id),
+                Queued::Before => already += 1,
+                Queued::NoCredit => no_credit += 1,
+            }
+        }
+        page_no += 1;
+        tracing::info!(
+            run_id = %report.run_id,
+            page = page_no,
+            candidates = report.candidates,
+            queued = pending.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "digest queued a page of recipients"
+        );
+        found = pages.next().await?;
+    }
+    report.problems = fits.finish(digest.problems.clone(), &mut report);
+    tracing::info!(run_id = %report.run_id, candidates = report.candidates, pending = pending.len(), "digest queued; sending");
     // Every running server helps send it; the tally covers all of `pending`.
     let tally = outbox::deliver_shared(services, &format!("digest:{}:", report.run_id), pending).await?;
     report.sent = tally.sent;
@@ -134,60 +177,110 @@ pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestR
     Ok(report)
 }
 
-/// Keeps the run's template messages within the sends WeChat has left
-/// today (`/cgi-bin/openapi/quota/get`): messages queued by an earlier call
-/// of the run count as sent. Over the quota the run is refused with the
-/// numbers, or with `send_what_fits` the first that fit are kept and the
-/// rest left for the same run_id another day. Returns how many were left.
-/// When WeChat cannot say (no permission, an error), the run goes on and
-/// stops at the quota as before.
-async fn fit_quota(services: &Services, run_id: &str, bulk: &mut Vec<NewDelivery>, send_what_fits: bool) -> Result<u64, NotifyError> {
-    let fresh: Vec<bool> = {
-        let mut sql = Sql::new("SELECT dedupe_key FROM delivery WHERE dedupe_key LIKE ");
-        sql.bind(format!("digest:{run_id}:%"));
-        let known: std::collections::HashSet<String> =
-            sql.all(&services.db).await?.iter().map(|r| r.try_get::<String>("", "dedupe_key")).collect::<Result<_, _>>()?;
-        bulk.iter().map(|d| d.refused.is_none() && !known.contains(&d.dedupe_key)).collect()
-    };
-    let needed = fresh.iter().filter(|f| **f).count() as i64;
-    if needed == 0 {
-        return Ok(0);
+/// Whether an earlier call of the run queued anything (then each page
+/// looks which of its messages are queued already).
+async fn run_started(services: &Services, run_id: &str) -> Result<bool, NotifyError> {
+    let mut sql = Sql::new("SELECT id FROM delivery WHERE dedupe_key LIKE ");
+    sql.bind(format!("digest:{run_id}:%")).push(" LIMIT 1");
+    Ok(sql.one(&services.db).await?.is_some())
+}
+
+/// For each of `bulk`: whether it is a new template message, neither
+/// refused nor queued by an earlier call of the run.
+async fn fresh(services: &Services, bulk: &[NewDelivery], resumed: bool) -> Result<Vec<bool>, NotifyError> {
+    let mut known = std::collections::HashSet::new();
+    if resumed {
+        for chunk in bulk.chunks(KNOWN_CHUNK) {
+            let mut sql = Sql::new("SELECT dedupe_key FROM delivery WHERE dedupe_key IN ");
+            sql.list(chunk.iter().map(|d| d.dedupe_key.clone()));
+            for row in sql.all(&services.db).await? {
+                known.insert(row.try_get::<String>("", "dedupe_key")?);
+            }
+        }
     }
-    let quota = match services.wechat.quota(crate::wechat::App::Oa, TEMPLATE_SEND).await {
+    Ok(bulk.iter().map(|d| d.refused.is_none() && !known.contains(&d.dedupe_key)).collect())
+}
+
+/// Keys one look for already-queued messages lists.
+const KNOWN_CHUNK: usize = 1000;
+
+/// The template sends WeChat has left today (`/cgi-bin/openapi/quota/get`),
+/// or `None` when it cannot say (no permission, an error): then the run
+/// goes on and stops at the quota if it must.
+async fn template_quota(services: &Services) -> Option<crate::wechat::templates::Quota> {
+    match services.wechat.quota(crate::wechat::App::Oa, TEMPLATE_SEND).await {
         Ok(quota) => {
             crate::templates::record_quota(TEMPLATE_SEND, &quota);
-            quota
+            Some(quota)
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not read the template-send quota; the digest goes on and stops at the quota if it must");
-            return Ok(0);
+            None
         }
-    };
-    if needed <= quota.remain {
-        return Ok(0);
     }
-    if !send_what_fits {
-        return Err(NotifyError::OverQuota(format!(
-            "the digest would send {needed} template messages but only {} are left today (daily limit {}, used {}):              send it to fewer accounts, wait for the quota to reset at midnight, or pass send_what_fits: true to send {} now              and the rest with the same run_id later",
-            quota.remain.max(0),
-            quota.daily_limit,
-            quota.used,
-            quota.remain.max(0)
-        )));
-    }
-    let mut room = quota.remain.max(0);
-    let mut keep = fresh.iter().map(|fresh| {
-        if !fresh {
-            return true;
+}
+
+fn over_quota(needed: i64, quota: &crate::wechat::templates::Quota) -> String {
+    format!(
+        "the digest would send {needed} template messages but only {} are left today (daily limit {}, used {}): \
+         send it to fewer accounts, wait for the quota to reset at midnight, or pass send_what_fits: true to send {} now \
+         and the rest with the same run_id later",
+        quota.remain.max(0),
+        quota.daily_limit,
+        quota.used,
+        quota.remain.max(0)
+    )
+}
+
+/// Keeps a run's template messages within the sends WeChat has left today:
+/// messages queued by an earlier call of the run count as sent. Over the
+/// quota the run is refused with the numbers before anything is queued,
+/// or with `send_what_fits` the first that fit are kept and the rest left
+/// for the same run_id another day.
+struct QuotaGate {
+    /// New template messages that may still be queued; `None`: no limit known.
+    room: Option<i64>,
+}
+
+impl QuotaGate {
+    async fn open(digest: &Digest<'_>, run_id: &str, resumed: bool, send_what_fits: bool) -> Result<QuotaGate, NotifyError> {
+        let Some(quota) = template_quota(digest.services).await else { return Ok(QuotaGate { room: None }) };
+        if !send_what_fits && digest.count().await? > quota.remain {
+            // More candidates than sends left: count exactly what this run
+            // would send, before queueing anything.
+            let (mut needed, mut fits) = (0i64, Fits::default());
+            let mut pages = digest.pages();
+            while let Some(found) = pages.next().await? {
+                let page = digest.plan_page(run_id, &found, &mut fits)?;
+                needed += fresh(digest.services, &page.bulk, resumed).await?.iter().filter(|f| **f).count() as i64;
+            }
+            if needed > quota.remain {
+                return Err(NotifyError::OverQuota(over_quota(needed, &quota)));
+            }
         }
-        room -= 1;
-        room >= 0
-    });
-    let before = bulk.len();
-    bulk.retain(|_| keep.next().unwrap_or(false));
-    let left = (before - bulk.len()) as u64;
-    tracing::warn!(left, remain = quota.remain, "the digest is over today's template-send quota: sending what fits");
-    Ok(left)
+        Ok(QuotaGate { room: Some(quota.remain.max(0)) })
+    }
+
+    /// Drops the fresh messages of `bulk` beyond the room left; returns how
+    /// many it dropped.
+    fn trim(&mut self, bulk: &mut Vec<NewDelivery>, fresh: &[bool]) -> u64 {
+        let Some(room) = self.room.as_mut() else { return 0 };
+        let mut keep = fresh.iter().map(|fresh| {
+            if !fresh {
+                return true;
+            }
+            *room -= 1;
+            *room >= 0
+        });
+        let before = bulk.len();
+        bulk.retain(|_| keep.next().unwrap_or(false));
+        *room = (*room).max(0);
+        let left = (before - bulk.len()) as u64;
+        if left > 0 {
+            tracing::warn!(left, "the digest is over today's template-send quota: sending what fits");
+        }
+        left
+    }
 }
 
 const TEMPLATE_SEND: &str = "/cgi-bin/message/template/send";
@@ -206,6 +299,13 @@ pub struct Plan {
     /// Per template: its problems against the library, and what fitting
     /// its recipients found (counts and the first example).
     pub problems: Vec<String>,
+}
+
+/// What one page of candidates will queue.
+#[derive(Debug, Default)]
+struct Page {
+    bulk: Vec<NewDelivery>,
+    credited: Vec<Credited>,
 }
 
 /// An account whose first route is paid with a credit.
@@ -247,88 +347,158 @@ async fn queue_with_credit(services: &Services, one: &Credited) -> Result<Queued
     })
 }
 
-/// Finds the candidates and renders their messages, writing nothing.
+/// Finds every candidate and renders its message, writing nothing: the
+/// whole run in memory, for tools and tests (a run itself goes a page at
+/// a time, see [`run`]).
 pub async fn plan(services: &Services, request: &DigestRequest, run_id: &str) -> Result<Plan, NotifyError> {
-    let name = request.template.as_deref().unwrap_or(DEFAULT_TEMPLATE);
-    let templates = route::templates(&services.db, name).await?;
-    let ordered = route::by_order(&templates, &services.settings.channel_order);
-    if ordered.is_empty() {
-        let channels: Vec<&str> = services.settings.channel_order.iter().map(|c| c.as_str()).collect();
-        return Err(invalid(format!(
-            "no template of digest `{name}` has a channel of WXNOTIFY_CHANNEL_ORDER ({}): give `{name}` (or `{name}_oa_subscribe`, `{name}_subscribe`, `{name}_form`) one of them",
-            channels.join(",")
-        )));
+    let digest = Digest::prepare(services, request).await?;
+    let mut plan = Plan::default();
+    let mut fits = Fits::default();
+    let mut pages = digest.pages();
+    while let Some(found) = pages.next().await? {
+        let page = digest.plan_page(run_id, &found, &mut fits)?;
+        plan.candidates += found.len();
+        plan.bulk.extend(page.bulk);
+        plan.credited.extend(page.credited);
     }
-    let now = Utc::now();
-    let tz = services.settings.timezone;
-    // Checked once up front, so a typo fails before anything is queued
-    // even when nobody is a candidate.
-    let blank = Candidate { account: AccountRow::default(), counts: BTreeMap::new() };
-    for template in &ordered {
-        render::render(template, &placeholders(&blank, now, tz))?;
+    let mut report = DigestReport::default();
+    plan.problems = fits.finish(digest.problems.clone(), &mut report);
+    (plan.cut, plan.refused) = (report.cut, report.refused);
+    Ok(plan)
+}
+
+/// A digest ready to read its candidates: its templates in channel order,
+/// checked, the template library, and the caller's filter compiled.
+struct Digest<'a> {
+    services: &'a Services,
+    ordered: Vec<MessageTemplate>,
+    library: crate::templates::Library,
+    condition: Sql,
+    now: chrono::DateTime<Utc>,
+    /// What checking the templates against the library found.
+    problems: Vec<String>,
+}
+
+impl<'a> Digest<'a> {
+    async fn prepare(services: &'a Services, request: &DigestRequest) -> Result<Digest<'a>, NotifyError> {
+        let name = request.template.as_deref().unwrap_or(DEFAULT_TEMPLATE);
+        let templates = route::templates(&services.db, name).await?;
+        let ordered = route::by_order(&templates, &services.settings.channel_order);
+        if ordered.is_empty() {
+            let channels: Vec<&str> = services.settings.channel_order.iter().map(|c| c.as_str()).collect();
+            return Err(invalid(format!(
+                "no template of digest `{name}` has a channel of WXNOTIFY_CHANNEL_ORDER ({}): give `{name}` (or `{name}_oa_subscribe`, `{name}_subscribe`, `{name}_form`) one of them",
+                channels.join(",")
+            )));
+        }
+        let now = Utc::now();
+        // Checked once up front, so a typo fails before anything is queued
+        // even when nobody is a candidate.
+        let blank = Candidate { account: AccountRow::default(), counts: BTreeMap::new() };
+        for template in &ordered {
+            render::render(template, &placeholders(&blank, now, services.settings.timezone))?;
+        }
+        let library = crate::templates::Library::load(&services.db).await?;
+        let problems = ordered
+            .iter()
+            .filter_map(|t| crate::templates::check_message_template(&library, &t.name, t.channel.as_str(), &t.template_id, &t.data).err())
+            .collect();
+        let condition = condition(services, request.filter.as_ref())?;
+        Ok(Digest { services, ordered, library, condition, now, problems })
     }
-    let library = crate::templates::Library::load(&services.db).await?;
-    let overflow = services.settings.template_overflow;
-    let mut problems: Vec<String> = ordered
-        .iter()
-        .filter_map(|t| crate::templates::check_message_template(&library, &t.name, t.channel.as_str(), &t.template_id, &t.data).err())
-        .collect();
-    let found = candidates(services, request.filter.as_ref(), &ordered).await?;
-    let mp_appid = services.wechat.appid(crate::wechat::App::Mp);
-    let mut plan = Plan { candidates: found.len(), ..Plan::default() };
-    // Per template name: recipients cut, refused, and the first of each.
-    let mut fits: BTreeMap<String, (u64, u64, Option<String>, Option<String>)> = BTreeMap::new();
-    let mut tally = |name: &str, fitted: &crate::templates::Fitted, plan: &mut Plan| {
-        let entry = fits.entry(name.to_string()).or_default();
+
+    fn pages(&self) -> Pages<'_> {
+        Pages { services: self.services, condition: &self.condition, ordered: &self.ordered, after: None, done: false }
+    }
+
+    /// How many accounts the candidate query finds, at most (one count,
+    /// for the quota check).
+    async fn count(&self) -> Result<i64, NotifyError> {
+        let text = format!(
+            "SELECT count(*) AS n FROM (SELECT DISTINCT p.account_account FROM account AS a JOIN point_count AS p ON p.account_account = a.id \
+             WHERE {} AND (",
+            self.condition.text
+        );
+        let mut sql = Sql::continuing(text, self.condition.params.clone());
+        reachable_condition(&mut sql, &self.ordered);
+        sql.push(")) AS t");
+        let row = sql.one(&self.services.db).await?.ok_or_else(|| sea_orm::DbErr::Custom("a count without a row".into()))?;
+        Ok(row.try_get::<i64>("", "n")?)
+    }
+
+    /// Renders one page's messages, tallying what fitting them found.
+    fn plan_page(&self, run_id: &str, found: &[Candidate], fits: &mut Fits) -> Result<Page, NotifyError> {
+        let services = self.services;
+        let (tz, overflow) = (services.settings.timezone, services.settings.template_overflow);
+        let mp_appid = services.wechat.appid(crate::wechat::App::Mp);
+        let mut page = Page::default();
+        for candidate in found {
+            let key = format!("digest:{run_id}:{}", candidate.account.id);
+            let routes = route::reachable(&self.ordered, &candidate.account);
+            let values = placeholders(candidate, self.now, tz);
+            match routes.first() {
+                Some(first) if first.channel == Channel::OaTemplate => {
+                    let touser = candidate.account.oaopenid.clone().unwrap_or_default();
+                    let rendered = render::render_with(first, &values, &self.library, overflow)?;
+                    fits.tally(&first.name, &rendered.fitted);
+                    let fit = rendered.fitted.clone();
+                    let message = rendered.template_message(&touser, mp_appid, &key);
+                    page.bulk.push(NewDelivery::template(Some(candidate.account.id), &message, key).fitted(&fit));
+                }
+                Some(_) => {
+                    let routes: Vec<(MessageTemplate, render::Rendered)> = routes
+                        .into_iter()
+                        .map(|t| render::render_with(&t, &values, &self.library, overflow).map(|r| (t, r)))
+                        .collect::<Result<_, _>>()?;
+                    if let Some((t, r)) = routes.first() {
+                        fits.tally(&t.name, &r.fitted);
+                    }
+                    page.credited.push(Credited { account: candidate.account.clone(), key, routes });
+                }
+                None => {}
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// What fitting the recipients' values into their templates found, per
+/// template name: recipients cut, refused, and the first of each.
+#[derive(Default)]
+struct Fits {
+    by_template: BTreeMap<String, (u64, u64, Option<String>, Option<String>)>,
+}
+
+impl Fits {
+    fn tally(&mut self, name: &str, fitted: &crate::templates::Fitted) {
+        let entry = self.by_template.entry(name.to_string()).or_default();
         if let Some(reason) = &fitted.refused {
-            plan.refused += 1;
             entry.1 += 1;
             entry.3.get_or_insert_with(|| reason.clone());
         } else if !fitted.cut.is_empty() {
-            plan.cut += 1;
             entry.0 += 1;
             entry.2 = entry.2.take().or_else(|| fitted.notes.clone());
         }
-    };
-    for candidate in &found {
-        let key = format!("digest:{run_id}:{}", candidate.account.id);
-        let routes = route::reachable(&ordered, &candidate.account);
-        let values = placeholders(candidate, now, tz);
-        match routes.first() {
-            Some(first) if first.channel == Channel::OaTemplate => {
-                let touser = candidate.account.oaopenid.clone().unwrap_or_default();
-                let rendered = render::render_with(first, &values, &library, overflow)?;
-                tally(&first.name, &rendered.fitted, &mut plan);
-                let fit = rendered.fitted.clone();
-                let message = rendered.template_message(&touser, mp_appid, &key);
-                plan.bulk.push(NewDelivery::template(Some(candidate.account.id), &message, key).fitted(&fit));
-            }
-            Some(_) => {
-                let routes: Vec<(MessageTemplate, render::Rendered)> = routes
-                    .into_iter()
-                    .map(|t| render::render_with(&t, &values, &library, overflow).map(|r| (t, r)))
-                    .collect::<Result<_, _>>()?;
-                if let Some((t, r)) = routes.first() {
-                    tally(&t.name, &r.fitted, &mut plan);
-                }
-                plan.credited.push(Credited { account: candidate.account.clone(), key, routes });
-            }
-            None => {}
-        }
     }
-    for (name, (cut, refused, cut_example, refused_example)) in fits {
-        if cut > 0 {
-            problems.push(format!("`{name}`: {cut} recipient(s) get values cut to fit, e.g. {}", cut_example.unwrap_or_default()));
+
+    /// Sets the report's `cut` and `refused`; returns `problems` with what
+    /// fitting found appended.
+    fn finish(self, mut problems: Vec<String>, report: &mut DigestReport) -> Vec<String> {
+        for (name, (cut, refused, cut_example, refused_example)) in self.by_template {
+            report.cut += cut;
+            report.refused += refused;
+            if cut > 0 {
+                problems.push(format!("`{name}`: {cut} recipient(s) get values cut to fit, e.g. {}", cut_example.unwrap_or_default()));
+            }
+            if refused > 0 {
+                problems.push(format!(
+                    "`{name}`: {refused} recipient(s) not sent, their message breaks the template's rules, e.g. {}",
+                    refused_example.unwrap_or_default()
+                ));
+            }
         }
-        if refused > 0 {
-            problems.push(format!(
-                "`{name}`: {refused} recipient(s) not sent, their message breaks the template's rules, e.g. {}",
-                refused_example.unwrap_or_default()
-            ));
-        }
+        problems
     }
-    plan.problems = problems;
-    Ok(plan)
 }
 
 pub(super) fn placeholders(candidate: &Candidate, now: chrono::DateTime<Utc>, tz: chrono_tz::Tz) -> Placeholders {
@@ -351,23 +521,67 @@ fn catalog() -> &'static Catalog {
     CATALOG.get_or_init(crate::tables::catalog)
 }
 
-/// The one aggregate query: accounts matching `filter` that one of the
-/// `ordered` templates may reach (following, for the template message; a
-/// valid credit for a credit-paid one), with unread rows, and their counts
-/// per type, in account order.
-pub async fn candidates(
-    services: &Services,
-    filter: Option<&serde_json::Value>,
-    ordered: &[MessageTemplate],
-) -> Result<Vec<Candidate>, NotifyError> {
-    let condition = match filter {
-        // An absent or null `where` is every account, as in Hasura.
+/// The caller's `account_bool_exp` (over the alias `a`), compiled by the
+/// table engine; absent or null is every account, as in Hasura.
+fn condition(services: &Services, filter: Option<&serde_json::Value>) -> Result<Sql, NotifyError> {
+    match filter {
         Some(value) if !value.is_null() => {
             let value = GqlValue::from_json(value.clone()).map_err(|e| invalid(format!("`where` is not an account_bool_exp: {e}")))?;
-            crate::hasura::condition::condition(catalog(), services.settings.database_kind, "account", "a", &value)?
+            Ok(crate::hasura::condition::condition(catalog(), services.settings.database_kind, "account", "a", &value)?)
         }
-        _ => Sql::new("(1=1)"),
-    };
+        _ => Ok(Sql::new("(1=1)")),
+    }
+}
+
+/// The candidates a page of `WXNOTIFY_DIGEST_PAGE` accounts (those the filter
+/// keeps, in id order) at a time.
+struct Pages<'a> {
+    services: &'a Services,
+    condition: &'a Sql,
+    ordered: &'a [MessageTemplate],
+    /// The last account id of the page before.
+    after: Option<i64>,
+    done: bool,
+}
+
+impl Pages<'_> {
+    /// The next page's candidates (a page may have none: its accounts have
+    /// no unread rows or no way to be reached); `None` after the last page.
+    async fn next(&mut self) -> Result<Option<Vec<Candidate>>, NotifyError> {
+        if self.done {
+            return Ok(None);
+        }
+        // The page ends at the WXNOTIFY_DIGEST_PAGE-th account the filter keeps
+        // after the last page: one walk of the primary key (and the filter).
+        let mut end =
+            Sql::continuing(format!("SELECT a.id FROM account AS a WHERE {}", self.condition.text), self.condition.params.clone());
+        if let Some(after) = self.after {
+            end.push(" AND a.id > ").bind(after);
+        }
+        end.push(" ORDER BY a.id LIMIT 1 OFFSET ").bind(self.services.settings.digest_page as i64 - 1);
+        let upto: Option<i64> = match end.one(&self.services.db).await? {
+            Some(row) => Some(row.try_get("", "id")?),
+            None => None,
+        };
+        self.done = upto.is_none();
+        let page = candidates_between(self.services, self.condition, self.ordered, self.after, upto).await?;
+        self.after = upto;
+        Ok(Some(page))
+    }
+}
+
+/// The one aggregate query, over the accounts with `after < id <= upto`:
+/// accounts matching `condition` that one of the `ordered` templates may
+/// reach (following, for the template message; a valid credit for a
+/// credit-paid one), with unread rows, and their counts per type, in
+/// account order.
+async fn candidates_between(
+    services: &Services,
+    condition: &Sql,
+    ordered: &[MessageTemplate],
+    after: Option<i64>,
+    upto: Option<i64>,
+) -> Result<Vec<Candidate>, NotifyError> {
     // The counts per (account, type) come from one pass over the
     // (account_account, type) index, joined with the accounts the filter
     // keeps (a selective filter stays an index lookup); the account columns
@@ -380,11 +594,18 @@ pub async fn candidates(
     let text = format!(
         "SELECT {}, {text_cast} AS counts FROM (SELECT t.account_account, {pairs} AS counts FROM (\
          SELECT p.account_account, p.type AS kind, count(*) AS n FROM account AS a JOIN point_count AS p ON p.account_account = a.id \
-         WHERE {} AND (",
+         WHERE {}",
         render::account_columns("o"),
         condition.text
     );
-    let mut sql = Sql::continuing(text, condition.params);
+    let mut sql = Sql::continuing(text, condition.params.clone());
+    if let Some(after) = after {
+        sql.push(" AND a.id > ").bind(after);
+    }
+    if let Some(upto) = upto {
+        sql.push(" AND a.id <= ").bind(upto);
+    }
+    sql.push(" AND (");
     reachable_condition(&mut sql, ordered);
     sql.push(
         ") GROUP BY p.account_account, p.type) AS t GROUP BY t.account_account) AS g \
@@ -405,11 +626,19 @@ pub async fn candidates(
     Ok(out)
 }
 
-/// The candidates of the digest template `name` under the configured
-/// channel order (the candidate query alone, for benchmarks and tools).
+/// Every candidate of the digest template `name` under the configured
+/// channel order, read a page at a time as a run reads them (the
+/// candidate query alone, for benchmarks and tools).
 pub async fn candidates_of(services: &Services, filter: Option<&serde_json::Value>, name: &str) -> Result<Vec<Candidate>, NotifyError> {
     let templates = route::templates(&services.db, name).await?;
-    candidates(services, filter, &route::by_order(&templates, &services.settings.channel_order)).await
+    let ordered = route::by_order(&templates, &services.settings.channel_order);
+    let condition = condition(services, filter)?;
+    let mut pages = Pages { services, condition: &condition, ordered: &ordered, after: None, done: false };
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await? {
+        out.extend(page);
+    }
+    Ok(out)
 }
 
 /// `a` can be reached by one of `ordered`: following, or holding a valid

@@ -14,13 +14,26 @@ pub struct SimOptions {
     /// Generated followers to seed (see [`SimFollower::generated`]).
     pub followers: usize,
     pub latency: Duration,
+    /// Daily limits replacing the defaults, per API path.
+    pub daily_quotas: Vec<(String, u64)>,
+}
+
+/// `PATH=N`: a daily limit for `--daily-quota`.
+pub fn parse_quota(text: &str) -> Result<(String, u64), String> {
+    let (path, limit) =
+        text.split_once('=').ok_or_else(|| format!("{text:?}: write PATH=N, e.g. /cgi-bin/message/template/send=1000000"))?;
+    if !path.starts_with('/') {
+        return Err(format!("{path:?}: an API path starts with '/', e.g. /cgi-bin/message/template/send"));
+    }
+    let limit = limit.trim().parse().map_err(|_| format!("{limit:?}: the daily limit must be a whole number"))?;
+    Ok((path.to_string(), limit))
 }
 
 /// Serves until Ctrl-C. Appids and secrets come from the settings when
 /// set, so a server with the same settings talks to it unchanged.
 pub async fn run(settings: &Settings, options: SimOptions) -> anyhow::Result<()> {
     let defaults = SimConfig::default();
-    let config = SimConfig {
+    let mut config = SimConfig {
         listen: options.listen,
         oa_appid: settings.oa_appid.clone().unwrap_or(defaults.oa_appid.clone()),
         oa_secret: settings.oa_secret.as_ref().map_or(defaults.oa_secret.clone(), |s| s.expose().to_string()),
@@ -30,6 +43,7 @@ pub async fn run(settings: &Settings, options: SimOptions) -> anyhow::Result<()>
         followers: (0..options.followers).map(SimFollower::generated).collect(),
         ..defaults
     };
+    config.daily_quotas.extend(options.daily_quotas);
     let (oa_appid, mp_appid) = (config.oa_appid.clone(), config.mp_appid.clone());
     let sim = Simulator::start(config).await.map_err(|e| anyhow::anyhow!("--listen: cannot bind {}: {e}", options.listen))?;
     eprintln!("WeChat simulator at {} with {} followers", sim.base_url(), options.followers);

@@ -685,3 +685,87 @@ with_simulator! {
         server.await.unwrap();
     }
 }
+
+/// A digest goes a page of `WXNOTIFY_DIGEST_PAGE` accounts at a time: here
+/// two, so that the filter, the accounts without a way or a reason to be
+/// reached, the quota and a rerun all fall across page ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_read_and_queued_a_page_at_a_time_reaches_each_candidate_once_within_the_quota() {
+    for backend in [wxnotify::db::DatabaseKind::Sqlite, wxnotify::db::DatabaseKind::Postgres] {
+        let sim = wxnotify::sim::Simulator::start(Default::default()).await.unwrap();
+        let mut settings = sim_settings(&sim);
+        settings.push(("DIGEST_PAGE".into(), "2".into()));
+        let Some(app) = crate::common::spawn_app_with(backend, &borrowed(&settings)).await else { continue };
+        digest_template(&app).await;
+        // 3 does not follow, 5 has nothing unread, 7 is filtered out.
+        let rows: Vec<Value> = (0..9)
+            .map(|n| {
+                let status = if n == 7 { "游客" } else { "新人" };
+                let openid = (n != 3).then(|| format!("oaPage{n}"));
+                json!({"nickname": format!("p{n}"), "user_status": status, "oaopenid": openid})
+            })
+            .collect();
+        let ids = accounts(&app, &sim, Value::Array(rows)).await;
+        for (n, id) in ids.iter().enumerate() {
+            if n != 5 {
+                unread(&app, *id, "聊天", n + 1).await;
+            }
+        }
+        let filter = json!({"user_status": {"_eq": "新人"}});
+        let expected: Vec<String> = [0, 1, 2, 4, 6, 8].iter().map(|n| format!("oaPage{n}")).collect();
+
+        let dry = app.data(DIGEST, json!({ "w": filter, "d": true })).await["notifyDigest"].clone();
+        assert_eq!((dry["candidates"].as_i64(), dry["sent"].as_i64()), (Some(6), Some(0)), "{backend:?}: {dry}");
+        assert_eq!(app.count("delivery").await, 0, "a dry run writes nothing");
+
+        // Four sends left today: refused whole before anything is queued...
+        sim.set_daily_quota(SEND, Some(4));
+        let refused = app.graphql(DIGEST, json!({ "w": filter, "r": "paged" })).await;
+        assert!(error_of(&refused).1.contains("would send 6 template messages but only 4 are left"), "{backend:?}: {refused}");
+        assert_eq!(app.count("delivery").await, 0, "{backend:?}: nothing queued");
+        // ...or, told to send what fits, the first four accounts in id order.
+        let fits = app
+            .data(
+                r#"mutation($w: account_bool_exp) { notifyDigest(where: $w, run_id: "paged", send_what_fits: true) { candidates sent skipped over_quota } }"#,
+                json!({ "w": filter }),
+            )
+            .await["notifyDigest"]
+            .clone();
+        assert_eq!(
+            (fits["candidates"].as_i64(), fits["sent"].as_i64(), fits["over_quota"].as_i64()),
+            (Some(6), Some(4), Some(2)),
+            "{backend:?}: {fits}"
+        );
+        assert_eq!(sent_to(&sim).keys().cloned().collect::<Vec<_>>(), expected[..4], "{backend:?}");
+
+        // The same run tomorrow sends the other two, and nobody twice.
+        sim.set_daily_quota(SEND, None);
+        let rest = app.data(DIGEST, json!({ "w": filter, "r": "paged" })).await["notifyDigest"].clone();
+        assert_eq!((rest["sent"].as_i64(), rest["skipped"].as_i64()), (Some(2), Some(4)), "{backend:?}: {rest}");
+        let sent = sent_to(&sim);
+        assert_eq!(sent.keys().cloned().collect::<Vec<_>>(), expected, "{backend:?}");
+        assert!(sent.values().all(|messages| messages.len() == 1), "{backend:?}: one message each");
+        assert_eq!(sent["oaPage8"][0]["data"]["thing2"]["value"], "聊天9条", "{backend:?}: each page's counts are its own accounts'");
+        assert_eq!(app.count("delivery").await, 6);
+
+        // Read by pages of one, two or a thousand, the candidates are the same.
+        let paged = |page: &'static str| {
+            let mut settings = settings.clone();
+            settings.retain(|(name, _)| name != "DIGEST_PAGE");
+            settings.push(("DIGEST_PAGE".into(), page.into()));
+            let url = app.test_db.url.clone();
+            async move {
+                let (state, _, stop, server) = start_server(url, &borrowed(&settings)).await;
+                let found = digest::candidates_of(&state.services, None, "digest").await.unwrap();
+                let _ = stop.send(());
+                server.await.unwrap();
+                found.iter().map(|c| (c.account.id, c.counts.clone())).collect::<Vec<_>>()
+            }
+        };
+        let by_two = paged("2").await;
+        assert_eq!(by_two.len(), 7, "{backend:?}: every following account with unread rows, 7 included: {by_two:?}");
+        assert_eq!(paged("1").await, by_two, "{backend:?}");
+        assert_eq!(paged("1000").await, by_two, "{backend:?}");
+        app.stop().await;
+    }
+}
