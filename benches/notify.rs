@@ -227,7 +227,14 @@ async fn scale_run(test_db: &TestDb, recipients: usize, latency: u64) -> Option<
     server.wait().await.ok();
     watcher.abort();
     sim.kill().await.ok();
-    let log = log.await.unwrap_or_default();
+    let log = support::strip_ansi(&log.await.unwrap_or_default());
+    // Where the time went: queueing (the last page's line), then sending.
+    for line in log.lines().filter(|l| l.contains("digest queued; sending") || l.contains("delivery run: time in the database")) {
+        println!("  {recipients}: {}", line.split_once(" INFO ").map_or(line, |(_, rest)| rest.trim()));
+    }
+    if let Some(last) = log.lines().rfind(|l| l.contains("digest queued a page")) {
+        println!("  {recipients}: last page queued: {}", last.split_once("digest queued a page of recipients").map_or("", |(_, rest)| rest.trim()));
+    }
     if report["sent"].as_u64() != Some(recipients as u64) {
         println!("the digest did not send {recipients} messages: {answer}");
         println!("{}", log.lines().rev().take(20).collect::<Vec<_>>().join("\n"));

@@ -214,7 +214,7 @@ async fn scale_run(test_db: &TestDb, followers: usize, latency: u64) -> Option<S
     }
     let field = |name: &str| stdout.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(applied) = stderr.lines().find(|l| l.contains("follower sync: applied")) {
-        println!("  {followers} followers, the sync's log: {}", strip_ansi(applied));
+        println!("  {followers} followers, the sync's log: {}", support::strip_ansi(applied));
     }
     Some(ScaleRun {
         sync: Duration::from_millis(field("duration_ms").unwrap_or_default()),
@@ -367,25 +367,6 @@ async fn peer(sim: &SimHandle, test_db: &TestDb, threads: usize) -> Option<(Dura
     let seconds: f64 = stdout.lines().find_map(|l| l.strip_prefix("seconds="))?.trim().parse().ok()?;
     let line = stdout.lines().find(|l| l.starts_with("wechatpy")).unwrap_or_default().to_string();
     Some((Duration::from_secs_f64(seconds), line))
-}
-
-/// `text` without terminal colour codes.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // ESC [ ... letter
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// 50,000 accounts for the even (unionid-carrying) followers: every other

@@ -31,6 +31,24 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Drains the histograms' recorded samples into their summaries every
+/// [`UPKEEP_EVERY`] until `stopping`: a recorder installed without the
+/// exporter's own HTTP listener keeps every sample until the next render
+/// otherwise, so an unscraped server's memory would grow with its requests.
+pub fn spawn_upkeep(stopping: tokio_util::sync::CancellationToken) {
+    let Some(handle) = handle() else { return };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(UPKEEP_EVERY) => handle.run_upkeep(),
+                _ = stopping.cancelled() => return,
+            }
+        }
+    });
+}
+
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The text exposition format.
 pub fn render() -> String {
     handle().map(PrometheusHandle::render).unwrap_or_default()

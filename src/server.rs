@@ -72,6 +72,7 @@ impl Application {
         let services = self.state.services.clone();
         let mut scheduler = self.state.settings.scheduler.then(|| scheduler::spawn(services.clone()));
         let mut sweeper = Some(notify::spawn_sweeper(services.clone()));
+        metrics::spawn_upkeep(services.stopping.clone());
         crate::templates::spawn_quota_watch(services.clone(), std::time::Duration::from_secs(600));
         tracing::info!(%addr, "wxnotify listening; console (GraphQL IDE and dashboard) at http://{addr}/");
         let app = http::router(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();

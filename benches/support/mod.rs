@@ -103,3 +103,22 @@ pub async fn wait_for_port(port: u16, limit: Duration) -> bool {
     }
     true
 }
+
+/// `text` without its ANSI colour codes (a log read from a pipe).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -599,11 +599,15 @@ async fn candidates_between(
         condition.text
     );
     let mut sql = Sql::continuing(text, condition.params.clone());
+    // The range on both sides of the join: PostgreSQL's generic plan of the
+    // statement otherwise scans every unread row for each page.
     if let Some(after) = after {
-        sql.push(" AND a.id > ").bind(after);
+        let after = sql.param(after);
+        sql.push(&format!(" AND a.id > {after} AND p.account_account > {after}"));
     }
     if let Some(upto) = upto {
-        sql.push(" AND a.id <= ").bind(upto);
+        let upto = sql.param(upto);
+        sql.push(&format!(" AND a.id <= {upto} AND p.account_account <= {upto}"));
     }
     sql.push(" AND (");
     reachable_condition(&mut sql, ordered);

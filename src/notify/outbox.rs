@@ -308,24 +308,32 @@ async fn announce(services: &Services, run: &SharedRun) -> Result<bool, DbErr> {
 }
 
 /// Renews the announcement while `work` runs, every third of a lease.
+///
+/// The renewal runs beside `work`, never instead of it: `work` is polled
+/// while a renewal waits for the database. On SQLite a statement whose
+/// rows `work` has not read yet keeps its lock until they are read (a
+/// claim's `UPDATE ... RETURNING` holds the write lock), so a renewal
+/// awaited while `work` sat unpolled waited for that lock until the
+/// pool's timeouts broke the run.
 async fn keep_announced<T>(services: &Services, run: &mut SharedRun, work: impl std::future::Future<Output = T>) -> T {
     let every = (services.settings.delivery_lease / 3).max(Duration::from_millis(30));
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            done = &mut work => return done,
-            _ = tokio::time::sleep(every) => {
-                let before = run.value();
-                run.until_ms = until_ms(services);
-                let mut sql = Sql::new("UPDATE wxnotify_meta SET value = ");
-                sql.bind(run.value()).push(" WHERE key = ").bind(run.key.clone()).push(" AND value = ").bind(before);
-                match sql.execute(&services.db).await {
-                    Ok(1) => {}
-                    Ok(_) => tracing::warn!(key = %run.key, "the announcement of a shared delivery run was gone; the other servers stop helping"),
-                    Err(e) => tracing::warn!(key = %run.key, error = %e, "renewing the announcement of a shared delivery run failed; trying again"),
-                }
+    let renew = async {
+        loop {
+            tokio::time::sleep(every).await;
+            let before = run.value();
+            run.until_ms = until_ms(services);
+            let mut sql = Sql::new("UPDATE wxnotify_meta SET value = ");
+            sql.bind(run.value()).push(" WHERE key = ").bind(run.key.clone()).push(" AND value = ").bind(before);
+            match sql.execute(&services.db).await {
+                Ok(1) => {}
+                Ok(_) => tracing::warn!(key = %run.key, "the announcement of a shared delivery run was gone; the other servers stop helping"),
+                Err(e) => tracing::warn!(key = %run.key, error = %e, "renewing the announcement of a shared delivery run failed; trying again"),
             }
         }
+    };
+    tokio::select! {
+        done = work => done,
+        _ = renew => unreachable!("the renewal loop never ends"),
     }
 }
 

@@ -769,3 +769,42 @@ async fn a_digest_read_and_queued_a_page_at_a_time_reaches_each_candidate_once_w
         app.stop().await;
     }
 }
+
+/// The announcement of a running digest is renewed every third of
+/// `WXNOTIFY_DELIVERY_LEASE` beside the sends, never instead of them: on
+/// SQLite a claim whose rows are not read yet holds the write lock, and a
+/// renewal that waited for it while the claims stood still broke the run
+/// with the pool's timeouts. Here the lease is short, so the announcement
+/// is renewed dozens of times while claims of 256 rows stream in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_renewing_its_announcement_while_it_claims_sends_every_message() {
+    for backend in [wxnotify::db::DatabaseKind::Sqlite, wxnotify::db::DatabaseKind::Postgres] {
+        let sim = wxnotify::sim::Simulator::start(Default::default()).await.unwrap();
+        let mut settings = sim_settings(&sim);
+        settings.push(("DELIVERY_LEASE".into(), "150ms".into()));
+        settings.push(("WECHAT_CONCURRENCY".into(), "64".into()));
+        let Some(app) = crate::common::spawn_app_with(backend, &borrowed(&settings)).await else { continue };
+        digest_template(&app).await;
+        let n = 3000;
+        let now = Utc::now().to_rfc3339();
+        app.sql(&format!(
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {n}) \
+             INSERT INTO account (created_at, updated_at, nickname, oaopenid) SELECT '{now}', '{now}', 'r' || n, 'oaRenew' || n FROM g"
+        ))
+        .await;
+        app.sql(&format!(
+            "INSERT INTO point_count (created_at, updated_at, account_account, type, sender, content) \
+             SELECT '{now}', '{now}', id, '聊天', 's', 'c' FROM account"
+        ))
+        .await;
+        sim.add_followers((1..=n).map(|i| SimFollower::new(format!("oaRenew{i}"))));
+        let report = app.data(DIGEST, json!({ "r": "renewing" })).await["notifyDigest"].clone();
+        assert_eq!(
+            (report["sent"].as_i64(), report["pending"].as_i64(), report["stopped"].as_str()),
+            (Some(n), Some(0), None),
+            "{backend:?}: {report}"
+        );
+        assert_eq!(sim.sent_messages().len(), n as usize, "{backend:?}");
+        app.stop().await;
+    }
+}
