@@ -11,6 +11,7 @@
 
 mod api;
 pub mod cli;
+mod clock;
 pub mod demo;
 pub mod events;
 mod server;

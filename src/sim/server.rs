@@ -43,10 +43,10 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, SimState> {
 }
 
 async fn dispatch(State(shared): State<Shared>, uri: Uri, Query(query): Query<BTreeMap<String, String>>, body: Bytes) -> Json<Value> {
+    let arrived = std::time::Instant::now();
     let latency = lock(&shared).latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    // To the microsecond, not to the next tick of tokio's timer (see `clock`).
+    super::clock::wait(arrived, latency).await;
     let body = if body.is_empty() {
         Value::Null
     } else {

@@ -60,6 +60,12 @@ pub struct TokenCache {
     lease: Duration,
     /// The in-process single flight, one mutex per appid.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One read of the row at a time per appid: when the copy goes out of
+    /// date (every commit moves SQLite's stamp; on PostgreSQL the copy ages
+    /// out every second), the calls that notice it together wait for one
+    /// read instead of each taking a pooled connection for the same row (at
+    /// 64 sends at once that was 64 reads, opening new pool connections).
+    readers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The row of each appid as last read, valid while `watch` says nothing
     /// changed since.
     copies: Mutex<HashMap<String, Copy>>,
@@ -102,6 +108,7 @@ impl TokenCache {
             // A fetch with its busy retries fits well within this.
             lease: (call_timeout * 4).max(Duration::from_secs(30)),
             locks: Mutex::new(HashMap::new()),
+            readers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -151,10 +158,7 @@ impl TokenCache {
     }
 
     fn lock_for(&self, appid: &str) -> Arc<tokio::sync::Mutex<()>> {
-        // A poisoned map only means another thread panicked mid-insert; the
-        // map itself is still sound.
-        let mut locks = self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        locks.entry(appid.to_string()).or_default().clone()
+        lock_in(&self.locks, appid)
     }
 
     fn is_fresh(&self, row: &actok::Model) -> bool {
@@ -166,18 +170,29 @@ impl TokenCache {
     }
 
     /// The fresh token of `appid`: the in-memory copy while nothing changed
-    /// since it was read, else the row.
+    /// since it was read, else the row. Callers that find the copy out of
+    /// date at the same moment share one read (see [`TokenCache::readers`]).
     async fn read_fresh(&self, appid: &str) -> Result<Option<String>, WechatError> {
         // Taken before the read: a change after it moves the stamp, so the
         // copy is read again next time.
-        let stamp = self.watch.stamp();
-        let local = self.local.load(std::sync::atomic::Ordering::Acquire);
-        if let Some(stamp) = stamp {
-            let copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some(copy) = copies.get(appid).filter(|c| c.stamp == stamp && c.local == local && c.read_at.elapsed() < MAX_COPY_AGE) {
-                return Ok(Some(copy.row.clone()).filter(|row| self.is_fresh(row)).map(|row| row.tok));
-            }
+        let (mut stamp, mut local) = self.seen();
+        if let Some(token) = self.copied(appid, stamp, local) {
+            return Ok(token);
         }
+        // Without a stamp nothing is kept, so there is nothing to share.
+        let reader = stamp.map(|_| lock_in(&self.readers, appid));
+        let _reading = match &reader {
+            Some(reader) => {
+                let guard = reader.lock().await;
+                // The read we waited for counts if nothing moved since it began.
+                (stamp, local) = self.seen();
+                if let Some(token) = self.copied(appid, stamp, local) {
+                    return Ok(token);
+                }
+                Some(guard)
+            }
+            None => None,
+        };
         let row = self.read(&self.db, appid).await?;
         {
             let mut copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -191,6 +206,21 @@ impl TokenCache {
             }
         }
         Ok(row.filter(|row| self.is_fresh(row)).map(|row| row.tok))
+    }
+
+    /// The watch's stamp and this process's own change count, as of now.
+    fn seen(&self) -> (Option<u64>, u64) {
+        (self.watch.stamp(), self.local.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// What the in-memory copy of `appid` says, if it was read at `stamp`
+    /// and `local` and is young enough: the token, or `None` when it is due
+    /// for a refresh.
+    fn copied(&self, appid: &str, stamp: Option<u64>, local: u64) -> Option<Option<String>> {
+        let stamp = stamp?;
+        let copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let copy = copies.get(appid).filter(|c| c.stamp == stamp && c.local == local && c.read_at.elapsed() < MAX_COPY_AGE)?;
+        Some(Some(copy.row.clone()).filter(|row| self.is_fresh(row)).map(|row| row.tok))
     }
 
     /// Forgets the copy of `appid` after this process wrote the row.
@@ -313,6 +343,14 @@ impl TokenCache {
             tracing::warn!(error = %e, key = lease.key, "could not release the token refresh lease");
         }
     }
+}
+
+/// The async mutex of `appid` in `locks`, made on first use.
+fn lock_in(locks: &Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>, appid: &str) -> Arc<tokio::sync::Mutex<()>> {
+    // A poisoned map only means another thread panicked mid-insert; the
+    // map itself is still sound.
+    let mut locks = locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    locks.entry(appid.to_string()).or_default().clone()
 }
 
 struct Lease {
