@@ -107,6 +107,8 @@ pub struct Settings {
     pub max_limit: u64,
     /// How the table surface plans aggregates over array relations.
     pub table_aggregates: crate::hasura::meta::AggregatePlan,
+    /// Where the table surface puts a root list's JSON together.
+    pub table_json: crate::hasura::meta::JsonRows,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     /// Most aliased fields one document may select.
@@ -204,6 +206,11 @@ pub const SETTINGS: &[SettingInfo] = &[
         "TABLE_AGGREGATES",
         Some("auto"),
         "plan of `<relation>_aggregate` fields: auto (one grouped join for root lists without limit), grouped, correlated",
+    ),
+    setting(
+        "TABLE_JSON",
+        Some("auto"),
+        "where a root list's rows become JSON: auto (the server on SQLite, the database on PostgreSQL), database, server",
     ),
     setting("MAX_QUERY_DEPTH", Some("16"), "deepest GraphQL selection accepted"),
     setting("MAX_QUERY_COMPLEXITY", Some("5000"), "most GraphQL fields one request may select"),
@@ -378,6 +385,7 @@ impl Settings {
             max_body_bytes: raw.parse("MAX_BODY_BYTES", parse_positive)?,
             max_limit: raw.parse("MAX_LIMIT", parse_positive)?,
             table_aggregates: raw.parse("TABLE_AGGREGATES", |v| v.parse())?,
+            table_json: raw.parse("TABLE_JSON", |v| v.parse())?,
             max_query_depth: raw.parse("MAX_QUERY_DEPTH", parse_positive)?,
             max_query_complexity: raw.parse("MAX_QUERY_COMPLEXITY", parse_positive)?,
             max_query_aliases: raw.parse("MAX_QUERY_ALIASES", parse_positive)?,

@@ -43,6 +43,7 @@ fn build(
     let mut catalog = crate::tables::catalog();
     catalog.max_limit = settings.map(|s| s.max_limit);
     catalog.aggregate_plan = settings.map(|s| s.table_aggregates).unwrap_or_default();
+    catalog.json_rows = settings.map(|s| s.table_json).unwrap_or_default();
     let catalog = Arc::new(catalog);
     let engine = Engine::new(catalog.clone(), db, kind);
     let mut builder = Schema::build("query_root", Some("mutation_root"), None);

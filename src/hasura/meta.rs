@@ -157,6 +157,49 @@ pub struct Catalog {
     /// How aggregates over array relations are planned
     /// (`WXNOTIFY_TABLE_AGGREGATES`).
     pub aggregate_plan: AggregatePlan,
+    /// Where a root list's rows become JSON (`WXNOTIFY_TABLE_JSON`).
+    pub json_rows: JsonRows,
+}
+
+/// Where the JSON of a root list's rows is put together (see `sql::select`):
+/// all of it in the database, or the rows' objects and the array around them
+/// in the server from one JSON value per column (nested relations and
+/// aggregates of several values still arrive as JSON text the database
+/// wrote). Both give the same text; the setting exists to compare them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JsonRows {
+    /// In the server on SQLite, in the database on PostgreSQL: whichever
+    /// measured faster (docs/performance.md).
+    #[default]
+    Auto,
+    /// The database writes the whole response text.
+    Database,
+    /// The server frames each row's values.
+    Server,
+}
+
+impl JsonRows {
+    /// Whether root lists on `kind` are framed in the server.
+    pub fn in_server(self, kind: crate::db::DatabaseKind) -> bool {
+        match self {
+            JsonRows::Auto => kind == crate::db::DatabaseKind::Sqlite,
+            JsonRows::Database => false,
+            JsonRows::Server => true,
+        }
+    }
+}
+
+impl std::str::FromStr for JsonRows {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "auto" => Ok(JsonRows::Auto),
+            "database" => Ok(JsonRows::Database),
+            "server" => Ok(JsonRows::Server),
+            _ => Err("is not auto, database or server".into()),
+        }
+    }
 }
 
 /// How the SQL writer plans `<relation>_aggregate` fields of an array

@@ -13,7 +13,7 @@ use super::input::{self, as_list, column_names, sql_value};
 use super::ir::{BoolExp, FieldSel, MutationPart, OnConflict};
 use super::meta::{Catalog, Scalar, Table};
 use super::permission::Permissions;
-use super::sql::{InsertRequest, MutationOutput, RootOutput, UpdateRequest, Writer, compile_select};
+use super::sql::{InsertRequest, MutationOutput, RootOutput, RowFrame, UpdateRequest, Writer, compile_framed_list, compile_select};
 use crate::auth::Caller;
 use crate::db::DatabaseKind;
 use crate::db::sql::Sql;
@@ -132,7 +132,8 @@ impl Engine {
         self.fetch_json(self.db()?, compiled).await
     }
 
-    /// A query root field's response JSON, as the database wrote it.
+    /// A query root field's response JSON, as the database wrote it (or,
+    /// for a framed list, the database's values framed here).
     async fn query_text(&self, ctx: &ResolverContext<'_>, table: &str, root: Root) -> Result<Option<String>, EngineError> {
         let table = input::target_table(&self.inner.catalog, table)?;
         let perms = permissions(ctx);
@@ -141,7 +142,14 @@ impl Engine {
             let args = input::arguments(&field)?;
             self.compile_query(&perms, table, root, &field, &args)?
         };
-        self.fetch_text(self.db()?, compiled).await
+        match compiled {
+            Compiled::Text(sql) => self.fetch_text(self.db()?, sql).await,
+            Compiled::Framed(sql, frame) => {
+                Self::trace(&sql);
+                let rows = sql.all(self.db()?).await?;
+                Ok(Some(frame.array(&rows)?))
+            }
+        }
     }
 
     fn compile_query(
@@ -151,24 +159,28 @@ impl Engine {
         root: Root,
         field: &SelectionField<'_>,
         args: &[(Name, Value)],
-    ) -> Result<Sql, EngineError> {
+    ) -> Result<Compiled, EngineError> {
         let catalog = &self.inner.catalog;
         let writer = Writer::new(self.inner.kind, catalog, perms);
         match root {
             Root::List => {
                 let list_args = input::list_args(catalog, table, args)?;
                 let fields = input::selection(catalog, table, field)?;
-                compile_select(writer, table, RootOutput::List { args: &list_args, fields: &fields })
+                if catalog.json_rows.in_server(self.inner.kind) {
+                    let (sql, frame) = compile_framed_list(writer, table, &list_args, &fields)?;
+                    return Ok(Compiled::Framed(sql, frame));
+                }
+                compile_select(writer, table, RootOutput::List { args: &list_args, fields: &fields }).map(Compiled::Text)
             }
             Root::ByPk => {
                 let id = argument(args, "id").and_then(input::parse_bigint).ok_or_else(|| invalid("`id` must be a bigint"))?;
                 let fields = input::selection(catalog, table, field)?;
-                compile_select(writer, table, RootOutput::ByPk { id, fields: &fields })
+                compile_select(writer, table, RootOutput::ByPk { id, fields: &fields }).map(Compiled::Text)
             }
             _ => {
                 let list_args = input::list_args(catalog, table, args)?;
                 let parts = input::aggregate_parts(catalog, table, field)?;
-                compile_select(writer, table, RootOutput::Aggregate { args: &list_args, parts: &parts })
+                compile_select(writer, table, RootOutput::Aggregate { args: &list_args, parts: &parts }).map(Compiled::Text)
             }
         }
     }
@@ -296,6 +308,14 @@ impl Engine {
         compiled.execute(db).await?;
         Ok(())
     }
+}
+
+/// A query root field's statement.
+enum Compiled {
+    /// Returns the response JSON as one text (or NULL).
+    Text(Sql),
+    /// Returns a list's rows, one JSON value per column, for the frame.
+    Framed(Sql, RowFrame),
 }
 
 struct Mutation {

@@ -13,6 +13,7 @@ mod errors;
 mod exactly_once;
 mod foundation;
 mod hostile;
+mod json_rows;
 mod limits;
 mod linking;
 mod login_map_index;

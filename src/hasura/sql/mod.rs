@@ -1,5 +1,7 @@
 //! SQL for the table surface: one statement per query root field, with the
-//! database building the response JSON as text. Nested lists and aggregates
+//! database building the response JSON as text (or, for a root list on
+//! SQLite, each row's values as JSON text that the server frames, see
+//! `select`). Nested lists and aggregates
 //! are correlated subqueries inside that statement, or for aggregates over
 //! an array relation one grouped join (see `select`), so the number of
 //! statements never grows with the rows returned.
@@ -17,7 +19,7 @@ mod mutate;
 mod select;
 
 pub use mutate::{InsertRequest, MutationOutput, UpdateRequest};
-pub use select::{RootOutput, compile_select};
+pub use select::{RootOutput, RowFrame, compile_framed_list, compile_select};
 
 use std::fmt::Write as _;
 

@@ -35,6 +35,26 @@
 //! [`AggregatePlan::Grouped`] groups wherever it can and
 //! [`AggregatePlan::Correlated`] never does; tests run each to check they
 //! answer alike (`WXNOTIFY_TABLE_AGGREGATES`).
+//!
+//! # Root lists framed in the server
+//!
+//! A root list's JSON is otherwise one text the database concatenates:
+//! each value's JSON text, `||` per key and value, and the rows folded into
+//! an array by `group_concat(... ORDER BY ...)` / `string_agg`. On SQLite
+//! that concatenation and the sort inside the aggregate cost more than
+//! reading the rows (docs/performance.md), so there a root list's statement
+//! ([`compile_framed_list`]) returns the rows themselves, in order, one
+//! column per value, each still the JSON text the database would have
+//! concatenated (`json_quote(...)`, a nested relation's embedded JSON, an
+//! aggregate's one value from a subquery of its own or from the grouped
+//! join); a [`RowFrame`] holds the text between the values (keys, braces,
+//! `__typename`s) and writes each row's object and the array around them.
+//! The text is the same as the database's, byte for byte
+//! (`tests/integration/json_rows.rs` compares both over generated
+//! documents). An aggregate of several values, or with `nodes`, that the
+//! grouped join does not answer stays one embedded column. PostgreSQL keeps
+//! the database's text, which measured faster there; `WXNOTIFY_TABLE_JSON`
+//! picks either path on either database.
 
 use super::{Link, Writer};
 use crate::db::DatabaseKind;
@@ -79,6 +99,79 @@ pub fn compile_select(mut w: Writer<'_>, table: &Table, root: RootOutput<'_>) ->
     Ok(w.finish())
 }
 
+/// A root list for the server to frame ([`JsonRows::Server`]): the statement
+/// returns the rows in order, one JSON value per column (each the text
+/// [`compile_select`] would have the database concatenate), and the frame
+/// writes the text around them, so the response is the same text.
+///
+/// [`JsonRows::Server`]: crate::hasura::meta::JsonRows::Server
+pub fn compile_framed_list(mut w: Writer<'_>, table: &Table, args: &ListArgs, fields: &[FieldSel]) -> Result<(Sql, RowFrame), EngineError> {
+    let shape = RowsShape { columns: false, ranked: false, keyed: false, framed: true };
+    let frame = w.rows(table, None, args, &[fields], shape)?.ok_or_else(|| invalid("a framed list wrote no frame"))?;
+    Ok((w.finish(), frame))
+}
+
+/// How the server writes the JSON array of a framed statement's rows: each
+/// row's object is the text between its values and the values, column by
+/// column, as the database wrote them.
+#[derive(Debug, Default)]
+pub struct RowFrame {
+    pieces: Vec<Piece>,
+    /// Value columns so far (`wx_c0` ... ).
+    columns: usize,
+}
+
+#[derive(Debug)]
+enum Piece {
+    Text(String),
+    /// The value in this column of the row (JSON text, never NULL).
+    Column(usize),
+}
+
+impl RowFrame {
+    fn text(&mut self, text: &str) {
+        match self.pieces.last_mut() {
+            Some(Piece::Text(last)) => last.push_str(text),
+            _ => self.pieces.push(Piece::Text(text.to_string())),
+        }
+    }
+
+    /// `"key":`, as [`Writer::key`] writes it.
+    fn key(&mut self, key: &str) {
+        debug_assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{key}");
+        self.text(&format!("\"{key}\":"));
+    }
+
+    /// `"key":"TypeName"`, as [`Writer::typename`] writes it.
+    fn typename(&mut self, key: &str, name: &str) {
+        self.key(key);
+        self.text(&format!("\"{name}\""));
+    }
+
+    /// The JSON array of `rows`, in their order: `[]` for none.
+    pub fn array(&self, rows: &[sea_orm::QueryResult]) -> Result<String, EngineError> {
+        let mut out = String::from("[");
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let start = out.len();
+            for piece in &self.pieces {
+                match piece {
+                    Piece::Text(text) => out.push_str(text),
+                    Piece::Column(column) => out.push_str(&row.try_get_by_index::<String>(*column)?),
+                }
+            }
+            if i == 0 {
+                // The first row tells roughly how long the rest are.
+                out.reserve((out.len() - start + 1) * (rows.len() - 1) + 1);
+            }
+        }
+        out.push(']');
+        Ok(out)
+    }
+}
+
 /// What the rows subquery exposes besides its JSON columns.
 #[derive(Clone, Copy)]
 struct RowsShape {
@@ -91,6 +184,9 @@ struct RowsShape {
     /// array sorts by itself: cheaper than numbering the rows, which sorts
     /// them once for the window and again in the array.
     keyed: bool,
+    /// One JSON value per column (`wx_c0`, `wx_c1`, ...) for the server to
+    /// frame (see [`RowFrame`]), the rows in order, in place of `wx_j0`.
+    framed: bool,
 }
 
 /// The child table a rows subquery joins and groups by for the aggregates
@@ -109,6 +205,9 @@ enum AggregateSource<'a> {
     Rows,
     /// The grouped join: the child rows of the group that match `filter`.
     Grouped { join: &'a GroupedJoin, table: &'a Table, filter: Option<&'a BoolExp> },
+    /// A subquery of its own per value, over the rows `args` selects of
+    /// `table` under the parent row (a framed row's aggregate of one value).
+    Subquery { table: &'a Table, link: Link<'a>, args: &'a ListArgs },
 }
 
 /// The `ORDER BY` of a JSON array over the `wx_oN` columns of
@@ -128,6 +227,39 @@ fn order_keys(order_by: &[OrderBy]) -> String {
         })
         .collect();
     keys.join(", ")
+}
+
+/// How many values (counts, function columns) an aggregate's parts select;
+/// `None` when they select `nodes`. A framed row reads an aggregate of at
+/// most one value from a subquery of that value, framing the rest.
+fn aggregate_values(parts: &[AggregatePart]) -> Option<usize> {
+    let mut values = 0;
+    for part in parts {
+        match part {
+            AggregatePart::Nodes { .. } => return None,
+            AggregatePart::Typename { .. } => {}
+            AggregatePart::Aggregate { fields, .. } => {
+                for field in fields {
+                    values += match field {
+                        AggregateField::Typename { .. } => 0,
+                        AggregateField::Count { .. } => 1,
+                        AggregateField::Function { leaves, .. } => leaves.iter().filter(|l| matches!(l, Leaf::Column { .. })).count(),
+                    };
+                }
+            }
+        }
+    }
+    Some(values)
+}
+
+impl AggregateSource<'_> {
+    /// The alias an aggregate's expressions read the rows from.
+    fn rows(&self) -> &str {
+        match self {
+            AggregateSource::Rows | AggregateSource::Subquery { .. } => "s",
+            AggregateSource::Grouped { join, .. } => join.alias.as_str(),
+        }
+    }
 }
 
 /// Whether the grouped join can answer an aggregate with these arguments.
@@ -206,7 +338,7 @@ impl Writer<'_> {
         self.push("SELECT ");
         self.json_array_agg("s.wx_j0", &order_keys(&args.order_by));
         self.push(" FROM (");
-        self.rows(table, link, args, &[fields], RowsShape { columns: false, ranked: false, keyed: true })?;
+        self.rows(table, link, args, &[fields], RowsShape { columns: false, ranked: false, keyed: true, framed: false })?;
         self.push(") AS s");
         Ok(())
     }
@@ -227,6 +359,21 @@ impl Writer<'_> {
             })
             .collect();
         self.push("SELECT ");
+        if aggregate_values(parts) == Some(0) {
+            // Only `__typename`s: one object whatever the rows (selecting it
+            // from them would give a row per row, or none).
+            return self.object(parts, |w, part| {
+                match part {
+                    AggregatePart::Aggregate { key, fields } => {
+                        w.key(key);
+                        w.object(fields, |w, field| w.aggregate_field(field, &AggregateSource::Rows))?;
+                    }
+                    AggregatePart::Typename { key, name } => w.typename(key, name),
+                    AggregatePart::Nodes { .. } => return Err(invalid("`nodes` select rows")),
+                }
+                Ok(())
+            });
+        }
         let mut node_index = 0;
         self.object(parts, |w, part| {
             match part {
@@ -244,7 +391,7 @@ impl Writer<'_> {
             Ok(())
         })?;
         self.push(" FROM (");
-        let shape = RowsShape { columns: true, ranked: !nodes.is_empty(), keyed: false };
+        let shape = RowsShape { columns: true, ranked: !nodes.is_empty(), keyed: false, framed: false };
         self.rows(table, link, args, &nodes, shape)?;
         self.push(") AS s");
         Ok(())
@@ -272,29 +419,31 @@ impl Writer<'_> {
         })
     }
 
+    /// `count(...)` over the rows aliased `rows`.
+    fn count_expr(&self, rows: &str, columns: &[String], distinct: bool) -> String {
+        let distinct = if distinct { "DISTINCT " } else { "" };
+        match columns {
+            [] => "count(*)".to_string(),
+            [column] => format!("count({distinct}{rows}.\"{column}\")"),
+            many => {
+                let all_set: Vec<String> = many.iter().map(|c| format!("{rows}.\"{c}\" IS NOT NULL")).collect();
+                let cols: Vec<String> = many.iter().map(|c| format!("{rows}.\"{c}\"")).collect();
+                let tuple = match self.kind {
+                    DatabaseKind::Postgres => format!("ROW({})", cols.join(", ")),
+                    DatabaseKind::Sqlite => format!("json_array({})", cols.join(", ")),
+                };
+                format!("count({distinct}CASE WHEN {} THEN {tuple} END)", all_set.join(" AND "))
+            }
+        }
+    }
+
     fn aggregate_field(&mut self, field: &AggregateField, source: &AggregateSource<'_>) -> Result<(), EngineError> {
-        let rows = match source {
-            AggregateSource::Rows => "s",
-            AggregateSource::Grouped { join, .. } => join.alias.as_str(),
-        };
+        let rows = source.rows();
         match field {
             AggregateField::Typename { key, name } => self.typename(key, name),
             AggregateField::Count { key, columns, distinct } => {
                 self.key(key);
-                let distinct = if *distinct { "DISTINCT " } else { "" };
-                let count = match columns.as_slice() {
-                    [] => "count(*)".to_string(),
-                    [column] => format!("count({distinct}{rows}.\"{column}\")"),
-                    many => {
-                        let all_set: Vec<String> = many.iter().map(|c| format!("{rows}.\"{c}\" IS NOT NULL")).collect();
-                        let cols: Vec<String> = many.iter().map(|c| format!("{rows}.\"{c}\"")).collect();
-                        let tuple = match self.kind {
-                            DatabaseKind::Postgres => format!("ROW({})", cols.join(", ")),
-                            DatabaseKind::Sqlite => format!("json_array({})", cols.join(", ")),
-                        };
-                        format!("count({distinct}CASE WHEN {} THEN {tuple} END)", all_set.join(" AND "))
-                    }
-                };
+                let count = self.count_expr(rows, columns, *distinct);
                 self.aggregate_value(&count, Scalar::Bigint, source)?;
             }
             AggregateField::Function { key, function, leaves } => {
@@ -327,7 +476,149 @@ impl Writer<'_> {
                 w.push(expr);
                 w.group_filter(join, table, *filter)
             }),
+            // What `aggregate_body` writes, with this one value for the object.
+            AggregateSource::Subquery { table, link, args } => {
+                self.open_embedded();
+                self.push("SELECT ");
+                self.json_value(expr, scalar);
+                self.push(" FROM (");
+                self.rows(table, Some(*link), args, &[], RowsShape { columns: true, ranked: false, keyed: false, framed: false })?;
+                self.push(") AS s");
+                self.close_embedded();
+                Ok(())
+            }
         }
+    }
+
+    /// [`Writer::row_json`] for the server to frame: each value a column of
+    /// the select list (`wx_c0`, ...), the text around them in the frame.
+    /// Relations and aggregates of several values are one column each, the
+    /// JSON text `row_json` would embed.
+    fn row_frame(&mut self, alias: &str, fields: &[FieldSel]) -> Result<RowFrame, EngineError> {
+        let mut frame = RowFrame::default();
+        frame.text("{");
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                frame.text(",");
+            }
+            match field {
+                FieldSel::Typename { key, name } => frame.typename(key, name),
+                FieldSel::Column { key, column, scalar } => {
+                    frame.key(key);
+                    self.frame_column(&mut frame, |w| {
+                        w.json_value(&format!("{alias}.\"{column}\""), *scalar);
+                        Ok(())
+                    })?;
+                }
+                FieldSel::Object { key, relation, fields } => {
+                    frame.key(key);
+                    self.frame_column(&mut frame, |w| w.object_relation(alias, relation, fields))?;
+                }
+                FieldSel::Array { key, relation, args, fields } => {
+                    frame.key(key);
+                    let target = self.table(&relation.target)?;
+                    self.frame_column(&mut frame, |w| {
+                        w.open_embedded();
+                        w.list_body(target, Some(Link { parent_alias: alias, relation }), args, fields)?;
+                        w.close_embedded();
+                        Ok(())
+                    })?;
+                }
+                FieldSel::Aggregate { key, relation, args, parts } => {
+                    frame.key(key);
+                    let target = self.table(&relation.target)?;
+                    let link = Link { parent_alias: alias, relation };
+                    if let Some(join) =
+                        self.grouped.take_if(|g| g.parent == alias && g.relation.name == relation.name && groupable(args, parts))
+                    {
+                        let source = AggregateSource::Grouped { join: &join, table: target, filter: args.filter.as_ref() };
+                        let written = self.aggregate_frame(&mut frame, parts, &source);
+                        self.grouped = Some(join);
+                        written?;
+                    } else if aggregate_values(parts).is_some_and(|values| values <= 1) {
+                        self.aggregate_frame(&mut frame, parts, &AggregateSource::Subquery { table: target, link, args })?;
+                    } else {
+                        self.frame_column(&mut frame, |w| {
+                            w.open_embedded();
+                            w.aggregate_body(target, Some(link), args, parts)?;
+                            w.close_embedded();
+                            Ok(())
+                        })?;
+                    }
+                }
+            }
+        }
+        frame.text("}");
+        Ok(frame)
+    }
+
+    /// `{aggregate: {...}}` framed: what `grouped_aggregate` and
+    /// `aggregate_body` write, each value a column read from `source`.
+    fn aggregate_frame(&mut self, frame: &mut RowFrame, parts: &[AggregatePart], source: &AggregateSource<'_>) -> Result<(), EngineError> {
+        let rows = source.rows();
+        frame.text("{");
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                frame.text(",");
+            }
+            match part {
+                AggregatePart::Typename { key, name } => frame.typename(key, name),
+                AggregatePart::Nodes { .. } => return Err(invalid("`nodes` cannot be framed")),
+                AggregatePart::Aggregate { key, fields } => {
+                    frame.key(key);
+                    frame.text("{");
+                    for (j, field) in fields.iter().enumerate() {
+                        if j > 0 {
+                            frame.text(",");
+                        }
+                        match field {
+                            AggregateField::Typename { key, name } => frame.typename(key, name),
+                            AggregateField::Count { key, columns, distinct } => {
+                                frame.key(key);
+                                let count = self.count_expr(rows, columns, *distinct);
+                                self.frame_column(frame, |w| w.aggregate_value(&count, Scalar::Bigint, source))?;
+                            }
+                            AggregateField::Function { key, function, leaves } => {
+                                frame.key(key);
+                                frame.text("{");
+                                for (k, leaf) in leaves.iter().enumerate() {
+                                    if k > 0 {
+                                        frame.text(",");
+                                    }
+                                    match leaf {
+                                        Leaf::Typename { key, name } => frame.typename(key, name),
+                                        Leaf::Column { key, column, scalar } => {
+                                            frame.key(key);
+                                            let expr = format!("{}({rows}.\"{column}\")", function.name());
+                                            let scalar = function.result_scalar(*scalar);
+                                            self.frame_column(frame, |w| w.aggregate_value(&expr, scalar, source))?;
+                                        }
+                                    }
+                                }
+                                frame.text("}");
+                            }
+                        }
+                    }
+                    frame.text("}");
+                }
+            }
+        }
+        frame.text("}");
+        Ok(())
+    }
+
+    /// The next value column of a framed row, ` AS wx_cN`: the JSON text
+    /// `write` writes, as text whatever the database's type of it.
+    fn frame_column(&mut self, frame: &mut RowFrame, write: impl FnOnce(&mut Self) -> Result<(), EngineError>) -> Result<(), EngineError> {
+        if frame.columns > 0 {
+            self.push(", ");
+        }
+        self.push("CAST((");
+        write(self)?;
+        self.push(&format!(") AS TEXT) AS wx_c{}", frame.columns));
+        frame.pieces.push(Piece::Column(frame.columns));
+        frame.columns += 1;
+        Ok(())
     }
 
     /// ` FILTER (WHERE <the joined row exists> AND <filter>)`: an unmatched
@@ -365,7 +656,8 @@ impl Writer<'_> {
     }
 
     /// The rows of `table` a list argument set selects, each with its JSON
-    /// objects (`wx_j0`, `wx_j1`, ...), in order.
+    /// objects (`wx_j0`, `wx_j1`, ...), in order; or, [`RowsShape::framed`],
+    /// with the value columns of `json[0]` and the frame around them.
     fn rows(
         &mut self,
         table: &Table,
@@ -373,7 +665,7 @@ impl Writer<'_> {
         args: &ListArgs,
         json: &[&[FieldSel]],
         shape: RowsShape,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<RowFrame>, EngineError> {
         let alias = self.alias();
         let permission = self.permission(table, Operation::Select)?;
         let grouped =
@@ -381,7 +673,7 @@ impl Writer<'_> {
         let outer = std::mem::replace(&mut self.grouped, grouped);
         let written = self.rows_select(&alias, args, json, shape);
         let grouped = std::mem::replace(&mut self.grouped, outer);
-        written?;
+        let frame = written?;
         // "Some child row exists" over the grouped relation is what an inner
         // join says: the join turns inner and the probe goes, so the
         // database may start from either table.
@@ -409,7 +701,7 @@ impl Writer<'_> {
             self.push(" GROUP BY ");
             self.column(&alias, "id");
         }
-        let ordered = shape.ranked || args.limit.is_some() || args.offset.is_some();
+        let ordered = shape.ranked || shape.framed || args.limit.is_some() || args.offset.is_some();
         if ordered {
             self.push(" ORDER BY ");
             self.order_list(&alias, &args.order_by)?;
@@ -422,12 +714,26 @@ impl Writer<'_> {
         if let Some(offset) = args.offset {
             self.push(&format!(" OFFSET {offset}"));
         }
-        Ok(())
+        Ok(frame)
     }
 
     /// `SELECT` and the select list of [`Writer::rows`].
-    fn rows_select(&mut self, alias: &str, args: &ListArgs, json: &[&[FieldSel]], shape: RowsShape) -> Result<(), EngineError> {
+    fn rows_select(
+        &mut self,
+        alias: &str,
+        args: &ListArgs,
+        json: &[&[FieldSel]],
+        shape: RowsShape,
+    ) -> Result<Option<RowFrame>, EngineError> {
         self.push("SELECT ");
+        if shape.framed {
+            let [fields] = json else { return Err(invalid("a framed row has one JSON object")) };
+            let frame = self.row_frame(alias, fields)?;
+            if frame.columns == 0 {
+                self.push("1 AS wx_row");
+            }
+            return Ok(Some(frame));
+        }
         let mut items = 0;
         if shape.columns {
             self.push(&format!("{alias}.*"));
@@ -461,7 +767,7 @@ impl Writer<'_> {
                 self.push(&format!(" AS wx_o{i}"));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// `filter` without its top-level "some `relation` row exists" part,
