@@ -92,12 +92,7 @@ async fn scale() {
         "{:<9} {:>10} {:>11} {:>9} {:>10} {:>11} {:>14}",
         "database", "recipients", "digest (s)", "sends/s", "peak RSS", "page lines", "progress lines"
     );
-    let backends = match std::env::var("WXNOTIFY_BENCH_SCALE_DATABASES").as_deref() {
-        Ok("postgres") => vec![DatabaseKind::Postgres],
-        Ok("sqlite") => vec![DatabaseKind::Sqlite],
-        _ => vec![DatabaseKind::Sqlite, DatabaseKind::Postgres],
-    };
-    for backend in backends {
+    for backend in support::scale_databases() {
         let mut times = Vec::new();
         for recipients in [100_000usize, 1_000_000] {
             let Some(db) = TestDb::new(backend).await else {
@@ -233,7 +228,10 @@ async fn scale_run(test_db: &TestDb, recipients: usize, latency: u64) -> Option<
         println!("  {recipients}: {}", line.split_once(" INFO ").map_or(line, |(_, rest)| rest.trim()));
     }
     if let Some(last) = log.lines().rfind(|l| l.contains("digest queued a page")) {
-        println!("  {recipients}: last page queued: {}", last.split_once("digest queued a page of recipients").map_or("", |(_, rest)| rest.trim()));
+        println!(
+            "  {recipients}: last page queued: {}",
+            last.split_once("digest queued a page of recipients").map_or("", |(_, rest)| rest.trim())
+        );
     }
     if report["sent"].as_u64() != Some(recipients as u64) {
         println!("the digest did not send {recipients} messages: {answer}");

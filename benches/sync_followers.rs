@@ -103,12 +103,7 @@ async fn scale() {
         "{:<9} {:>10} {:>10} {:>14} {:>10} {:>15} {:>9}",
         "database", "followers", "sync (s)", "process (s)", "peak RSS", "progress lines", "matched"
     );
-    let backends = match std::env::var("WXNOTIFY_BENCH_SCALE_DATABASES").as_deref() {
-        Ok("postgres") => vec![DatabaseKind::Postgres],
-        Ok("sqlite") => vec![DatabaseKind::Sqlite],
-        _ => vec![DatabaseKind::Sqlite, DatabaseKind::Postgres],
-    };
-    for backend in backends {
+    for backend in support::scale_databases() {
         let mut times = Vec::new();
         for followers in [100_000usize, 1_000_000] {
             let Some(db) = TestDb::new(backend).await else {

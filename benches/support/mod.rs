@@ -122,3 +122,14 @@ pub fn strip_ansi(text: &str) -> String {
     }
     out
 }
+
+/// The databases a scale run covers: both, or the one
+/// `WXNOTIFY_BENCH_SCALE_DATABASES=sqlite|postgres` names.
+pub fn scale_databases() -> Vec<wxnotify::db::DatabaseKind> {
+    use wxnotify::db::DatabaseKind;
+    match std::env::var("WXNOTIFY_BENCH_SCALE_DATABASES").as_deref() {
+        Ok("postgres") => vec![DatabaseKind::Postgres],
+        Ok("sqlite") => vec![DatabaseKind::Sqlite],
+        _ => vec![DatabaseKind::Sqlite, DatabaseKind::Postgres],
+    }
+}

@@ -346,8 +346,12 @@ async fn keep_announced<T>(services: &Services, run: &mut SharedRun, work: impl 
             sql.bind(run.value()).push(" WHERE key = ").bind(run.key.clone()).push(" AND value = ").bind(before);
             match sql.execute(&services.db).await {
                 Ok(1) => {}
-                Ok(_) => tracing::warn!(key = %run.key, "the announcement of a shared delivery run was gone; the other servers stop helping"),
-                Err(e) => tracing::warn!(key = %run.key, error = %e, "renewing the announcement of a shared delivery run failed; trying again"),
+                Ok(_) => {
+                    tracing::warn!(key = %run.key, "the announcement of a shared delivery run was gone; the other servers stop helping")
+                }
+                Err(e) => {
+                    tracing::warn!(key = %run.key, error = %e, "renewing the announcement of a shared delivery run failed; trying again")
+                }
             }
         }
     };

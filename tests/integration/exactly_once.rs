@@ -137,7 +137,10 @@ each_backend_and_answer! {
     async fn lapsed_sends_inside_the_window_are_resent_and_settled_past_it_never(backend, answer) {
         let sim = Simulator::start(Default::default()).await.unwrap();
         sim.set_repeat_answer(answer);
-        let Some(app) = spawn(backend, &sim, &[]).await else { return };
+        // The test's own sweep settles the rows: with a long lease the
+        // server's background sweeper (every half lease, at most a minute)
+        // does not take them first.
+        let Some(app) = spawn(backend, &sim, &[("DELIVERY_LEASE", "2m")]).await else { return };
         let ids = followers_with_unread(&app, &sim, 4).await;
         let services = app.state.services.clone();
         let planned = digest::plan(&services, &DigestRequest::default(), "crashed").await.unwrap().bulk;
