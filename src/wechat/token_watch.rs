@@ -7,17 +7,26 @@
 //!   connection is lost or re-made (notifications may have been missed
 //!   meanwhile). Until the listener is up, there is no stamp and every call
 //!   reads the row, as before.
-//! - SQLite: the stamp is the database's own change counters, read from the
-//!   file system: the header of the `-shm` wal-index (its change counter and
-//!   frame count move with every committed transaction, by any process) and
-//!   the size and modification time of the database and `-wal` files.
+//! - SQLite: the stamp is what `stat(2)` says of the database and `-wal`
+//!   files (inode, size, modification and change times): every committed
+//!   transaction, by any process, writes to the `-wal` file. The files are
+//!   never opened: closing any descriptor of a file drops every POSIX lock
+//!   the process holds on it (close(2)), SQLite's own included. An earlier
+//!   version read the `-shm` wal-index header through a descriptor of its
+//!   own; each close let another process opening the database take the
+//!   wal-index for unused and reset it under this process's mapping, which
+//!   killed the server with SIGBUS (SQLite's "How To Corrupt An SQLite
+//!   Database File", 2.2; `wechat::reading_the_token_cache_on_sqlite_leaves_sqlites_file_locks_in_place`).
+//!   Two commits within one tick of the file system's clock that leave the
+//!   `-wal` file's size alone (after SQLite restarted it from its
+//!   beginning) can look alike; the cache's copies are read again after
+//!   a second whatever the stamp says.
 //! - An in-memory SQLite database has no file to watch: no stamp.
 //!
 //! A stamp moves on changes to other tables too; then the row is read once
 //! more than needed, which is harmless.
 
 use std::hash::{Hash, Hasher};
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -63,8 +72,8 @@ impl Watch {
             }),
             DatabaseKind::Sqlite => match sqlite_file(database_url) {
                 Some(file) => {
-                    let with = |suffix: &str| PathBuf::from(format!("{}{suffix}", file.display()));
-                    Watch::File(vec![with("-shm"), file.clone(), with("-wal")])
+                    let wal = PathBuf::from(format!("{}-wal", file.display()));
+                    Watch::File(vec![file, wal])
                 }
                 None => Watch::Nothing,
             },
@@ -169,22 +178,21 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
-/// The wal-index header (the first 48 bytes of `-shm`: change counter,
-/// frame count, salts, checksums) and each file's size and modification
-/// time, hashed. A file that is missing or unreadable adds its error kind.
+/// Each file's inode, size and modification and change times, hashed,
+/// from `stat(2)` alone: the files are never opened (see the module doc).
+/// A file that is missing or unreadable adds its error kind.
 fn file_stamp(files: &[PathBuf]) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for (i, file) in files.iter().enumerate() {
-        if i == 0 {
-            let mut header = [0u8; 48];
-            let read = std::fs::File::open(file).and_then(|mut f| f.read_exact(&mut header));
-            header.hash(&mut hasher);
-            read.map_err(|e| e.kind()).hash(&mut hasher);
-        }
+    for file in files {
         match std::fs::metadata(file) {
             Ok(meta) => {
                 meta.len().hash(&mut hasher);
                 meta.modified().ok().hash(&mut hasher);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::MetadataExt;
+                    (meta.ino(), meta.ctime(), meta.ctime_nsec()).hash(&mut hasher);
+                }
             }
             Err(e) => e.kind().hash(&mut hasher),
         }
@@ -212,7 +220,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("db");
         std::fs::write(&file, b"one").unwrap();
-        let files = vec![dir.join("db-shm"), file.clone(), dir.join("db-wal")];
+        let files = vec![file.clone(), dir.join("db-wal")];
         let before = file_stamp(&files);
         assert_eq!(before, file_stamp(&files), "nothing changed");
         std::fs::write(&file, b"one more").unwrap();

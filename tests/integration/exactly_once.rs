@@ -245,12 +245,17 @@ impl Binary {
         }
         let mut child = command.spawn().expect("the wxnotify binary starts");
         let (lines, logged) = std::sync::mpsc::channel::<String>();
-        let stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
         let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let kept = logs.clone();
         // Drains the log for the process's whole life, so it never blocks on a full pipe.
         std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
+            // Bytes, not `lines()`: a line that is not UTF-8 must not stop the
+            // draining, or the server blocks on a full pipe.
+            let mut raw = Vec::new();
+            while stderr.read_until(b'\n', &mut raw).is_ok_and(|n| n > 0) {
+                let line = String::from_utf8_lossy(&raw).trim_end_matches('\n').to_string();
+                raw.clear();
                 if std::env::var_os("WXNOTIFY_TEST_SHOW_LOGS").is_some() {
                     eprintln!("{line}");
                 }
@@ -265,6 +270,50 @@ impl Binary {
             }
         };
         Binary { child, base: format!("http://{addr}"), logs }
+    }
+
+    /// What a test that failed to settle needs to see: the delivery rows
+    /// by status and holder, the run announcements, what the simulator
+    /// got, whether this server is alive and answers, and its last logs.
+    async fn explain(&mut self, db: &sea_orm::DatabaseConnection, sim: &SimHandle) -> String {
+        let mut out = String::new();
+        let held = wxnotify::db::sql::Sql::new(
+            "SELECT status, COALESCE(lease_owner, '-') AS owner, COUNT(*) AS n, MIN(lease_until) AS until FROM delivery \
+             GROUP BY status, lease_owner ORDER BY status",
+        )
+        .all(db)
+        .await;
+        match held {
+            Ok(rows) => {
+                for r in rows {
+                    let status: String = r.try_get("", "status").unwrap_or_default();
+                    let owner: String = r.try_get("", "owner").unwrap_or_default();
+                    let n: i64 = r.try_get("", "n").unwrap_or_default();
+                    let until: Option<chrono::DateTime<Utc>> = r.try_get("", "until").ok().flatten();
+                    out += &format!("delivery: {status} held by {owner}: {n} rows, earliest lease_until {until:?}\n");
+                }
+            }
+            Err(e) => out += &format!("delivery: unreadable: {e}\n"),
+        }
+        if let Ok(rows) = wxnotify::db::sql::Sql::new("SELECT key, value FROM wxnotify_meta").all(db).await {
+            for r in rows {
+                let key: String = r.try_get("", "key").unwrap_or_default();
+                let value: String = r.try_get("", "value").unwrap_or_default();
+                out += &format!("wxnotify_meta: {key} = {value}\n");
+            }
+        }
+        out +=
+            &format!("simulator: {} messages, {} repeats dropped; now {}\n", sim.sent_messages().len(), sim.repeats_dropped(), Utc::now());
+        out += &format!("server process: {:?}\n", self.child.try_wait());
+        let probe = tokio::time::timeout(Duration::from_secs(5), reqwest::get(format!("{}/healthz", self.base))).await;
+        out += &format!("server answers /healthz within 5 s: {}\n", matches!(probe, Ok(Ok(_))));
+        let logs = self.logs.lock().unwrap();
+        out += &format!("its last log lines ({} in all):\n", logs.len());
+        for line in logs.iter().rev().take(40).rev() {
+            out += line;
+            out += "\n";
+        }
+        out
     }
 
     fn logged(&self, text: &str) -> bool {
@@ -449,7 +498,7 @@ async fn a_running_server_settles_a_killed_ones_messages_without_a_restart() {
     for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
         let Some(test_db) = crate::common::TestDb::new(backend).await else { continue };
         let sim = Simulator::start(Default::default()).await.unwrap();
-        let survivor = Binary::start(&sim, &test_db.url, &[("DELIVERY_LEASE", "2s"), ("PENDING_RETRY_AFTER", "2s")]);
+        let mut survivor = Binary::start(&sim, &test_db.url, &[("DELIVERY_LEASE", "2s"), ("PENDING_RETRY_AFTER", "2s")]);
         let mut doomed = Binary::start(&sim, &test_db.url, &[("DELIVERY_LEASE", "2s"), ("WECHAT_CONCURRENCY", "4")]);
         seed(&doomed, &sim, 200).await;
         sim.set_latency(Duration::from_millis(30));
@@ -463,6 +512,9 @@ async fn a_running_server_settles_a_killed_ones_messages_without_a_restart() {
         }
 
         let rows = settled_log(&db).await;
+        if sim.sent_messages().len() != 200 || rows.iter().any(|(_, s, ..)| s == "PENDING" || s == "SENDING") {
+            panic!("{backend:?}: the survivor did not settle the run within 90 s\n{}", survivor.explain(&db, &sim).await);
+        }
         assert_exactly_once(&sim, &rows, 200);
         assert!(survivor.graphql("{ delivery_aggregate { aggregate { count } } }", json!({})).await["data"].is_object());
         db.close().await.ok();

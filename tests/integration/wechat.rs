@@ -132,6 +132,41 @@ async fn expire_cached_tokens(db: &DatabaseConnection) {
         .expect("expiring the cached tokens");
 }
 
+/// Reading the token cache never takes SQLite's locks away from it. Closing
+/// any descriptor of a file drops every POSIX lock the process holds on that
+/// file (close(2)), SQLite's own included, so a process that opens one of
+/// SQLite's files itself loses them: another process could then take the
+/// wal-index for unused and reset it under this one's mapping, which killed
+/// a server with SIGBUS. Checked here: after many token reads, another
+/// process (Python's `fcntl`) is still refused the wal-index's "in use"
+/// byte (offset 128 of `-shm`), which every open connection holds shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_the_token_cache_on_sqlite_leaves_sqlites_file_locks_in_place() {
+    let Some(app) = crate::common::spawn_app(DatabaseKind::Sqlite).await else { return };
+    let sim = simulator().await;
+    let client = process(&app, &sim, &[]).await;
+    for _ in 0..20 {
+        client.access_token(App::Oa).await.expect("a token");
+    }
+    let file = app.test_db.url.strip_prefix("sqlite://").expect("a SQLite file URL");
+    let probe = "import fcntl, os, sys\n\
+fd = os.open(sys.argv[1], os.O_RDWR)\n\
+try:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128, os.SEEK_SET)\n\
+except OSError:\n    print('held')\n    sys.exit(0)\n\
+print('free')\n";
+    let output = std::process::Command::new("python3")
+        .args(["-c", probe, &format!("{file}-shm")])
+        .output()
+        .expect("python3 runs (it checks the locks from another process)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "held",
+        "another process could take the wal-index of a database this process has open: its locks were dropped"
+    );
+    client.access_token(App::Oa).await.expect("the token still reads");
+}
+
 both_databases! {
     async fn a_thousand_concurrent_sends_when_the_token_expires_fetch_exactly_one_token(app) {
         let sim = simulator().await;
