@@ -205,7 +205,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting(
         "TABLE_AGGREGATES",
         Some("auto"),
-        "plan of `<relation>_aggregate` fields: auto (one grouped join for root lists without limit), grouped, correlated",
+        "plan of `<relation>_aggregate` fields: auto (on PostgreSQL one grouped join for root lists without limit, on SQLite correlated), grouped, correlated",
     ),
     setting(
         "TABLE_JSON",
