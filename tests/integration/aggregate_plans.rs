@@ -231,20 +231,8 @@ async fn the_seed_question_is_answered(plans: &Plans) {
     }
 }
 
-macro_rules! on_both {
-    ($($name:ident => $body:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
-                if let Some(plans) = Plans::start(backend).await {
-                    $body(&plans).await;
-                }
-            }
-        }
-    )*};
-}
-
-on_both! {
+crate::on_both_databases! {
+    Plans;
     grouped_and_correlated_aggregates_answer_alike => plans_answer_alike;
     grouped_and_correlated_agree_on_roots_nesting_and_permissions => other_shapes_answer_alike;
     the_grouped_plan_answers_the_seed_question => the_seed_question_is_answered;

@@ -245,20 +245,8 @@ async fn other_roots_and_roles_match(paths: &Paths) {
     }
 }
 
-macro_rules! on_both {
-    ($($name:ident => $body:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
-                if let Some(paths) = Paths::start(backend).await {
-                    $body(&paths).await;
-                }
-            }
-        }
-    )*};
-}
-
-on_both! {
+crate::on_both_databases! {
+    Paths;
     framed_rows_give_the_databases_text_for_generated_lists => lists_of_accounts_match;
     framed_rows_give_the_databases_text_for_other_roots_and_roles => other_roots_and_roles_match;
 }

@@ -301,6 +301,24 @@ macro_rules! both_databases {
     )*};
 }
 
+/// Declares each test once, running its body on SQLite and then on
+/// PostgreSQL with a fixture of several servers: `$fixture::start(backend)`
+/// returns `Option<$fixture>` (`None` when that database is not there),
+/// `$body(&fixture)` is the test. `on_both_databases! { Fixture; name => body; }`
+#[macro_export]
+macro_rules! on_both_databases {
+    ($fixture:ident; $($name:ident => $body:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            for backend in [::wxnotify::db::DatabaseKind::Sqlite, ::wxnotify::db::DatabaseKind::Postgres] {
+                if let Some(fixture) = $fixture::start(backend).await {
+                    $body(&fixture).await;
+                }
+            }
+        }
+    )*};
+}
+
 /// A server on `backend` that talks to `sim`.
 pub async fn spawn_with_simulator(backend: DatabaseKind, sim: &wxnotify::sim::SimHandle) -> Option<TestApp> {
     let settings = sim_settings(sim);
