@@ -8,9 +8,12 @@
 //! first channel of `WXNOTIFY_CHANNEL_ORDER` that reaches it (see
 //! [`super::route`]), queued in the outbox under `digest:<run_id>:<account
 //! id>`; a page is queued before the next is read, so a run holds one page
-//! of messages (and the ids of what it queued) whatever its size. Then the
-//! queued messages are sent with bounded concurrency, by every running
-//! server. Followers whose first channel is the template message are
+//! of messages (and the ids of what it queued) whatever its size. Sending
+//! starts as soon as the first rows are queued and goes on while the later
+//! pages are read and queued (the first pages are small and double up to
+//! the setting, so the first sends wait for little); it is bounded by
+//! `WXNOTIFY_WECHAT_CONCURRENCY`, and once every page is queued every
+//! running server helps. Followers whose first channel is the template message are
 //! queued in bulk; an account paid with a credit is queued in a transaction
 //! of its own that spends the credit, so a credit is never spent without
 //! its message or twice. Running the same `run_id` again (after a crash,
@@ -114,63 +117,83 @@ pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestR
         }
         return Ok(report);
     }
-    let mut pages = digest.pages();
+    // The first pages are small and grow, so that sending starts after one
+    // small page is queued and never runs out while the rest are.
+    let mut pages = digest.pages().starting_at(outbox::claim_size(services));
     // Nothing is asked of WeChat, nor queued, when nobody is a candidate.
-    let mut first = None;
-    while let Some(page) = pages.next().await? {
-        if !page.is_empty() {
-            first = Some(page);
-            break;
+    // The count the quota check may need is read meanwhile.
+    let finding = async {
+        while let Some(page) = pages.next().await? {
+            if !page.is_empty() {
+                let quota = template_quota(services).await;
+                return Ok::<_, NotifyError>(Some((page, quota)));
+            }
         }
-    }
-    let Some(first) = first else {
+        Ok(None)
+    };
+    let counting = async { if request.send_what_fits { Ok(None) } else { digest.count().await.map(Some) } };
+    let (found, count) = tokio::try_join!(finding, counting)?;
+    let Some((first, quota)) = found else {
         report.problems = fits.finish(digest.problems.clone(), &mut report);
         return Ok(report);
     };
-    let mut gate = QuotaGate::open(&digest, &report.run_id, resumed, request.send_what_fits).await?;
-    let (mut pending, mut already, mut no_credit) = (Vec::new(), 0u64, 0u64);
-    let (mut page_no, started) = (0u64, std::time::Instant::now());
-    let mut found = Some(first);
-    while let Some(candidates) = found {
-        let mut page = digest.plan_page(&report.run_id, &candidates, &mut fits)?;
-        report.candidates += candidates.len() as u64;
-        let fresh = fresh(services, &page.bulk, resumed).await?;
-        report.over_quota += gate.trim(&mut page.bulk, &fresh);
-        let queued = outbox::enqueue(&services.db, &page.bulk).await?;
-        // Refused messages are written FAILED and counted in `refused`.
-        for ((id, is_pending), delivery) in queued.iter().zip(&page.bulk) {
-            match (*is_pending, delivery.refused.is_some()) {
-                (true, _) => pending.push(*id),
-                (false, false) => already += 1,
-                (false, true) => {}
+    let mut gate = QuotaGate::open(&digest, &report.run_id, resumed, quota, count).await?;
+    let (feeder, feed) = outbox::feed();
+    let prefix = format!("digest:{}:", report.run_id);
+    // Each page is queued while what is queued already is sent (by every
+    // running server once the last page is queued); the tally covers every
+    // message queued.
+    let queueing = async {
+        let mut feeder = feeder;
+        let (mut already, mut no_credit) = (0u64, 0u64);
+        let (mut page_no, started) = (0u64, std::time::Instant::now());
+        let mut found = Some(first);
+        let chunk = outbox::insert_chunk(&services.db);
+        while let Some(candidates) = found {
+            let mut page = digest.plan_page(&report.run_id, &candidates, &mut fits)?;
+            report.candidates += candidates.len() as u64;
+            let fresh = fresh(services, &page.bulk, resumed).await?;
+            report.over_quota += gate.trim(&mut page.bulk, &fresh);
+            for bulk in page.bulk.chunks(chunk) {
+                let queued = outbox::enqueue(&services.db, bulk).await?;
+                let mut pending = Vec::with_capacity(queued.len());
+                // Refused messages are written FAILED and counted in `refused`.
+                for ((id, is_pending), delivery) in queued.iter().zip(bulk) {
+                    match (*is_pending, delivery.refused.is_some()) {
+                        (true, _) => pending.push(*id),
+                        (false, false) => already += 1,
+                        (false, true) => {}
+                    }
+                }
+                feeder.send(pending);
             }
-        }
-        for one in &page.credited {
-            match queue_with_credit(services, one).await? {
-                Queued::New(id) => pending.push(id),
-                Queued::Before => already += 1,
-                Queued::NoCredit => no_credit += 1,
+            for one in &page.credited {
+                match queue_with_credit(services, one).await? {
+                    Queued::New(id) => feeder.send(vec![id]),
+                    Queued::Before => already += 1,
+                    Queued::NoCredit => no_credit += 1,
+                }
             }
+            page_no += 1;
+            tracing::info!(
+                run_id = %report.run_id,
+                page = page_no,
+                candidates = report.candidates,
+                queued = feeder.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "digest queued a page of recipients"
+            );
+            found = pages.next().await?;
         }
-        page_no += 1;
-        tracing::info!(
-            run_id = %report.run_id,
-            page = page_no,
-            candidates = report.candidates,
-            queued = pending.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "digest queued a page of recipients"
-        );
-        found = pages.next().await?;
-    }
+        tracing::info!(run_id = %report.run_id, candidates = report.candidates, pending = feeder.len(), "digest queued every page; sending the rest");
+        Ok::<_, NotifyError>((already + no_credit, feeder))
+    };
+    let (handled, tally) = outbox::deliver_shared_while(services, &prefix, feed, queueing).await?;
     report.problems = fits.finish(digest.problems.clone(), &mut report);
-    tracing::info!(run_id = %report.run_id, candidates = report.candidates, pending = pending.len(), "digest queued; sending");
-    // Every running server helps send it; the tally covers all of `pending`.
-    let tally = outbox::deliver_shared(services, &format!("digest:{}:", report.run_id), pending).await?;
     report.sent = tally.sent;
     report.in_review = tally.in_review;
     report.failed = tally.failed;
-    report.skipped = tally.skipped + already + no_credit;
+    report.skipped = tally.skipped + handled;
     report.pending = tally.pending;
     report.stopped = tally.stopped;
     tracing::info!(?report, "digest finished");
@@ -243,9 +266,18 @@ struct QuotaGate {
 }
 
 impl QuotaGate {
-    async fn open(digest: &Digest<'_>, run_id: &str, resumed: bool, send_what_fits: bool) -> Result<QuotaGate, NotifyError> {
-        let Some(quota) = template_quota(digest.services).await else { return Ok(QuotaGate { room: None }) };
-        if !send_what_fits && digest.count().await? > quota.remain {
+    /// `quota`: what WeChat said is left today; `count`: how many accounts
+    /// the candidate query finds, when the run may not be cut to fit
+    /// (`None` with `send_what_fits`).
+    async fn open(
+        digest: &Digest<'_>,
+        run_id: &str,
+        resumed: bool,
+        quota: Option<crate::wechat::templates::Quota>,
+        count: Option<i64>,
+    ) -> Result<QuotaGate, NotifyError> {
+        let Some(quota) = quota else { return Ok(QuotaGate { room: None }) };
+        if count.is_some_and(|count| count > quota.remain) {
             // More candidates than sends left: count exactly what this run
             // would send, before queueing anything.
             let (mut needed, mut fits) = (0i64, Fits::default());
@@ -408,20 +440,29 @@ impl<'a> Digest<'a> {
     }
 
     fn pages(&self) -> Pages<'_> {
-        Pages { services: self.services, condition: &self.condition, ordered: &self.ordered, after: None, done: false }
+        Pages {
+            services: self.services,
+            condition: &self.condition,
+            ordered: &self.ordered,
+            after: None,
+            done: false,
+            size: self.services.settings.digest_page,
+        }
     }
 
     /// How many accounts the candidate query finds, at most (one count,
     /// for the quota check).
     async fn count(&self) -> Result<i64, NotifyError> {
+        // One probe of the (account_account, type) index per account the
+        // filter keeps, rather than a join with every unread row.
         let text = format!(
-            "SELECT count(*) AS n FROM (SELECT DISTINCT p.account_account FROM account AS a JOIN point_count AS p ON p.account_account = a.id \
-             WHERE {} AND (",
+            "SELECT count(*) AS n FROM account AS a WHERE {} \
+             AND EXISTS (SELECT 1 FROM point_count AS p WHERE p.account_account = a.id) AND (",
             self.condition.text
         );
         let mut sql = Sql::continuing(text, self.condition.params.clone());
         reachable_condition(&mut sql, &self.ordered);
-        sql.push(")) AS t");
+        sql.push(")");
         let row = sql.one(&self.services.db).await?.ok_or_else(|| sea_orm::DbErr::Custom("a count without a row".into()))?;
         Ok(row.try_get::<i64>("", "n")?)
     }
@@ -542,9 +583,18 @@ struct Pages<'a> {
     /// The last account id of the page before.
     after: Option<i64>,
     done: bool,
+    /// Accounts the next page holds: `WXNOTIFY_DIGEST_PAGE`, or less while
+    /// the pages of a run start small (doubling up to it).
+    size: usize,
 }
 
 impl Pages<'_> {
+    /// Pages that start at `first` accounts and double up to `WXNOTIFY_DIGEST_PAGE`.
+    fn starting_at(mut self, first: usize) -> Self {
+        self.size = first.clamp(1, self.services.settings.digest_page);
+        self
+    }
+
     /// The next page's candidates (a page may have none: its accounts have
     /// no unread rows or no way to be reached); `None` after the last page.
     async fn next(&mut self) -> Result<Option<Vec<Candidate>>, NotifyError> {
@@ -558,7 +608,8 @@ impl Pages<'_> {
         if let Some(after) = self.after {
             end.push(" AND a.id > ").bind(after);
         }
-        end.push(" ORDER BY a.id LIMIT 1 OFFSET ").bind(self.services.settings.digest_page as i64 - 1);
+        end.push(" ORDER BY a.id LIMIT 1 OFFSET ").bind(self.size as i64 - 1);
+        self.size = (self.size * 2).min(self.services.settings.digest_page);
         let upto: Option<i64> = match end.one(&self.services.db).await? {
             Some(row) => Some(row.try_get("", "id")?),
             None => None,
@@ -637,7 +688,8 @@ pub async fn candidates_of(services: &Services, filter: Option<&serde_json::Valu
     let templates = route::templates(&services.db, name).await?;
     let ordered = route::by_order(&templates, &services.settings.channel_order);
     let condition = condition(services, filter)?;
-    let mut pages = Pages { services, condition: &condition, ordered: &ordered, after: None, done: false };
+    let mut pages =
+        Pages { services, condition: &condition, ordered: &ordered, after: None, done: false, size: services.settings.digest_page };
     let mut out = Vec::new();
     while let Some(page) = pages.next().await? {
         out.extend(page);

@@ -144,7 +144,7 @@ impl NewDelivery {
 /// 0.26–0.32 s in statements of 100 (see docs/performance.md).
 /// PostgreSQL pays per statement (and per commit) instead: 40 statements
 /// of 100 took 2.0 s there, 4 of 1,000 0.40–0.47 s.
-fn insert_chunk(db: &impl ConnectionTrait) -> usize {
+pub fn insert_chunk(db: &impl ConnectionTrait) -> usize {
     match crate::db::DatabaseKind::of(db) {
         crate::db::DatabaseKind::Sqlite => 100,
         crate::db::DatabaseKind::Postgres => 1000,
@@ -249,7 +249,7 @@ pub async fn deliver(services: &Services, scope: &Scope) -> Result<Tally, DbErr>
 }
 
 /// Rows one claiming statement takes.
-fn claim_size(services: &Services) -> usize {
+pub fn claim_size(services: &Services) -> usize {
     (services.settings.wechat_concurrency * 4).clamp(1, 256)
 }
 
@@ -290,6 +290,17 @@ pub struct SharedRun {
 }
 
 impl SharedRun {
+    fn new(services: &Services, prefix: &str, first: i64, last: i64) -> SharedRun {
+        SharedRun {
+            key: format!("{SHARED_KEY}{prefix}"),
+            prefix: prefix.to_string(),
+            owner: services.leases.owner().to_string(),
+            first,
+            last,
+            until_ms: until_ms(services),
+        }
+    }
+
     fn value(&self) -> String {
         format!("{}:{}:{}:{}", self.until_ms, self.owner, self.first, self.last)
     }
@@ -381,14 +392,7 @@ async fn withdraw(services: &Services, run: &SharedRun) {
 pub async fn deliver_shared(services: &Services, prefix: &str, ids: Vec<i64>) -> Result<Tally, DbErr> {
     let chunk = claim_size(services);
     let (Some(&first), Some(&last)) = (ids.iter().min(), ids.iter().max()) else { return Ok(Tally::default()) };
-    let mut run = SharedRun {
-        key: format!("{SHARED_KEY}{prefix}"),
-        prefix: prefix.to_string(),
-        owner: services.leases.owner().to_string(),
-        first,
-        last,
-        until_ms: until_ms(services),
-    };
+    let mut run = SharedRun::new(services, prefix, first, last);
     let shared = match announce(services, &run).await {
         Ok(shared) => shared,
         Err(e) => {
@@ -404,11 +408,112 @@ pub async fn deliver_shared(services: &Services, prefix: &str, ids: Vec<i64>) ->
     } else {
         own.await
     }?;
-    let mut tally = own.tally;
-    let mut others: std::collections::BTreeSet<i64> = own.missed.into_iter().chain(own.unattempted).collect();
+    let others = own.missed.into_iter().chain(own.unattempted).collect();
+    after_shared(services, own.tally, others).await
+}
+
+/// The sending end of a [`Feed`]: what a run queues, handed on as it is
+/// queued (see [`deliver_shared_while`]).
+pub struct Feeder {
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<i64>>,
+    /// Every id handed on.
+    all: Vec<i64>,
+    /// Ids handed on after the run's own sending had stopped.
+    unfed: Vec<i64>,
+}
+
+/// The receiving end of a [`Feeder`].
+pub struct Feed {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Vec<i64>>,
+    buffer: std::collections::VecDeque<i64>,
+}
+
+/// A [`Feeder`] and the [`Feed`] it hands ids to.
+pub fn feed() -> (Feeder, Feed) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    (Feeder { tx, all: Vec::new(), unfed: Vec::new() }, Feed { rx, buffer: Default::default() })
+}
+
+impl Feeder {
+    /// Hands on PENDING rows just queued; they are sent from now on.
+    pub fn send(&mut self, ids: Vec<i64>) {
+        if ids.is_empty() {
+            return;
+        }
+        self.all.extend_from_slice(&ids);
+        if let Err(back) = self.tx.send(ids) {
+            self.unfed.extend(back.0);
+        }
+    }
+
+    /// How many ids were handed on.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
+
+/// [`deliver_shared`] for a run still being queued: `producing` queues the
+/// run's rows and hands each batch to the [`Feeder`] it was given as soon
+/// as it is written, and this process sends them from the first batch on,
+/// while the rest are read, rendered and queued. When `producing` is done
+/// (and gives the feeder back), the run is announced to the other servers
+/// as [`deliver_shared`] does, with the ids it handed on.
+///
+/// If `producing` fails, what it handed on is still sent (those rows are
+/// queued; a later run would send them anyway), then its error is returned.
+pub async fn deliver_shared_while<T, E>(
+    services: &Services,
+    prefix: &str,
+    feed: Feed,
+    producing: impl std::future::Future<Output = Result<(T, Feeder), E>>,
+) -> Result<(T, Tally), E>
+where
+    E: From<DbErr>,
+{
+    let own_done = tokio::sync::Notify::new();
+    let own = async {
+        let run = pipeline(services, Source::Feed(feed)).await;
+        own_done.notify_one();
+        run
+    };
+    let owner = async {
+        let (made, feeder) = producing.await?;
+        let Feeder { tx, all, unfed } = feeder;
+        // The feed ends: the claims run dry once the last batch is sent.
+        drop(tx);
+        if let (Some(&first), Some(&last)) = (all.iter().min(), all.iter().max()) {
+            let mut run = SharedRun::new(services, prefix, first, last);
+            match announce(services, &run).await {
+                Ok(true) => {
+                    keep_announced(services, &mut run, own_done.notified()).await;
+                    withdraw(services, &run).await;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not announce the delivery run to the other servers; sending it alone"),
+            }
+        }
+        Ok::<_, E>((made, unfed))
+    };
+    let (own, owner) = tokio::join!(own, owner);
+    let (made, unfed) = owner?;
+    let own = own?;
+    let others = own.missed.into_iter().chain(own.unattempted).chain(unfed).collect();
+    Ok((made, after_shared(services, own.tally, others).await?))
+}
+
+/// The end of a shared run, once this process's own claims ran dry:
+/// `others` are the run's rows it did not claim. It waits for the rows
+/// other live senders hold to settle, sends what they handed back to
+/// PENDING (unless the run stopped), and counts the rest from the database.
+async fn after_shared(services: &Services, mut tally: Tally, mut others: std::collections::BTreeSet<i64>) -> Result<Tally, DbErr> {
     if others.is_empty() {
         return Ok(tally);
     }
+    let chunk = claim_size(services);
     tokio::time::sleep(SHARED_SETTLE).await;
     for _ in 0..3 {
         wait_for_others(services, &others).await?;
@@ -856,6 +961,10 @@ enum Unlink {
 enum Source<'a> {
     /// These ids (still PENDING), a chunk per claim.
     Ids(std::slice::Chunks<'a, i64>),
+    /// Ids (still PENDING) handed on while the run is being queued, up to
+    /// a chunk per claim: a claim takes what has come, waiting only when
+    /// nothing has (see [`deliver_shared_while`]).
+    Feed(Feed),
     /// The oldest PENDING rows.
     Oldest,
     /// PENDING rows of a run another process shares (see [`help`]), from
@@ -929,10 +1038,29 @@ async fn pipeline(services: &Services, mut source: Source<'_>) -> Result<Run, Db
                     Source::Ids(chunks) => match chunks.next() {
                         Some(ids) => {
                             let which = Claim::Ids(ids);
-                            (persist("claiming deliveries", || claim(services, &which)).await?, Some(ids))
+                            (persist("claiming deliveries", || claim(services, &which)).await?, Some(ids.to_vec()))
                         }
                         None => return Ok(()),
                     },
+                    Source::Feed(feed) => {
+                        if feed.buffer.is_empty() {
+                            tokio::select! {
+                                more = feed.rx.recv() => match more {
+                                    Some(ids) => feed.buffer.extend(ids),
+                                    None => return Ok(()),
+                                },
+                                _ = services.stopping.cancelled() => continue,
+                            }
+                        }
+                        while feed.buffer.len() < chunk
+                            && let Ok(ids) = feed.rx.try_recv()
+                        {
+                            feed.buffer.extend(ids);
+                        }
+                        let ids: Vec<i64> = feed.buffer.drain(..feed.buffer.len().min(chunk)).collect();
+                        let which = Claim::Ids(&ids);
+                        (persist("claiming deliveries", || claim(services, &which)).await?, Some(ids))
+                    }
                     Source::Oldest => {
                         let which = Claim::Oldest(chunk);
                         (persist("claiming deliveries", || claim(services, &which)).await?, None)
@@ -985,6 +1113,15 @@ async fn pipeline(services: &Services, mut source: Source<'_>) -> Result<Run, Db
         drop(claimed_tx);
         let unattempted: Vec<i64> = match &mut source {
             Source::Ids(chunks) => chunks.flatten().copied().collect(),
+            Source::Feed(feed) => {
+                // From here on the feeder keeps what it hands on itself.
+                feed.rx.close();
+                let mut left: Vec<i64> = feed.buffer.drain(..).collect();
+                while let Ok(ids) = feed.rx.try_recv() {
+                    left.extend(ids);
+                }
+                left
+            }
             _ => Vec::new(),
         };
         (result, missed, unattempted)

@@ -808,3 +808,91 @@ async fn a_digest_renewing_its_announcement_while_it_claims_sends_every_message(
         app.stop().await;
     }
 }
+
+/// A digest starts sending once its first page is queued, while the rest
+/// are read, rendered and queued: here 60 pages of five accounts, and the
+/// first message is sent before the last page's rows are written. When
+/// WeChat's quota stops the sends early, the pages queued after the stop
+/// are still counted exactly, left PENDING for the same run_id later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_sends_while_it_queues_its_later_pages_and_counts_every_message_after_a_stop() {
+    for backend in [wxnotify::db::DatabaseKind::Sqlite, wxnotify::db::DatabaseKind::Postgres] {
+        let sim = wxnotify::sim::Simulator::start(Default::default()).await.unwrap();
+        let mut settings = sim_settings(&sim);
+        settings.push(("DIGEST_PAGE".into(), "5".into()));
+        settings.push(("WECHAT_CONCURRENCY".into(), "2".into()));
+        let Some(app) = crate::common::spawn_app_with(backend, &borrowed(&settings)).await else { continue };
+        digest_template(&app).await;
+        followers_with_unread(&app, &sim, 300).await;
+
+        let report = app.data(DIGEST, json!({ "r": "overlapping" })).await["notifyDigest"].clone();
+        assert_eq!(
+            (report["candidates"].as_i64(), report["sent"].as_i64(), report["pending"].as_i64(), report["skipped"].as_i64()),
+            (Some(300), Some(300), Some(0), Some(0)),
+            "{backend:?}: {report}"
+        );
+        let sent = sent_to(&sim);
+        assert_eq!((sim.sent_messages().len(), sent.len()), (300, 300), "{backend:?}: every follower once");
+        let rows = entity::delivery::Entity::find().all(&app.db).await.unwrap();
+        let first_sent = rows.iter().filter_map(|r| r.sent_at).min().unwrap();
+        let last_queued = rows.iter().map(|r| r.created_at).max().unwrap();
+        let queued_later = rows.iter().filter(|r| r.created_at > first_sent).count();
+        assert!(
+            first_sent < last_queued,
+            "{backend:?}: the first message should go (it went at {first_sent}) before the last page is queued (at {last_queued})"
+        );
+        assert!(queued_later >= 5, "{backend:?}: {queued_later} rows were queued after the first send");
+
+        // WeChat stops the next run after 20 sends while pages are still
+        // being queued; quota/get will not say what is left.
+        app.sql("DELETE FROM delivery").await;
+        sim.set_daily_quota(SEND, Some(320));
+        sim.inject_fault("/cgi-bin/openapi/quota/get", 48001, 100);
+        let stopped = app.data(DIGEST, json!({ "r": "stopped" })).await["notifyDigest"].clone();
+        assert!(stopped["stopped"].as_str().unwrap_or_default().contains("45009"), "{backend:?}: {stopped}");
+        let in_db = statuses(&app).await;
+        assert_eq!(in_db.get("SENT").copied(), Some(20), "{backend:?}: {in_db:?}");
+        assert_eq!(in_db.get("PENDING").copied(), Some(280), "{backend:?}: every page was queued: {in_db:?}");
+        assert_eq!(
+            (stopped["sent"].as_i64(), stopped["pending"].as_i64(), stopped["failed"].as_i64(), stopped["skipped"].as_i64()),
+            (Some(20), Some(280), Some(0), Some(0)),
+            "{backend:?}: the report counts what was queued after the stop: {stopped}"
+        );
+        sim.set_daily_quota(SEND, None);
+        let rest = app.data(DIGEST, json!({ "r": "stopped" })).await["notifyDigest"].clone();
+        assert_eq!(
+            (rest["sent"].as_i64(), rest["skipped"].as_i64(), rest["pending"].as_i64()),
+            (Some(280), Some(20), Some(0)),
+            "{backend:?}: {rest}"
+        );
+        assert_eq!(sim.sent_messages().len(), 600, "{backend:?}: each follower once per run");
+        app.stop().await;
+    }
+}
+
+/// When queueing a run fails half-way, what was queued and handed on is
+/// still sent, once, and the error is what the caller gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_queueing_fails_sends_what_it_queued_and_returns_the_error() {
+    for backend in [wxnotify::db::DatabaseKind::Sqlite, wxnotify::db::DatabaseKind::Postgres] {
+        let sim = wxnotify::sim::Simulator::start(Default::default()).await.unwrap();
+        let settings = sim_settings(&sim);
+        let Some(app) = crate::common::spawn_app_with(backend, &borrowed(&settings)).await else { continue };
+        digest_template(&app).await;
+        followers_with_unread(&app, &sim, 6).await;
+        let services = app.state.services.clone();
+        let plan = digest::plan(&services, &DigestRequest::default(), "half").await.unwrap();
+        let (feeder, feed) = outbox::feed();
+        let producing = async {
+            let mut feeder = feeder;
+            let queued = outbox::enqueue(&services.db, &plan.bulk[..3]).await?;
+            feeder.send(queued.iter().map(|(id, _)| *id).collect());
+            Err::<((), outbox::Feeder), _>(sea_orm::DbErr::Custom("the database went away".into()))
+        };
+        let result = outbox::deliver_shared_while(&services, "digest:half:", feed, producing).await;
+        assert!(matches!(&result, Err(sea_orm::DbErr::Custom(e)) if e == "the database went away"), "{backend:?}: {:?}", result.err());
+        assert_eq!(statuses(&app).await, BTreeMap::from([("SENT".to_string(), 3)]), "{backend:?}");
+        assert_eq!(sim.sent_messages().len(), 3, "{backend:?}");
+        app.stop().await;
+    }
+}
