@@ -247,7 +247,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     setting(
         "DIGEST_PAGE",
         Some("5000"),
-        "accounts a digest reads, renders and queues at a time (what a run holds in memory grows with it, not with the recipients)",
+        "most accounts a digest reads, renders and queues at a time; the first pages are smaller and double up to it, so sending starts after one small page (what a run holds in memory grows with it, not with the recipients)",
     ),
     setting(
         "TEMPLATE_OVERFLOW",
