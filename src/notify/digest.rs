@@ -117,8 +117,8 @@ pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestR
         }
         return Ok(report);
     }
-    // The first pages are small and grow, so that sending starts after one
-    // small page is queued and never runs out while the rest are.
+    // The first pages are small and double, so that sending starts after
+    // one small page is queued and the later pages keep ahead of the sends.
     let mut pages = digest.pages().starting_at(outbox::claim_size(services));
     // Nothing is asked of WeChat, nor queued, when nobody is a candidate.
     // The count the quota check may need is read meanwhile.
@@ -188,7 +188,7 @@ pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestR
         tracing::info!(run_id = %report.run_id, candidates = report.candidates, pending = feeder.len(), "digest queued every page; sending the rest");
         Ok::<_, NotifyError>((already + no_credit, feeder))
     };
-    let (handled, tally) = outbox::deliver_shared_while(services, &prefix, feed, queueing).await?;
+    let (handled, tally) = outbox::deliver_shared(services, &prefix, feed, queueing).await?;
     report.problems = fits.finish(digest.problems.clone(), &mut report);
     report.sent = tally.sent;
     report.in_review = tally.in_review;
@@ -440,14 +440,7 @@ impl<'a> Digest<'a> {
     }
 
     fn pages(&self) -> Pages<'_> {
-        Pages {
-            services: self.services,
-            condition: &self.condition,
-            ordered: &self.ordered,
-            after: None,
-            done: false,
-            size: self.services.settings.digest_page,
-        }
+        Pages::new(self.services, &self.condition, &self.ordered)
     }
 
     /// How many accounts the candidate query finds, at most (one count,
@@ -588,7 +581,12 @@ struct Pages<'a> {
     size: usize,
 }
 
-impl Pages<'_> {
+impl<'a> Pages<'a> {
+    /// Pages of `WXNOTIFY_DIGEST_PAGE` accounts from the first account on.
+    fn new(services: &'a Services, condition: &'a Sql, ordered: &'a [MessageTemplate]) -> Self {
+        Pages { services, condition, ordered, after: None, done: false, size: services.settings.digest_page }
+    }
+
     /// Pages that start at `first` accounts and double up to `WXNOTIFY_DIGEST_PAGE`.
     fn starting_at(mut self, first: usize) -> Self {
         self.size = first.clamp(1, self.services.settings.digest_page);
@@ -688,8 +686,7 @@ pub async fn candidates_of(services: &Services, filter: Option<&serde_json::Valu
     let templates = route::templates(&services.db, name).await?;
     let ordered = route::by_order(&templates, &services.settings.channel_order);
     let condition = condition(services, filter)?;
-    let mut pages =
-        Pages { services, condition: &condition, ordered: &ordered, after: None, done: false, size: services.settings.digest_page };
+    let mut pages = Pages::new(services, &condition, &ordered);
     let mut out = Vec::new();
     while let Some(page) = pages.next().await? {
         out.extend(page);

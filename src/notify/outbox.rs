@@ -380,40 +380,8 @@ async fn withdraw(services: &Services, run: &SharedRun) {
     }
 }
 
-/// [`deliver`] for a run every server process helps send: the rows `ids`
-/// (PENDING, their `dedupe_key` starting with `prefix`) are announced, so
-/// the [`help`] of every other server claims them too, from the newest
-/// down, while this process claims them from the oldest up; claims never
-/// overlap (each is one atomic UPDATE; PostgreSQL claimers skip each
-/// other's rows). When this process's own claims run dry it withdraws the
-/// announcement, waits for the rows others hold to settle, sends what they
-/// handed back to PENDING (unless the run stopped), and counts the rows it
-/// did not send itself from the database: the tally covers all of `ids`.
-pub async fn deliver_shared(services: &Services, prefix: &str, ids: Vec<i64>) -> Result<Tally, DbErr> {
-    let chunk = claim_size(services);
-    let (Some(&first), Some(&last)) = (ids.iter().min(), ids.iter().max()) else { return Ok(Tally::default()) };
-    let mut run = SharedRun::new(services, prefix, first, last);
-    let shared = match announce(services, &run).await {
-        Ok(shared) => shared,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not announce the delivery run to the other servers; sending it alone");
-            false
-        }
-    };
-    let own = pipeline(services, Source::Ids(ids.chunks(chunk)));
-    let own = if shared {
-        let own = keep_announced(services, &mut run, own).await;
-        withdraw(services, &run).await;
-        own
-    } else {
-        own.await
-    }?;
-    let others = own.missed.into_iter().chain(own.unattempted).collect();
-    after_shared(services, own.tally, others).await
-}
-
 /// The sending end of a [`Feed`]: what a run queues, handed on as it is
-/// queued (see [`deliver_shared_while`]).
+/// queued (see [`deliver_shared`]).
 pub struct Feeder {
     tx: tokio::sync::mpsc::UnboundedSender<Vec<i64>>,
     /// Every id handed on.
@@ -456,16 +424,24 @@ impl Feeder {
     }
 }
 
-/// [`deliver_shared`] for a run still being queued: `producing` queues the
-/// run's rows and hands each batch to the [`Feeder`] it was given as soon
-/// as it is written, and this process sends them from the first batch on,
-/// while the rest are read, rendered and queued. When `producing` is done
-/// (and gives the feeder back), the run is announced to the other servers
-/// as [`deliver_shared`] does, with the ids it handed on.
+/// [`deliver`] for a run every server process helps send, while it is
+/// being queued: `producing` queues the run's rows (PENDING, their
+/// `dedupe_key` starting with `prefix`) and hands each batch to the
+/// [`Feeder`] it was given as soon as it is written; this process sends
+/// them from the first batch on, while the rest are read, rendered and
+/// queued. When `producing` is done and gives the feeder back, the rows
+/// it handed on are announced, so the [`help`] of every other server
+/// claims them too, from the newest down, while this process claims them
+/// from the oldest up; claims never overlap (each is one atomic UPDATE;
+/// PostgreSQL claimers skip each other's rows). When this process's own
+/// claims run dry it withdraws the announcement, waits for the rows others
+/// hold to settle, sends what they handed back to PENDING (unless the run
+/// stopped), and counts the rows it did not send itself from the database:
+/// the tally covers every row handed on.
 ///
 /// If `producing` fails, what it handed on is still sent (those rows are
 /// queued; a later run would send them anyway), then its error is returned.
-pub async fn deliver_shared_while<T, E>(
+pub async fn deliver_shared<T, E>(
     services: &Services,
     prefix: &str,
     feed: Feed,
@@ -963,7 +939,7 @@ enum Source<'a> {
     Ids(std::slice::Chunks<'a, i64>),
     /// Ids (still PENDING) handed on while the run is being queued, up to
     /// a chunk per claim: a claim takes what has come, waiting only when
-    /// nothing has (see [`deliver_shared_while`]).
+    /// nothing has (see [`deliver_shared`]).
     Feed(Feed),
     /// The oldest PENDING rows.
     Oldest,

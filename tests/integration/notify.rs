@@ -889,7 +889,7 @@ async fn a_run_whose_queueing_fails_sends_what_it_queued_and_returns_the_error()
             feeder.send(queued.iter().map(|(id, _)| *id).collect());
             Err::<((), outbox::Feeder), _>(sea_orm::DbErr::Custom("the database went away".into()))
         };
-        let result = outbox::deliver_shared_while(&services, "digest:half:", feed, producing).await;
+        let result = outbox::deliver_shared(&services, "digest:half:", feed, producing).await;
         assert!(matches!(&result, Err(sea_orm::DbErr::Custom(e)) if e == "the database went away"), "{backend:?}: {:?}", result.err());
         assert_eq!(statuses(&app).await, BTreeMap::from([("SENT".to_string(), 3)]), "{backend:?}");
         assert_eq!(sim.sent_messages().len(), 3, "{backend:?}");
