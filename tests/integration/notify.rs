@@ -533,20 +533,27 @@ with_simulator! {
     }
 }
 
-with_simulator! {
-    async fn a_stopping_server_finishes_the_sends_it_started_and_a_running_one_sends_the_rest(app, sim) {
-        digest_template(&app).await;
+/// A rolling deploy: the old server is stopped mid-digest, the new one
+/// sends the rest. No server here helps send another's run (the base
+/// server included): this test is about the rows a stopped run leaves, and
+/// a helper would send them with it (see two_servers_share_one_digest).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_finishes_the_sends_it_started_and_a_running_one_sends_the_rest() {
+    for backend in [wxnotify::db::DatabaseKind::Sqlite, wxnotify::db::DatabaseKind::Postgres] {
+        let Some((app, sim)) = digest_server(backend, &[("OUTBOX_HELP", "false")]).await else { continue };
         let rows: Vec<Value> = (0..40).map(|i| json!({ "nickname": format!("u{i}"), "oaopenid": format!("oaU{i}") })).collect();
         for id in accounts(&app, &sim, Value::Array(rows)).await {
             unread(&app, id, "聊天", 1).await;
         }
-        app.data(r#"mutation { addScheduledJob(input: {name: "daily", group: "digest", jobType: NOTIFY_DIGEST,
-            triggerConfigs: [{triggerType: "cron", cron: "0 0 20 * * ?"}], dataMap: {template: "digest"}}) { name } }"#, json!({})).await;
+        app.data(
+            r#"mutation { addScheduledJob(input: {name: "daily", group: "digest", jobType: NOTIFY_DIGEST,
+            triggerConfigs: [{triggerType: "cron", cron: "0 0 20 * * ?"}], dataMap: {template: "digest"}}) { name } }"#,
+            json!({}),
+        )
+        .await;
         // A rolling deploy: the new server is up before the old one stops.
         let mut settings = sim_settings(&sim);
         settings.push(("PENDING_RETRY_AFTER".into(), "5s".into()));
-        // This test is about the rows a stopped run leaves; a helping server
-        // would send the old one's run with it (see two_servers_share_one_digest).
         settings.push(("OUTBOX_HELP".into(), "false".into()));
         let (_state, _new, stop_new, new_server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
         // The old server runs the job, slowly, and is stopped mid-run.
@@ -574,7 +581,12 @@ with_simulator! {
         assert!(run["result"]["stopped"].as_str().unwrap_or_default().contains("stopping"), "{run}");
         let status = |s: &'static str| {
             let app = &app;
-            async move { app.data("query($s: String!) { delivery_aggregate(where: {status: {_eq: $s}}) { aggregate { count } } }", json!({ "s": s })).await["delivery_aggregate"]["aggregate"]["count"].as_i64().unwrap() }
+            async move {
+                app.data("query($s: String!) { delivery_aggregate(where: {status: {_eq: $s}}) { aggregate { count } } }", json!({ "s": s }))
+                    .await["delivery_aggregate"]["aggregate"]["count"]
+                    .as_i64()
+                    .unwrap()
+            }
         };
         let sent = sim.sent_messages().len() as i64;
         assert_eq!(status("SENT").await, sent);
@@ -601,6 +613,7 @@ with_simulator! {
             let line = format!(r#"wxnotify_deliveries_total{{channel="OA_TEMPLATE",status="{status}"}}"#);
             assert!(metrics.contains(&line), "{line} in {metrics}");
         }
+        app.stop().await;
     }
 }
 
@@ -684,6 +697,17 @@ with_simulator! {
         let _ = stop.send(());
         server.await.unwrap();
     }
+}
+
+/// A server on `backend` (`None` when that database is not here) with the
+/// simulator, the settings `extra` and the digest template.
+async fn digest_server(backend: wxnotify::db::DatabaseKind, extra: &[(&str, &str)]) -> Option<(TestApp, SimHandle)> {
+    let sim = wxnotify::sim::Simulator::start(Default::default()).await.unwrap();
+    let mut settings = sim_settings(&sim);
+    settings.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+    let app = crate::common::spawn_app_with(backend, &borrowed(&settings)).await?;
+    digest_template(&app).await;
+    Some((app, sim))
 }
 
 /// A digest goes a page of `WXNOTIFY_DIGEST_PAGE` accounts at a time: here
@@ -779,12 +803,7 @@ async fn a_digest_read_and_queued_a_page_at_a_time_reaches_each_candidate_once_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_renewing_its_announcement_while_it_claims_sends_every_message() {
     for backend in [wxnotify::db::DatabaseKind::Sqlite, wxnotify::db::DatabaseKind::Postgres] {
-        let sim = wxnotify::sim::Simulator::start(Default::default()).await.unwrap();
-        let mut settings = sim_settings(&sim);
-        settings.push(("DELIVERY_LEASE".into(), "150ms".into()));
-        settings.push(("WECHAT_CONCURRENCY".into(), "64".into()));
-        let Some(app) = crate::common::spawn_app_with(backend, &borrowed(&settings)).await else { continue };
-        digest_template(&app).await;
+        let Some((app, sim)) = digest_server(backend, &[("DELIVERY_LEASE", "150ms"), ("WECHAT_CONCURRENCY", "64")]).await else { continue };
         let n = 3000;
         let now = Utc::now().to_rfc3339();
         app.sql(&format!(
@@ -817,12 +836,7 @@ async fn a_digest_renewing_its_announcement_while_it_claims_sends_every_message(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_sends_while_it_queues_its_later_pages_and_counts_every_message_after_a_stop() {
     for backend in [wxnotify::db::DatabaseKind::Sqlite, wxnotify::db::DatabaseKind::Postgres] {
-        let sim = wxnotify::sim::Simulator::start(Default::default()).await.unwrap();
-        let mut settings = sim_settings(&sim);
-        settings.push(("DIGEST_PAGE".into(), "5".into()));
-        settings.push(("WECHAT_CONCURRENCY".into(), "2".into()));
-        let Some(app) = crate::common::spawn_app_with(backend, &borrowed(&settings)).await else { continue };
-        digest_template(&app).await;
+        let Some((app, sim)) = digest_server(backend, &[("DIGEST_PAGE", "5"), ("WECHAT_CONCURRENCY", "2")]).await else { continue };
         followers_with_unread(&app, &sim, 300).await;
 
         let report = app.data(DIGEST, json!({ "r": "overlapping" })).await["notifyDigest"].clone();
@@ -875,10 +889,7 @@ async fn a_digest_sends_while_it_queues_its_later_pages_and_counts_every_message
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_queueing_fails_sends_what_it_queued_and_returns_the_error() {
     for backend in [wxnotify::db::DatabaseKind::Sqlite, wxnotify::db::DatabaseKind::Postgres] {
-        let sim = wxnotify::sim::Simulator::start(Default::default()).await.unwrap();
-        let settings = sim_settings(&sim);
-        let Some(app) = crate::common::spawn_app_with(backend, &borrowed(&settings)).await else { continue };
-        digest_template(&app).await;
+        let Some((app, sim)) = digest_server(backend, &[]).await else { continue };
         followers_with_unread(&app, &sim, 6).await;
         let services = app.state.services.clone();
         let plan = digest::plan(&services, &DigestRequest::default(), "half").await.unwrap();
