@@ -101,13 +101,8 @@ pub async fn run(services: &Services, request: &DigestRequest) -> Result<DigestR
     let mut report = DigestReport { run_id, ..DigestReport::default() };
     let mut fits = Fits::default();
     if request.dry_run {
-        let mut needed = 0;
-        let mut pages = digest.pages();
-        while let Some(found) = pages.next().await? {
-            let page = digest.plan_page(&report.run_id, &found, &mut fits)?;
-            report.candidates += found.len() as u64;
-            needed += fresh(services, &page.bulk, resumed).await?.iter().filter(|f| **f).count() as i64;
-        }
+        let (needed, candidates) = digest.needed(&report.run_id, resumed, &mut fits).await?;
+        report.candidates = candidates;
         report.problems = fits.finish(digest.problems.clone(), &mut report);
         if needed > 0
             && let Some(quota) = template_quota(services).await
@@ -280,12 +275,7 @@ impl QuotaGate {
         if count.is_some_and(|count| count > quota.remain) {
             // More candidates than sends left: count exactly what this run
             // would send, before queueing anything.
-            let (mut needed, mut fits) = (0i64, Fits::default());
-            let mut pages = digest.pages();
-            while let Some(found) = pages.next().await? {
-                let page = digest.plan_page(run_id, &found, &mut fits)?;
-                needed += fresh(digest.services, &page.bulk, resumed).await?.iter().filter(|f| **f).count() as i64;
-            }
+            let (needed, _) = digest.needed(run_id, resumed, &mut Fits::default()).await?;
             if needed > quota.remain {
                 return Err(NotifyError::OverQuota(over_quota(needed, &quota)));
             }
@@ -458,6 +448,19 @@ impl<'a> Digest<'a> {
         sql.push(")");
         let row = sql.one(&self.services.db).await?.ok_or_else(|| sea_orm::DbErr::Custom("a count without a row".into()))?;
         Ok(row.try_get::<i64>("", "n")?)
+    }
+
+    /// Over every page: the new template messages the run would queue
+    /// (neither refused nor queued by an earlier call) and the candidates.
+    async fn needed(&self, run_id: &str, resumed: bool, fits: &mut Fits) -> Result<(i64, u64), NotifyError> {
+        let (mut needed, mut candidates) = (0i64, 0u64);
+        let mut pages = self.pages();
+        while let Some(found) = pages.next().await? {
+            let page = self.plan_page(run_id, &found, fits)?;
+            candidates += found.len() as u64;
+            needed += fresh(self.services, &page.bulk, resumed).await?.iter().filter(|f| **f).count() as i64;
+        }
+        Ok((needed, candidates))
     }
 
     /// Renders one page's messages, tallying what fitting them found.
