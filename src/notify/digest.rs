@@ -349,7 +349,13 @@ enum Queued {
 /// Queues one credit-paid message, spending its credit, in one
 /// transaction; nothing when the run queued this account before.
 async fn queue_with_credit(services: &Services, one: &Credited) -> Result<Queued, NotifyError> {
-    let txn = services.db.begin().await?;
+    // The first statement reads, and the run's own claims and records commit
+    // meanwhile: on SQLite a deferred transaction could then not become a
+    // writer (SQLITE_BUSY_SNAPSHOT, 517, which no busy timeout waits out),
+    // so it takes the write lock at BEGIN. PostgreSQL ignores the mode.
+    let immediate =
+        sea_orm::TransactionOptions { sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate), ..Default::default() };
+    let txn = services.db.begin_with_options(immediate).await?;
     let mut seen = Sql::new("SELECT id FROM delivery WHERE dedupe_key = ");
     seen.bind(one.key.clone());
     if seen.one(&txn).await?.is_some() {
