@@ -11,7 +11,10 @@
 //! plugins, over the same database): single-request latency and the
 //! throughput of 8 concurrent clients, each against wxnotify's
 //! (`WXNOTIFY_BENCH_PEERS=0` skips the peer; `NODE` and `NPM` pick the
-//! programs). See docs/performance.md.
+//! programs). `WXNOTIFY_BENCH_AGGREGATES` and `WXNOTIFY_BENCH_JSON` pick the
+//! server's aggregate plan and where its JSON is put together,
+//! `WXNOTIFY_BENCH_DATABASES=sqlite|postgres` one database. See
+//! docs/performance.md.
 //!
 //! Run: `cargo bench --bench notice_query` (PostgreSQL from
 //! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
@@ -76,7 +79,12 @@ async fn main() {
         "{:<9} {:>9} {:>7} {:>13} {:>16} {:>13} {:>12} {:>11} {:>11}",
         "database", "accounts", "rows", "graphql (ms)", "correlated (ms)", "grouped (ms)", "/correlated", "/grouped", "statements"
     );
+    // `WXNOTIFY_BENCH_DATABASES=sqlite|postgres` measures one database.
+    let only = std::env::var("WXNOTIFY_BENCH_DATABASES").ok();
     for backend in [DatabaseKind::Sqlite, DatabaseKind::Postgres] {
+        if only.as_deref().is_some_and(|only| !only.eq_ignore_ascii_case(&format!("{backend:?}"))) {
+            continue;
+        }
         for accounts in [1_000, 10_000, 100_000] {
             let Some(db) = TestDb::new(backend).await else {
                 println!("{backend:?}: PostgreSQL unreachable, skipped");
@@ -95,9 +103,18 @@ async fn run(test_db: &TestDb, accounts: i64) {
     // `WXNOTIFY_BENCH_AGGREGATES=correlated|grouped|auto` measures one plan
     // of the table engine's aggregates (see `hasura::sql::select`).
     let plan = std::env::var("WXNOTIFY_BENCH_AGGREGATES").unwrap_or_else(|_| "auto".into());
-    let (state, address, stop, server) =
-        common::start_server(test_db.url.clone(), &[("SCHEDULER", "false"), ("TABLE_AGGREGATES", plan.as_str())]).await;
+    // `WXNOTIFY_BENCH_JSON=auto|database|server`: where the rows become JSON
+    // (the server's `WXNOTIFY_TABLE_JSON`).
+    let json_rows = std::env::var("WXNOTIFY_BENCH_JSON").unwrap_or_else(|_| "auto".into());
+    let (state, address, stop, server) = common::start_server(
+        test_db.url.clone(),
+        &[("SCHEDULER", "false"), ("TABLE_AGGREGATES", plan.as_str()), ("TABLE_JSON", json_rows.as_str())],
+    )
+    .await;
     seed(&state.db, accounts).await;
+    // The seeding analyzed the tables; the server reads SQLite's statistics
+    // at start and after each hourly refresh, so read them now as it would.
+    state.engine.refresh_statistics().await.unwrap();
     let token = wxnotify::auth::Jwt::new(&wxnotify::settings::Secret::new(common::JWT_SECRET)).mint(
         wxnotify::auth::Role::Admin,
         None,

@@ -44,14 +44,15 @@ impl Application {
             );
         }
         let services = Arc::new(services::Services::new(db.clone(), settings.clone(), wechat, jwt));
-        let schema = graphql::build_schema(services.clone())?;
+        let (schema, engine) = graphql::build_schema(services.clone())?;
         let _ = services.schema.set(schema.clone());
+        statistics(&db, &engine).await;
         notify::spawn_heartbeat(services.clone());
         notify::recover_in_background(services.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("WXNOTIFY_LISTEN: cannot bind {}: {e}", settings.listen))?;
-        let state = Arc::new(AppState { schema, sql_statements, services });
+        let state = Arc::new(AppState { schema, sql_statements, services, engine });
         Ok(Application { listener, state })
     }
 
@@ -74,6 +75,7 @@ impl Application {
         let mut sweeper = Some(notify::spawn_sweeper(services.clone()));
         metrics::spawn_upkeep(services.stopping.clone());
         crate::templates::spawn_quota_watch(services.clone(), std::time::Duration::from_secs(600));
+        spawn_statistics(services.clone(), self.state.engine.clone());
         tracing::info!(%addr, "wxnotify listening; console (GraphQL IDE and dashboard) at http://{addr}/");
         let app = http::router(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(self.listener, app).with_graceful_shutdown(services.stopping.clone().cancelled_owned()).into_future();
@@ -119,6 +121,34 @@ impl Application {
         tracing::info!("wxnotify stopped");
         Ok(())
     }
+}
+
+/// Refreshes the database's statistics (`db::optimize`) and has the table
+/// engine re-read them; a failure is logged and the old ones kept.
+async fn statistics(db: &sea_orm::DatabaseConnection, engine: &crate::hasura::Engine) {
+    let started = std::time::Instant::now();
+    let refreshed = match db::optimize(db).await {
+        Ok(()) => engine.refresh_statistics().await,
+        Err(e) => Err(e),
+    };
+    match refreshed {
+        Ok(()) => tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "database statistics refreshed"),
+        Err(e) => tracing::warn!(error = %e, "refreshing the database statistics failed; the query plans keep the old ones"),
+    }
+}
+
+/// Every [`crate::hasura::statistics::REFRESH`], [`statistics`], until the server stops.
+fn spawn_statistics(services: Arc<services::Services>, engine: crate::hasura::Engine) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(crate::hasura::statistics::REFRESH);
+        every.tick().await; // the first tick is now: start-up has just refreshed them
+        loop {
+            tokio::select! {
+                _ = every.tick() => statistics(&services.db, &engine).await,
+                _ = services.stopping.cancelled() => return,
+            }
+        }
+    });
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -114,6 +114,20 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await.map_err(|e| anyhow::anyhow!("migrating the database failed: {e}"))
 }
 
+/// Has SQLite bring its planner's statistics up to date: `PRAGMA
+/// optimize=0x10002` analyzes the tables whose statistics are missing or
+/// whose size has changed a lot since, within a time limit SQLite sets itself
+/// (SQLite recommends it when a connection opens and every few hours on
+/// long-lived ones). The table engine reads the sizes back (see
+/// `hasura::statistics`). Nothing to do on PostgreSQL, whose autovacuum
+/// analyzes.
+pub async fn optimize(db: &DatabaseConnection) -> Result<(), DbErr> {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        return Ok(());
+    }
+    Sql::new("PRAGMA optimize=0x10002").execute(db).await.map(|_| ())
+}
+
 /// `SELECT 1`, for `/healthz`.
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     Sql::new("SELECT 1").execute(db).await.map(|_| ())

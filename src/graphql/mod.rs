@@ -23,15 +23,16 @@ fn operations() -> Vec<Operations> {
     vec![crate::linking::operations(), crate::notify::operations(), crate::templates::operations(), crate::scheduler::graphql::operations()]
 }
 
-/// The schema the server runs, with its services attached.
-pub fn build_schema(services: Arc<Services>) -> anyhow::Result<Schema> {
+/// The schema the server runs, with its services attached, and the table
+/// engine it runs (whose statistics the server refreshes).
+pub fn build_schema(services: Arc<Services>) -> anyhow::Result<(Schema, Engine)> {
     let settings = services.settings.clone();
     build(Some(services.db.clone()), settings.database_kind, Some(&settings), Some(services))
 }
 
 /// The SDL, without needing a database.
 pub fn sdl() -> anyhow::Result<String> {
-    Ok(build(None, DatabaseKind::Sqlite, None, None)?.sdl())
+    Ok(build(None, DatabaseKind::Sqlite, None, None)?.0.sdl())
 }
 
 fn build(
@@ -39,7 +40,7 @@ fn build(
     kind: DatabaseKind,
     settings: Option<&Settings>,
     services: Option<Arc<Services>>,
-) -> anyhow::Result<Schema> {
+) -> anyhow::Result<(Schema, Engine)> {
     let mut catalog = crate::tables::catalog();
     catalog.max_limit = settings.map(|s| s.max_limit);
     catalog.aggregate_plan = settings.map(|s| s.table_aggregates).unwrap_or_default();
@@ -73,5 +74,7 @@ fn build(
             .description("The mutations: insert, update and delete on every table, and the operations beyond tables."),
         Object::field,
     );
-    builder.register(query).register(mutation).finish().map_err(|e| anyhow::anyhow!("building the GraphQL schema failed: {e}"))
+    let schema =
+        builder.register(query).register(mutation).finish().map_err(|e| anyhow::anyhow!("building the GraphQL schema failed: {e}"))?;
+    Ok((schema, engine))
 }

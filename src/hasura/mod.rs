@@ -10,7 +10,9 @@
 //! - [`condition`]: a `T_bool_exp` value compiled to a bare SQL condition,
 //!   for server code (digests) that filters in the table surface's language;
 //! - [`permission`]: the per-role row filters, declared with each table, that
-//!   every field consults.
+//!   every field consults;
+//! - [`statistics`]: SQLite's table sizes, for the one plan choice its
+//!   planner cannot make itself.
 //!
 //! Adding a table means registering its entity, with its permissions, in
 //! [`crate::tables::catalog`]; nothing here names a project table.
@@ -24,6 +26,7 @@ pub mod permission;
 pub mod resolve;
 pub mod schema;
 pub mod sql;
+pub mod statistics;
 
 pub use error::EngineError;
 pub use meta::Catalog;

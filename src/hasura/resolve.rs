@@ -14,6 +14,7 @@ use super::ir::{BoolExp, FieldSel, MutationPart, OnConflict};
 use super::meta::{Catalog, Scalar, Table};
 use super::permission::Permissions;
 use super::sql::{InsertRequest, MutationOutput, RootOutput, RowFrame, UpdateRequest, Writer, compile_framed_list, compile_select};
+use super::statistics::TableSizes;
 use crate::auth::Caller;
 use crate::db::DatabaseKind;
 use crate::db::sql::Sql;
@@ -29,6 +30,8 @@ struct Inner {
     /// `None` when the schema is built only to be printed.
     db: Option<DatabaseConnection>,
     kind: DatabaseKind,
+    /// SQLite's table sizes as last read (see [`TableSizes`]).
+    sizes: std::sync::RwLock<Arc<TableSizes>>,
 }
 
 /// The response JSON of query root fields, kept as the database wrote it so
@@ -83,7 +86,27 @@ impl Root {
 
 impl Engine {
     pub fn new(catalog: Arc<Catalog>, db: Option<DatabaseConnection>, kind: DatabaseKind) -> Self {
-        Engine { inner: Arc::new(Inner { catalog, db, kind }) }
+        Engine { inner: Arc::new(Inner { catalog, db, kind, sizes: Default::default() }) }
+    }
+
+    /// Re-reads SQLite's statistics of the tables' sizes, which pick how a
+    /// filter through an array relation is written (see [`TableSizes`]); the
+    /// server does so at start and after each refresh of the statistics
+    /// (`crate::db::optimize`). Nothing to read on PostgreSQL.
+    pub async fn refresh_statistics(&self) -> Result<(), sea_orm::DbErr> {
+        let Some(db) = &self.inner.db else { return Ok(()) };
+        if self.inner.kind != DatabaseKind::Sqlite {
+            return Ok(());
+        }
+        let sizes = Arc::new(TableSizes::read(db).await?);
+        *self.inner.sizes.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = sizes;
+        Ok(())
+    }
+
+    /// A writer for one statement, with the sizes last read.
+    fn writer<'a>(&self, catalog: &'a Catalog, perms: &'a Permissions) -> Writer<'a> {
+        let sizes = self.inner.sizes.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        Writer::new(self.inner.kind, catalog, perms).with_sizes(sizes)
     }
 
     fn db(&self) -> Result<&DatabaseConnection, EngineError> {
@@ -126,7 +149,7 @@ impl Engine {
         let compiled = {
             let field = ctx.ctx.field();
             let fields = input::selection(&self.inner.catalog, table, &field)?;
-            let writer = Writer::new(self.inner.kind, &self.inner.catalog, &perms);
+            let writer = self.writer(&self.inner.catalog, &perms);
             compile_select(writer, table, RootOutput::ByPk { id, fields: &fields })?
         };
         self.fetch_json(self.db()?, compiled).await
@@ -161,12 +184,12 @@ impl Engine {
         args: &[(Name, Value)],
     ) -> Result<Compiled, EngineError> {
         let catalog = &self.inner.catalog;
-        let writer = Writer::new(self.inner.kind, catalog, perms);
+        let writer = self.writer(catalog, perms);
         match root {
             Root::List => {
                 let list_args = input::list_args(catalog, table, args)?;
                 let fields = input::selection(catalog, table, field)?;
-                if catalog.json_rows.in_server(self.inner.kind) {
+                if catalog.json_rows.in_server() {
                     let (sql, frame) = compile_framed_list(writer, table, &list_args, &fields)?;
                     return Ok(Compiled::Framed(sql, frame));
                 }
@@ -239,7 +262,7 @@ impl Engine {
         let catalog = &self.inner.catalog;
         let kind = self.inner.kind;
         let output = mutation.output.as_sql();
-        let writer = || Writer::new(kind, catalog, perms);
+        let writer = || self.writer(catalog, perms);
         let statements = match &mutation.change {
             Change::Insert(request) => writer().insert(table, request, output)?,
             Change::Update(request) => vec![writer().update(table, request, output)?],

@@ -37,6 +37,8 @@ pub struct AppState {
     pub schema: async_graphql::dynamic::Schema,
     /// Every SQL statement run through the database connection.
     pub sql_statements: crate::db::StatementCounter,
+    /// The table engine the schema runs.
+    pub engine: crate::hasura::Engine,
 }
 
 impl std::ops::Deref for AppState {

@@ -36,7 +36,10 @@ impl Writer<'_> {
                 let inner = self.alias();
                 let permission = self.permission(target, crate::hasura::permission::Operation::Select)?;
                 let filters: Vec<&BoolExp> = permission.iter().chain(std::iter::once(filter.as_ref())).collect();
-                if self.kind == DatabaseKind::Sqlite && relation.kind == RelationKind::Array {
+                if self.kind == DatabaseKind::Sqlite
+                    && relation.kind == RelationKind::Array
+                    && !self.sizes.as_ref().is_some_and(|sizes| sizes.probe_parents(&table.name, &target.name))
+                {
                     return self.in_related(alias, relation, &inner, &filters);
                 }
                 self.push("EXISTS (SELECT 1 FROM ");
@@ -53,8 +56,11 @@ impl Writer<'_> {
     /// child.remote ...)` rather than `EXISTS`. SQLite runs a correlated
     /// `EXISTS` once per parent row, so the seed's `notice` query read every
     /// account to find the few with unread rows; from `IN` it can start at
-    /// the child rows and fetch their parents by key. The NULL guards keep
-    /// `EXISTS`'s two-valued answer (under `_not` too).
+    /// the child rows and fetch their parents by key. Listing the children
+    /// costs more than probing each parent once they outnumber the parents,
+    /// so then, by SQLite's statistics, the filter stays an `EXISTS` (see
+    /// [`crate::hasura::statistics`]). The NULL guards keep `EXISTS`'s
+    /// two-valued answer (under `_not` too).
     fn in_related(&mut self, alias: &str, relation: &Relation, inner: &str, filters: &[&BoolExp]) -> Result<(), EngineError> {
         let target = self.table(&relation.target)?;
         let (local, remote) = (&relation.local, &relation.remote);

@@ -27,6 +27,7 @@ use super::error::EngineError;
 use super::ir::BoolExp;
 use super::meta::{Catalog, Scalar, Table};
 use super::permission::{Operation, Permissions};
+use super::statistics::TableSizes;
 use crate::db::DatabaseKind;
 use crate::db::sql::Sql;
 
@@ -40,16 +41,29 @@ pub struct Writer<'a> {
     /// The grouped join of the rows whose select list is being written, if
     /// their aggregates over one array relation read it (`select`).
     grouped: Option<select::GroupedJoin>,
+    /// The tables' sizes, for how a filter through an array relation is
+    /// written on SQLite (`filter`); none known when not given.
+    sizes: Option<std::sync::Arc<TableSizes>>,
 }
 
 impl<'a> Writer<'a> {
     pub fn new(kind: DatabaseKind, catalog: &'a Catalog, perms: &'a Permissions) -> Self {
-        Writer { sql: Sql::new(String::with_capacity(1024)), kind, catalog, perms, aliases: 0, grouped: None }
+        Writer { sql: Sql::new(String::with_capacity(1024)), kind, catalog, perms, aliases: 0, grouped: None, sizes: None }
+    }
+
+    /// The same writer, choosing plans by `sizes` (see [`TableSizes`]).
+    pub fn with_sizes(mut self, sizes: std::sync::Arc<TableSizes>) -> Self {
+        self.sizes = Some(sizes);
+        self
     }
 
     /// A fresh writer for another statement of the same request.
     pub fn sibling(&self) -> Writer<'a> {
-        Writer::new(self.kind, self.catalog, self.perms)
+        let writer = Writer::new(self.kind, self.catalog, self.perms);
+        match &self.sizes {
+            Some(sizes) => writer.with_sizes(sizes.clone()),
+            None => writer,
+        }
     }
 
     /// The statement, ready to run.

@@ -46,9 +46,8 @@
 //!
 //! A root list's JSON is otherwise one text the database concatenates:
 //! each value's JSON text, `||` per key and value, and the rows folded into
-//! an array by `group_concat(... ORDER BY ...)` / `string_agg`. On SQLite
-//! that concatenation and the sort inside the aggregate cost more than
-//! reading the rows (docs/performance.md), so there a root list's statement
+//! an array by `group_concat(... ORDER BY ...)` / `string_agg`. With
+//! `WXNOTIFY_TABLE_JSON=server` a root list's statement
 //! ([`compile_framed_list`]) returns the rows themselves, in order, one
 //! column per value, each still the JSON text the database would have
 //! concatenated (`json_quote(...)`, a nested relation's embedded JSON, an
@@ -58,9 +57,11 @@
 //! The text is the same as the database's, byte for byte
 //! (`tests/integration/json_rows.rs` compares both over generated
 //! documents). An aggregate of several values, or with `nodes`, that the
-//! grouped join does not answer stays one embedded column. PostgreSQL keeps
-//! the database's text, which measured faster there; `WXNOTIFY_TABLE_JSON`
-//! picks either path on either database.
+//! grouped join does not answer stays one embedded column. The default
+//! (`auto`) keeps the database's text on both databases, which measured
+//! faster: SQLite's concatenation costs less than the rows themselves, each
+//! of which the driver hands from its worker thread to the server with a
+//! wake-up (docs/performance.md).
 
 use super::{Link, Writer};
 use crate::db::DatabaseKind;
