@@ -10,9 +10,10 @@
 //! (... WHERE child.parent_id = parent.id)` reads every parent and probes the
 //! child index once for each: cheap when most parents have children (the
 //! `notice` bench: 1,000,000 unread rows under 100,000 accounts, where the
-//! list took about 150 ms of a 200 ms statement). [`TableSizes::probe_parents`]
+//! semi-join took 180–190 ms as a list and 40–80 ms as probes, see
+//! docs/performance.md). [`TableSizes::probe_parents`]
 //! picks `EXISTS` when the child table has at least as many rows as the
-//! parent table; without statistics for both, the list, as before.
+//! parent table; without statistics for both, the list.
 //!
 //! The server gathers statistics with `PRAGMA optimize=0x10002` at start and
 //! every [`REFRESH`] (see [`crate::db::optimize`]), then re-reads the sizes
