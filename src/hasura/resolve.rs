@@ -104,9 +104,9 @@ impl Engine {
     }
 
     /// A writer for one statement, with the sizes last read.
-    fn writer<'a>(&self, catalog: &'a Catalog, perms: &'a Permissions) -> Writer<'a> {
+    fn writer<'a>(&'a self, perms: &'a Permissions) -> Writer<'a> {
         let sizes = self.inner.sizes.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        Writer::new(self.inner.kind, catalog, perms).with_sizes(sizes)
+        Writer::new(self.inner.kind, &self.inner.catalog, perms).with_sizes(sizes)
     }
 
     fn db(&self) -> Result<&DatabaseConnection, EngineError> {
@@ -149,7 +149,7 @@ impl Engine {
         let compiled = {
             let field = ctx.ctx.field();
             let fields = input::selection(&self.inner.catalog, table, &field)?;
-            let writer = self.writer(&self.inner.catalog, &perms);
+            let writer = self.writer(&perms);
             compile_select(writer, table, RootOutput::ByPk { id, fields: &fields })?
         };
         self.fetch_json(self.db()?, compiled).await
@@ -184,7 +184,7 @@ impl Engine {
         args: &[(Name, Value)],
     ) -> Result<Compiled, EngineError> {
         let catalog = &self.inner.catalog;
-        let writer = self.writer(catalog, perms);
+        let writer = self.writer(perms);
         match root {
             Root::List => {
                 let list_args = input::list_args(catalog, table, args)?;
@@ -259,10 +259,9 @@ impl Engine {
     }
 
     async fn run_mutation(&self, perms: &Permissions, table: &Table, mutation: Mutation) -> Result<Option<Value>, EngineError> {
-        let catalog = &self.inner.catalog;
         let kind = self.inner.kind;
         let output = mutation.output.as_sql();
-        let writer = || self.writer(catalog, perms);
+        let writer = || self.writer(perms);
         let statements = match &mutation.change {
             Change::Insert(request) => writer().insert(table, request, output)?,
             Change::Update(request) => vec![writer().update(table, request, output)?],

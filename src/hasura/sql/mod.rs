@@ -59,11 +59,7 @@ impl<'a> Writer<'a> {
 
     /// A fresh writer for another statement of the same request.
     pub fn sibling(&self) -> Writer<'a> {
-        let writer = Writer::new(self.kind, self.catalog, self.perms);
-        match &self.sizes {
-            Some(sizes) => writer.with_sizes(sizes.clone()),
-            None => writer,
-        }
+        Writer { sizes: self.sizes.clone(), ..Writer::new(self.kind, self.catalog, self.perms) }
     }
 
     /// The statement, ready to run.
