@@ -20,7 +20,7 @@
 //! or after a quota stop) queues nothing new for accounts already handled
 //! (and spends no credit for them) and sends only what is still pending.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use async_graphql::Value as GqlValue;
@@ -31,7 +31,6 @@ use super::error::{NotifyError, invalid};
 use super::outbox::{self, Channel, NewDelivery};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
 use super::route;
-use crate::db::DatabaseKind;
 use crate::db::sql::Sql;
 use crate::hasura::Catalog;
 use crate::services::Services;
@@ -572,7 +571,7 @@ fn condition(services: &Services, filter: Option<&serde_json::Value>) -> Result<
             let value = GqlValue::from_json(value.clone()).map_err(|e| invalid(format!("`where` is not an account_bool_exp: {e}")))?;
             Ok(crate::hasura::condition::condition(catalog(), services.settings.database_kind, "account", "a", &value)?)
         }
-        _ => Ok(Sql::new("(1=1)")),
+        _ => Ok(Sql::new(EVERY_ACCOUNT)),
     }
 }
 
@@ -628,11 +627,21 @@ impl<'a> Pages<'a> {
     }
 }
 
-/// The one aggregate query, over the accounts with `after < id <= upto`:
-/// accounts matching `condition` that one of the `ordered` templates may
-/// reach (following, for the template message; a valid credit for a
-/// credit-paid one), with unread rows, and their counts per type, in
-/// account order.
+/// The candidates among the accounts with `after < id <= upto`: accounts
+/// matching `condition` that one of the `ordered` templates may reach
+/// (following, for the template message; a valid credit for a credit-paid
+/// one), with unread rows, and their counts per type, in account order.
+///
+/// Two statements, run at once: the page's accounts (one range walk of the
+/// primary key) and its counts per (account, type) (one range walk of the
+/// `(account_account, type)` index, grouped as it comes). When the digest
+/// has no `where`, the counts read `point_count` alone: the page's range
+/// holds exactly the page's accounts, and the counts of those no template
+/// reaches are dropped here. A `where` joins the accounts it keeps into the
+/// counts, so a selective one still counts only their rows. One statement
+/// that joined the accounts, folded the counts into JSON and joined the
+/// account columns again cost twice as much on PostgreSQL
+/// (docs/performance.md, "Digest and real-time sends").
 async fn candidates_between(
     services: &Services,
     condition: &Sql,
@@ -640,53 +649,78 @@ async fn candidates_between(
     after: Option<i64>,
     upto: Option<i64>,
 ) -> Result<Vec<Candidate>, NotifyError> {
-    // The counts per (account, type) come from one pass over the
-    // (account_account, type) index, joined with the accounts the filter
-    // keeps (a selective filter stays an index lookup); the account columns
-    // are then read once per account, next to its counts as a JSON array of
-    // [type, count] pairs, rather than repeated on a row per type.
-    let (pairs, text_cast) = match services.settings.database_kind {
-        DatabaseKind::Postgres => ("json_agg(json_build_array(t.kind, t.n))", "CAST(g.counts AS TEXT)"),
-        DatabaseKind::Sqlite => ("json_group_array(json_array(t.kind, t.n))", "g.counts"),
-    };
-    let text = format!(
-        "SELECT {}, {text_cast} AS counts FROM (SELECT t.account_account, {pairs} AS counts FROM (\
-         SELECT p.account_account, p.type AS kind, count(*) AS n FROM account AS a JOIN point_count AS p ON p.account_account = a.id \
-         WHERE {}",
-        render::account_columns("o"),
-        condition.text
-    );
-    let mut sql = Sql::continuing(text, condition.params.clone());
-    // The range on both sides of the join: PostgreSQL's generic plan of the
-    // statement otherwise scans every unread row for each page.
-    if let Some(after) = after {
-        let after = sql.param(after);
-        sql.push(&format!(" AND a.id > {after} AND p.account_account > {after}"));
-    }
-    if let Some(upto) = upto {
-        let upto = sql.param(upto);
-        sql.push(&format!(" AND a.id <= {upto} AND p.account_account <= {upto}"));
-    }
-    sql.push(" AND (");
-    reachable_condition(&mut sql, ordered);
-    sql.push(
-        ") GROUP BY p.account_account, p.type) AS t GROUP BY t.account_account) AS g \
-         JOIN account AS o ON o.id = g.account_account ORDER BY o.id",
-    );
-    let rows = sql.all(&services.db).await?;
-    let mut out: Vec<Candidate> = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let text: String = row.try_get("", "counts")?;
-        let pairs: Vec<(Option<String>, i64)> = serde_json::from_str(&text)
-            .map_err(|e| sea_orm::DbErr::Custom(format!("the candidate query's counts are not [type, count] pairs: {e}")))?;
-        let mut counts = BTreeMap::new();
-        for (kind, n) in pairs {
-            *counts.entry(kind.unwrap_or_else(|| UNTYPED.to_string())).or_default() += n;
+    // Each range is given on both sides of a join: PostgreSQL's generic plan
+    // of the statement otherwise scans every unread row for each page.
+    let range = |sql: &mut Sql, columns: &[&str]| {
+        if let Some(after) = after {
+            let after = sql.param(after);
+            for column in columns {
+                sql.push(&format!(" AND {column} > {after}"));
+            }
         }
-        out.push(Candidate { account: AccountRow::from_row(row)?, counts });
+        if let Some(upto) = upto {
+            let upto = sql.param(upto);
+            for column in columns {
+                sql.push(&format!(" AND {column} <= {upto}"));
+            }
+        }
+    };
+    let kept = |sql: &mut Sql| {
+        sql.push(" AND (");
+        reachable_condition(sql, ordered);
+        sql.push(")");
+    };
+    let mut accounts = Sql::continuing(
+        format!("SELECT {} FROM account AS a WHERE {}", render::account_columns("a"), condition.text),
+        condition.params.clone(),
+    );
+    range(&mut accounts, &["a.id"]);
+    kept(&mut accounts);
+    accounts.push(" ORDER BY a.id");
+    let counts = if keeps_every_account(condition) {
+        let mut sql = Sql::new("SELECT p.account_account, p.type AS kind, count(*) AS n FROM point_count AS p WHERE (1=1)");
+        range(&mut sql, &["p.account_account"]);
+        sql.push(" GROUP BY p.account_account, p.type");
+        sql
+    } else {
+        let mut sql = Sql::continuing(
+            format!(
+                "SELECT p.account_account, p.type AS kind, count(*) AS n FROM account AS a \
+                 JOIN point_count AS p ON p.account_account = a.id WHERE {}",
+                condition.text
+            ),
+            condition.params.clone(),
+        );
+        range(&mut sql, &["a.id", "p.account_account"]);
+        kept(&mut sql);
+        sql.push(" GROUP BY p.account_account, p.type");
+        sql
+    };
+    let (accounts, counts) = futures::try_join!(accounts.all(&services.db), counts.all(&services.db))?;
+    let mut by_account: HashMap<i64, BTreeMap<String, i64>> = HashMap::with_capacity(accounts.len());
+    for row in &counts {
+        let account: i64 = row.try_get("", "account_account")?;
+        let kind: Option<String> = row.try_get("", "kind")?;
+        *by_account.entry(account).or_default().entry(kind.unwrap_or_else(|| UNTYPED.to_string())).or_default() +=
+            row.try_get::<i64>("", "n")?;
+    }
+    let mut out: Vec<Candidate> = Vec::with_capacity(by_account.len());
+    for row in &accounts {
+        let account = AccountRow::from_row(row)?;
+        if let Some(counts) = by_account.remove(&account.id) {
+            out.push(Candidate { account, counts });
+        }
     }
     Ok(out)
 }
+
+/// The condition of a digest without `where` (or with an empty one).
+fn keeps_every_account(condition: &Sql) -> bool {
+    condition.text == EVERY_ACCOUNT && condition.params.is_empty()
+}
+
+/// What [`condition`] and the table engine write for "every row".
+const EVERY_ACCOUNT: &str = "(1=1)";
 
 /// Every candidate of the digest template `name` under the configured
 /// channel order, read a page at a time as a run reads them (the

@@ -907,3 +907,94 @@ async fn a_run_whose_queueing_fails_sends_what_it_queued_and_returns_the_error()
         app.stop().await;
     }
 }
+
+/// The paged candidate statements (the page's accounts, its counts) against
+/// one grouped join written by hand, over generated accounts, unread rows
+/// and `where` filters, read by pages of several sizes: the same accounts
+/// with the same counts, on both databases. Without a `where` the counts
+/// read the unread rows alone, so the accounts no template reaches (not
+/// following, or an empty openid) must be dropped from them.
+#[tokio::test]
+async fn the_paged_candidates_are_what_one_grouped_join_counts() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use sea_orm::{ConnectionTrait, Statement};
+    for backend in [wxnotify::db::DatabaseKind::Sqlite, wxnotify::db::DatabaseKind::Postgres] {
+        let sim = wxnotify::sim::Simulator::start(Default::default()).await.unwrap();
+        let settings = sim_settings(&sim);
+        let Some(app) = crate::common::spawn_app_with(backend, &borrowed(&settings)).await else { continue };
+        digest_template(&app).await;
+        let mut rng = StdRng::seed_from_u64(18);
+        let statuses = ["新人", "经纪人", "游客"];
+        let rows: Vec<Value> = (0..60)
+            .map(|n| {
+                let openid = match rng.random_range(0..6) {
+                    0 => Value::Null,
+                    1 => json!(""),
+                    _ => json!(format!("oaCand{n}")),
+                };
+                json!({"nickname": format!("c{n}"), "user_status": statuses[rng.random_range(0..3)], "oaopenid": openid})
+            })
+            .collect();
+        let ids = accounts(&app, &sim, Value::Array(rows)).await;
+        let mut unread_rows = Vec::new();
+        for id in &ids {
+            for _ in 0..rng.random_range(0..5) {
+                let kind = [json!("聊天"), json!("投递邀约"), Value::Null][rng.random_range(0..3)].clone();
+                unread_rows.push(json!({ "account_account": id, "type": kind, "sender": "s", "content": "c" }));
+            }
+        }
+        app.data(
+            "mutation($r: [point_count_insert_input!]!) { insert_point_count(objects: $r) { affected_rows } }",
+            json!({ "r": unread_rows }),
+        )
+        .await;
+        // Each filter with the same condition by hand, over the alias `a`.
+        let middle = ids[ids.len() / 2];
+        let filters: Vec<(Option<Value>, String)> = vec![
+            (None, "1=1".into()),
+            (Some(json!({})), "1=1".into()),
+            (Some(json!({"user_status": {"_eq": "新人"}})), "a.user_status = '新人'".into()),
+            (Some(json!({"id": {"_gt": middle}})), format!("a.id > {middle}")),
+            (
+                Some(json!({"_or": [{"user_status": {"_eq": "游客"}}, {"nickname": {"_like": "%3%"}}]})),
+                "(a.user_status = '游客' OR a.nickname LIKE '%3%')".into(),
+            ),
+            (
+                Some(json!({"point_count": {"type": {"_eq": "投递邀约"}}})),
+                "EXISTS (SELECT 1 FROM point_count AS q WHERE q.account_account = a.id AND q.type = '投递邀约')".into(),
+            ),
+        ];
+        type Found = Vec<(i64, BTreeMap<String, i64>)>;
+        let mut expected: Vec<Found> = Vec::new();
+        for (_, by_hand) in &filters {
+            let sql = format!(
+                "SELECT a.id, p.type AS kind, count(*) AS n FROM account AS a JOIN point_count AS p ON p.account_account = a.id \
+                 WHERE a.oaopenid IS NOT NULL AND a.oaopenid <> '' AND {by_hand} GROUP BY a.id, p.type"
+            );
+            let mut found: BTreeMap<i64, BTreeMap<String, i64>> = BTreeMap::new();
+            for row in app.db.query_all_raw(Statement::from_string(app.db.get_database_backend(), sql)).await.unwrap() {
+                let kind: Option<String> = row.try_get("", "kind").unwrap();
+                // A row without a type is counted under the digest's label for it.
+                *found.entry(row.try_get("", "id").unwrap()).or_default().entry(kind.unwrap_or_else(|| "其他".into())).or_default() +=
+                    row.try_get::<i64>("", "n").unwrap();
+            }
+            expected.push(found.into_iter().collect());
+        }
+        assert!(expected.iter().all(|found| !found.is_empty()), "{backend:?}: every filter keeps some candidates: {expected:?}");
+        assert!(expected[0].len() < ids.len(), "{backend:?}: some accounts are not candidates");
+        for page in ["1", "3", "7", "1000"] {
+            let mut settings = settings.clone();
+            settings.push(("DIGEST_PAGE".into(), page.into()));
+            let (state, _, stop, server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
+            for ((filter, by_hand), expected) in filters.iter().zip(&expected) {
+                let found = digest::candidates_of(&state.services, filter.as_ref(), "digest").await.unwrap();
+                let found: Found = found.into_iter().map(|c| (c.account.id, c.counts)).collect();
+                assert_eq!(&found, expected, "{backend:?}, pages of {page}, where {filter:?} ({by_hand})");
+            }
+            let _ = stop.send(());
+            server.await.unwrap();
+        }
+        app.stop().await;
+    }
+}
