@@ -17,7 +17,7 @@
 //! docs/performance.md.
 //!
 //! Run: `cargo bench --bench notice_query` (PostgreSQL from
-//! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`).
 
 #[path = "../tests/integration/common/mod.rs"]
 mod common;

@@ -17,7 +17,7 @@
 //! docs/performance.md.
 //!
 //! Run: `cargo bench --bench notify` (PostgreSQL from
-//! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`).
 //! `WXNOTIFY_BENCH_PARTS=candidates,sends,burst` picks parts (all by
 //! default), e.g. to profile one of them alone.
 //!

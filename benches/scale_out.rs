@@ -10,7 +10,7 @@
 //! is printed too.
 //!
 //! Run: `cargo bench --bench scale_out` (PostgreSQL from
-//! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
+//! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`;
 //! `WXNOTIFY_BENCH_MESSAGES` changes the 2,400 messages).
 
 #[path = "../tests/integration/common/mod.rs"]

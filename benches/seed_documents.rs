@@ -8,7 +8,7 @@
 //! data, with the simulator answering WeChat at no latency.
 //!
 //! Run: `cargo bench --bench seed_documents` (PostgreSQL from
-//! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`).
 
 #[path = "../tests/integration/common/mod.rs"]
 mod common;

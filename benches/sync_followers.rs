@@ -26,7 +26,7 @@
 //! and how many progress lines its log showed.
 //!
 //! Run: `cargo bench --bench sync_followers` (PostgreSQL from
-//! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//! `WXNOTIFY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`).
 
 #[path = "../tests/integration/common/mod.rs"]
 mod common;

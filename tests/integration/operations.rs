@@ -45,6 +45,27 @@ both_databases! {
         assert!(matches!(verdict("callback"), Verdict::Warn(t) if t.contains("WXNOTIFY_OA_TOKEN")), "{checks:?}");
         assert!(doctor::print(&checks));
     }
+
+    async fn doctor_says_whether_postgresql_is_reached_over_tls_on_this_host(app) {
+        if app.backend != wxnotify::db::DatabaseKind::Postgres {
+            assert!(doctor::run(&app.state.settings).await.iter().all(|c| c.name != "database transport"), "SQLite has no transport");
+            return;
+        }
+        let base = app.test_db.url.split('?').next().unwrap().to_string();
+        let with = |mode: &str| Settings::with_overrides([("DATABASE_URL", format!("{base}?sslmode={mode}").as_str()), ("JWT_SECRET", JWT_SECRET)]).unwrap();
+        let transport = |checks: Vec<doctor::Check>| checks.into_iter().find(|c| c.name == "database transport").map(|c| c.verdict);
+        let plain = transport(doctor::run(&with("disable")).await);
+        assert!(matches!(&plain, Some(Verdict::Ok(t)) if t.contains("no TLS")), "{plain:?}");
+        // `prefer` takes TLS exactly when the server offers it.
+        let setting = wxnotify::db::sql::Sql::new("SELECT current_setting('ssl') AS ssl").one(&app.db).await.unwrap().unwrap();
+        let offered = setting.try_get::<String>("", "ssl").unwrap() == "on";
+        let preferred = transport(doctor::run(&with("prefer")).await);
+        if offered {
+            assert!(matches!(&preferred, Some(Verdict::Warn(t)) if t.contains("sslmode=disable")), "{preferred:?}");
+        } else {
+            assert!(matches!(&preferred, Some(Verdict::Ok(t)) if t.contains("no TLS")), "{preferred:?}");
+        }
+    }
 }
 
 #[tokio::test]

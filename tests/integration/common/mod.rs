@@ -3,7 +3,8 @@
 //!
 //! Every integration test runs on both databases through [`both_databases!`].
 //! PostgreSQL comes from `WXNOTIFY_TEST_POSTGRES_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`); when it is unreachable the
+//! `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`, the
+//! same-host setup docs/performance.md recommends); when it is unreachable the
 //! PostgreSQL half is skipped with a note, except under `CI=true`, where it
 //! fails loudly.
 
@@ -31,8 +32,13 @@ pub struct TestDb {
     pg_name: Option<String>,
 }
 
+/// Without TLS, as a PostgreSQL on the same host should be reached: on the
+/// loopback TLS protects nothing, and sslmode's default (`prefer`) took a
+/// quarter of the PostgreSQL real-time burst (docs/performance.md).
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
+
 fn postgres_admin_url() -> String {
-    std::env::var("WXNOTIFY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("WXNOTIFY_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into())
 }
 
 impl TestDb {
