@@ -638,7 +638,9 @@ impl<'a> Pages<'a> {
 /// has no `where`, the counts read `point_count` alone: the page's range
 /// holds exactly the page's accounts, and the counts of those no template
 /// reaches are dropped here. A `where` joins the accounts it keeps into the
-/// counts, so a selective one still counts only their rows. One statement
+/// counts, so a selective one still counts only their rows. The two read
+/// a moment apart: an account is a candidate when both see it (as with one
+/// statement, the counts are those of the moment the page is read). One statement
 /// that joined the accounts, folded the counts into JSON and joined the
 /// account columns again cost twice as much on PostgreSQL
 /// (docs/performance.md, "Digest and real-time sends").
