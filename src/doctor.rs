@@ -44,7 +44,7 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
         }
     };
     if settings.database_kind == DatabaseKind::Postgres {
-        push("database transport", transport(&db).await);
+        push("database tls", transport(&db).await);
     }
     push(
         "migrations",

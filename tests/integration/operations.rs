@@ -48,12 +48,12 @@ both_databases! {
 
     async fn doctor_says_whether_postgresql_is_reached_over_tls_on_this_host(app) {
         if app.backend != wxnotify::db::DatabaseKind::Postgres {
-            assert!(doctor::run(&app.state.settings).await.iter().all(|c| c.name != "database transport"), "SQLite has no transport");
+            assert!(doctor::run(&app.state.settings).await.iter().all(|c| c.name != "database tls"), "SQLite has no transport");
             return;
         }
         let base = app.test_db.url.split('?').next().unwrap().to_string();
         let with = |mode: &str| Settings::with_overrides([("DATABASE_URL", format!("{base}?sslmode={mode}").as_str()), ("JWT_SECRET", JWT_SECRET)]).unwrap();
-        let transport = |checks: Vec<doctor::Check>| checks.into_iter().find(|c| c.name == "database transport").map(|c| c.verdict);
+        let transport = |checks: Vec<doctor::Check>| checks.into_iter().find(|c| c.name == "database tls").map(|c| c.verdict);
         let plain = transport(doctor::run(&with("disable")).await);
         assert!(matches!(&plain, Some(Verdict::Ok(t)) if t.contains("no TLS")), "{plain:?}");
         // `prefer` takes TLS exactly when the server offers it.
