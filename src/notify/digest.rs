@@ -679,25 +679,21 @@ async fn candidates_between(
     range(&mut accounts, &["a.id"]);
     kept(&mut accounts);
     accounts.push(" ORDER BY a.id");
-    let counts = if keeps_every_account(condition) {
-        let mut sql = Sql::new("SELECT p.account_account, p.type AS kind, count(*) AS n FROM point_count AS p WHERE (1=1)");
+    let counts_of = "SELECT p.account_account, p.type AS kind, count(*) AS n FROM";
+    let mut counts = if keeps_every_account(condition) {
+        let mut sql = Sql::new(format!("{counts_of} point_count AS p WHERE (1=1)"));
         range(&mut sql, &["p.account_account"]);
-        sql.push(" GROUP BY p.account_account, p.type");
         sql
     } else {
         let mut sql = Sql::continuing(
-            format!(
-                "SELECT p.account_account, p.type AS kind, count(*) AS n FROM account AS a \
-                 JOIN point_count AS p ON p.account_account = a.id WHERE {}",
-                condition.text
-            ),
+            format!("{counts_of} account AS a JOIN point_count AS p ON p.account_account = a.id WHERE {}", condition.text),
             condition.params.clone(),
         );
         range(&mut sql, &["a.id", "p.account_account"]);
         kept(&mut sql);
-        sql.push(" GROUP BY p.account_account, p.type");
         sql
     };
+    counts.push(" GROUP BY p.account_account, p.type");
     let (accounts, counts) = futures::try_join!(accounts.all(&services.db), counts.all(&services.db))?;
     let mut by_account: HashMap<i64, BTreeMap<String, i64>> = HashMap::with_capacity(accounts.len());
     for row in &counts {

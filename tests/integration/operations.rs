@@ -52,7 +52,10 @@ both_databases! {
             return;
         }
         let base = app.test_db.url.split('?').next().unwrap().to_string();
-        let with = |mode: &str| Settings::with_overrides([("DATABASE_URL", format!("{base}?sslmode={mode}").as_str()), ("JWT_SECRET", JWT_SECRET)]).unwrap();
+        let with = |mode: &str| {
+            let url = format!("{base}?sslmode={mode}");
+            Settings::with_overrides([("DATABASE_URL", url.as_str()), ("JWT_SECRET", JWT_SECRET)]).unwrap()
+        };
         let transport = |checks: Vec<doctor::Check>| checks.into_iter().find(|c| c.name == "database tls").map(|c| c.verdict);
         let plain = transport(doctor::run(&with("disable")).await);
         assert!(matches!(&plain, Some(Verdict::Ok(t)) if t.contains("no TLS")), "{plain:?}");

@@ -67,7 +67,7 @@ impl TestDb {
                     .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
                 admin.close().await.ok();
                 // Keep the URL's options (e.g. `?sslmode=disable`) for the new database.
-                let (path, options) = admin_url.split_once('?').map_or((admin_url.as_str(), ""), |(p, o)| (p, o));
+                let (path, options) = admin_url.split_once('?').unwrap_or((&admin_url, ""));
                 let (base, _) = path.rsplit_once('/').expect("a database URL ends in /DBNAME");
                 let options = if options.is_empty() { String::new() } else { format!("?{options}") };
                 Some(TestDb { url: format!("{base}/{name}{options}"), backend, _dir: None, pg_name: Some(name) })
