@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod kind;
+pub mod row;
 pub mod sql;
 
 use migration::{Migrator, MigratorTrait};

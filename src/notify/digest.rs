@@ -31,6 +31,8 @@ use super::error::{NotifyError, invalid};
 use super::outbox::{self, Channel, NewDelivery};
 use super::render::{self, AccountRow, MessageTemplate, Placeholders};
 use super::route;
+use crate::db::DatabaseKind;
+use crate::db::row::nullable;
 use crate::db::sql::Sql;
 use crate::hasura::Catalog;
 use crate::services::Services;
@@ -634,7 +636,8 @@ impl<'a> Pages<'a> {
 ///
 /// Two statements, run at once: the page's accounts (one range walk of the
 /// primary key) and its counts per (account, type) (one range walk of the
-/// `(account_account, type)` index, grouped as it comes). When the digest
+/// `(account_account, type)` index, grouped as it comes; on SQLite folded
+/// into one JSON text, so the page's counts cross the driver as one row). When the digest
 /// has no `where`, the counts read `point_count` alone: the page's range
 /// holds exactly the page's accounts, and the counts of those no template
 /// reaches are dropped here. A `where` joins the accounts it keeps into the
@@ -694,13 +697,34 @@ async fn candidates_between(
         sql
     };
     counts.push(" GROUP BY p.account_account, p.type");
+    // SQLite's driver hands each row from its worker thread to this task
+    // over a channel, waking one side per row: a page's 15,000 count rows
+    // come as one JSON text instead (PostgreSQL's rows come in buffers).
+    let sqlite = services.settings.database_kind == DatabaseKind::Sqlite;
+    if sqlite {
+        counts = Sql::continuing(
+            format!("SELECT json_group_array(json_array(account_account, kind, n)) AS page FROM ({})", counts.text),
+            counts.params,
+        );
+    }
     let (accounts, counts) = futures::try_join!(accounts.all(&services.db), counts.all(&services.db))?;
     let mut by_account: HashMap<i64, BTreeMap<String, i64>> = HashMap::with_capacity(accounts.len());
-    for row in &counts {
-        let account: i64 = row.try_get("", "account_account")?;
-        let kind: Option<String> = row.try_get("", "kind")?;
-        *by_account.entry(account).or_default().entry(kind.unwrap_or_else(|| UNTYPED.to_string())).or_default() +=
-            row.try_get::<i64>("", "n")?;
+    let mut add = |account: i64, kind: Option<String>, n: i64| {
+        *by_account.entry(account).or_default().entry(kind.unwrap_or_else(|| UNTYPED.to_string())).or_default() += n;
+    };
+    if sqlite {
+        for row in &counts {
+            let page: String = row.try_get("", "page")?;
+            let tuples: Vec<(i64, Option<String>, i64)> =
+                serde_json::from_str(&page).map_err(|e| NotifyError::Database(sea_orm::DbErr::Type(format!("a page of counts: {e}"))))?;
+            for (account, kind, n) in tuples {
+                add(account, kind, n);
+            }
+        }
+    } else {
+        for row in &counts {
+            add(row.try_get("", "account_account")?, nullable(row, "kind")?, row.try_get::<i64>("", "n")?);
+        }
     }
     let mut out: Vec<Candidate> = Vec::with_capacity(by_account.len());
     for row in &accounts {

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use super::error::{NotifyError, invalid};
 use super::outbox::Channel;
+use crate::db::row::nullable;
 use crate::db::sql::Sql;
 use crate::templates::{Fitted, Library, Overflow};
 use crate::wechat::{FormTemplateMessage, MiniProgramLink, OaSubscribeMessage, SubscribeMessage, TemplateMessage, TemplateValue};
@@ -107,17 +108,19 @@ pub struct AccountRow {
 impl AccountRow {
     /// Reads the columns of [`account_columns`].
     pub fn from_row(row: &QueryResult) -> Result<AccountRow, sea_orm::DbErr> {
+        // Most of these are NULL for many accounts: read without SeaORM's
+        // error per NULL (see `db::row`).
         Ok(AccountRow {
             id: row.try_get("", "id")?,
-            created_at: row.try_get("", "created_at")?,
-            updated_at: row.try_get("", "updated_at")?,
-            username: row.try_get("", "username")?,
-            nickname: row.try_get("", "nickname")?,
-            user_status: row.try_get("", "user_status")?,
-            mp_openid: row.try_get("", "mp_openid")?,
-            unionid: row.try_get("", "unionid")?,
-            oaopenid: row.try_get("", "oaopenid")?,
-            oauth2_user_info_map: row.try_get("", "oauth2_user_info_map")?,
+            created_at: nullable(row, "created_at")?,
+            updated_at: nullable(row, "updated_at")?,
+            username: nullable(row, "username")?,
+            nickname: nullable(row, "nickname")?,
+            user_status: nullable(row, "user_status")?,
+            mp_openid: nullable(row, "mp_openid")?,
+            unionid: nullable(row, "unionid")?,
+            oaopenid: nullable(row, "oaopenid")?,
+            oauth2_user_info_map: nullable(row, "oauth2_user_info_map")?,
         })
     }
 }

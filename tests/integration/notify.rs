@@ -983,12 +983,28 @@ async fn the_paged_candidates_are_what_one_grouped_join_counts() {
         }
         assert!(expected.iter().all(|found| !found.is_empty()), "{backend:?}: every filter keeps some candidates: {expected:?}");
         assert!(expected[0].len() < ids.len(), "{backend:?}: some accounts are not candidates");
+        // The account columns a message can name, NULLs included (no account here has a unionid).
+        type Columns = (Option<String>, Option<String>, Option<String>, Option<String>, bool);
+        let mut columns: BTreeMap<i64, Columns> = BTreeMap::new();
+        let sql = "SELECT id, nickname, user_status, oaopenid, unionid, created_at IS NOT NULL AS dated FROM account";
+        for row in app.db.query_all_raw(Statement::from_string(app.db.get_database_backend(), sql)).await.unwrap() {
+            let text = |column: &str| row.try_get::<Option<String>>("", column).unwrap();
+            let dated = row.try_get::<bool>("", "dated").unwrap();
+            columns
+                .insert(row.try_get("", "id").unwrap(), (text("nickname"), text("user_status"), text("oaopenid"), text("unionid"), dated));
+        }
+        assert!(columns.values().all(|c| c.3.is_none() && c.4), "{backend:?}: {columns:?}");
         for page in ["1", "3", "7", "1000"] {
             let mut settings = settings.clone();
             settings.push(("DIGEST_PAGE".into(), page.into()));
             let (state, _, stop, server) = start_server(app.test_db.url.clone(), &borrowed(&settings)).await;
             for ((filter, by_hand), expected) in filters.iter().zip(&expected) {
                 let found = digest::candidates_of(&state.services, filter.as_ref(), "digest").await.unwrap();
+                for c in &found {
+                    let a = &c.account;
+                    let read = (a.nickname.clone(), a.user_status.clone(), a.oaopenid.clone(), a.unionid.clone(), a.created_at.is_some());
+                    assert_eq!(read, columns[&a.id], "{backend:?}, pages of {page}: account {}", a.id);
+                }
                 let found: Found = found.into_iter().map(|c| (c.account.id, c.counts)).collect();
                 assert_eq!(&found, expected, "{backend:?}, pages of {page}, where {filter:?} ({by_hand})");
             }
