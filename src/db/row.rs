@@ -12,8 +12,9 @@
 use sea_orm::sqlx::{self, Postgres, Row, Sqlite};
 use sea_orm::{DbErr, QueryResult, TryGetable};
 
-/// The value of column `column` of `row`, `None` when it is NULL. Decoding
-/// errors are those SeaORM gives (the column's name, the driver's cause).
+/// The value of column `column` of `row`, `None` when it is NULL. A column
+/// that is missing or does not decode as `T` is an error naming the column
+/// and the driver's cause.
 pub fn nullable<T>(row: &QueryResult, column: &str) -> Result<Option<T>, DbErr>
 where
     T: TryGetable + sqlx::Type<Postgres> + sqlx::Type<Sqlite> + for<'r> sqlx::Decode<'r, Postgres> + for<'r> sqlx::Decode<'r, Sqlite>,
