@@ -7,7 +7,7 @@
 //!    once; paging runs up to [`PAGES_AHEAD`] pages ahead of the batchgets,
 //!    so they never wait for it. Users arrive on a channel and are written
 //!    to `follower_sync_stage` in multi-row statements while WeChat is still
-//!    answering.
+//!    answering, each a twentieth of the followers (5,000 to 50,000 users).
 //! 3. Applying, in one transaction of set-based statements: upsert
 //!    `oa_follower` from the stage, link accounts by the `unionid` column and
 //!    by the login map, clear links of followers no longer listed, mark those
@@ -47,11 +47,16 @@ use crate::wechat::{UserInfo, WechatClient, WechatError, count_calls_into};
 pub const SYNC_LEASE: &str = "follower_sync";
 /// How long the lease lasts without renewal (renewed every third of it).
 const LEASE_TTL: Duration = Duration::from_secs(60);
-/// Users per insert into the stage. Few, large statements keep the writer
-/// well ahead of WeChat (on PostgreSQL every statement costs a round trip,
-/// and one of 2,000 users often waited 40 ms more in TCP); the last one,
-/// written after the listing ends, stays quick.
+/// Fewest users per insert into the stage. Few, large statements keep the
+/// writer well ahead of WeChat (on PostgreSQL every statement costs a round
+/// trip, and one of 2,000 users often waited 40 ms more in TCP); the last
+/// one, written after the listing ends, stays quick.
 const STAGE_CHUNK: usize = 5000;
+/// Most users per insert: what the writer may hold, with as many again
+/// waiting in the channel from the batchgets.
+const MAX_STAGE_CHUNK: usize = 50_000;
+/// Batches a large sync is cut into ([`stage_chunk`]).
+const BATCHES_PER_SYNC: u64 = 20;
 /// Listing pages held while the batchgets catch up (10,000 openids each).
 pub const PAGES_AHEAD: usize = 8;
 /// Most openids one `batchget` takes.
@@ -257,16 +262,19 @@ impl Reporter {
 /// writes run side by side, joined by a bounded channel; the first failure
 /// of either stops both.
 async fn stage_listing(services: &Services, mut stage: Stage, calls: Arc<AtomicU64>, reporter: Arc<Reporter>) -> Result<Stage, LinkError> {
-    let (tx, mut rx) = mpsc::channel::<Vec<UserInfo>>(64);
-    let listing = list(services.wechat.clone(), services.settings.wechat_concurrency.max(1), tx, reporter);
+    // Room for a whole batch of answers while the writer applies the one before.
+    let (tx, mut rx) = mpsc::channel::<Vec<UserInfo>>(MAX_STAGE_CHUNK / BATCH);
+    let listing = list(services.wechat.clone(), services.settings.wechat_concurrency.max(1), tx, reporter.clone());
     let listing = async { count_calls_into(calls, listing).await.map_err(LinkError::from) };
     let writing = async {
         let mut pending: Vec<UserInfo> = Vec::with_capacity(STAGE_CHUNK * 2);
         while let Some(users) = rx.recv().await {
             // Someone who left between user/get and batchget is not a follower.
             pending.extend(users.into_iter().filter(|u| u.subscribe));
-            while pending.len() >= STAGE_CHUNK {
-                let rest = pending.split_off(STAGE_CHUNK);
+            // The first page, which every answer comes from, said the total.
+            let chunk = stage_chunk(reporter.total.load(Ordering::Relaxed));
+            while pending.len() >= chunk {
+                let rest = pending.split_off(chunk);
                 stage.write(&services.db, &pending).await?;
                 pending = rest;
             }
@@ -276,6 +284,17 @@ async fn stage_listing(services: &Services, mut stage: Stage, calls: Arc<AtomicU
     };
     futures::try_join!(listing, writing)?;
     Ok(stage)
+}
+
+/// Users per batch for a sync of `total` followers: a twentieth of them,
+/// from [`STAGE_CHUNK`] to [`MAX_STAGE_CHUNK`]. On PostgreSQL each batch is
+/// applied at once, and its cost is mostly the index pages it writes to
+/// (`oa_follower`'s and `account`'s keys are random, so a batch of 5,000
+/// touches about as many leaf pages once an index outgrows that): batches
+/// that grow with the follower count write each page for more rows, so a
+/// million followers cost ten times a hundred thousand, not seventeen.
+fn stage_chunk(total: u64) -> usize {
+    usize::try_from(total / BATCHES_PER_SYNC).unwrap_or(MAX_STAGE_CHUNK).clamp(STAGE_CHUNK, MAX_STAGE_CHUNK)
 }
 
 /// Lists every follower and sends each `batchget` answer on `users`; the
@@ -598,3 +617,19 @@ const COUNTS: &str = "SELECT \
     (SELECT count(*) FROM follower_sync_stage) AS followers, \
     (SELECT count(*) FROM account a WHERE a.oaopenid IN (SELECT openid FROM follower_sync_stage)) AS matched, \
     (SELECT count(*) FROM follower_sync_stage s WHERE NOT EXISTS (SELECT 1 FROM account a WHERE a.oaopenid = s.openid)) AS unmatched";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_is_cut_into_twenty_batches_of_five_to_fifty_thousand_users() {
+        assert_eq!(stage_chunk(0), STAGE_CHUNK);
+        assert_eq!(stage_chunk(100_000), 5_000);
+        assert_eq!(stage_chunk(300_000), 15_000);
+        assert_eq!(stage_chunk(1_000_000), 50_000);
+        assert_eq!(stage_chunk(u64::MAX), MAX_STAGE_CHUNK);
+        // The channel holds a whole batch of batchget answers.
+        assert_eq!(MAX_STAGE_CHUNK % BATCH, 0);
+    }
+}
