@@ -707,7 +707,17 @@ async fn candidates_between(
             counts.params,
         );
     }
-    let (accounts, counts) = futures::try_join!(accounts.all(&services.db), counts.all(&services.db))?;
+    let asked = if sqlite { Sql::continuing(render::accounts_as_json(&accounts.text), accounts.params.clone()) } else { accounts.clone() };
+    let (rows, counts) = futures::try_join!(asked.all(&services.db), counts.all(&services.db))?;
+    let accounts = if sqlite {
+        let page: Option<String> = rows.first().map(|row| nullable(row, "page")).transpose()?.flatten();
+        match page.as_deref().map_or(Some(Vec::new()), AccountRow::from_json_page) {
+            Some(accounts) => accounts,
+            None => accounts.all(&services.db).await?.iter().map(AccountRow::from_row).collect::<Result<_, _>>()?,
+        }
+    } else {
+        rows.iter().map(AccountRow::from_row).collect::<Result<Vec<_>, _>>()?
+    };
     let mut by_account: HashMap<i64, BTreeMap<String, i64>> = HashMap::with_capacity(accounts.len());
     let mut add = |account: i64, kind: Option<String>, n: i64| {
         *by_account.entry(account).or_default().entry(kind.unwrap_or_else(|| UNTYPED.to_string())).or_default() += n;
@@ -727,8 +737,7 @@ async fn candidates_between(
         }
     }
     let mut out: Vec<Candidate> = Vec::with_capacity(by_account.len());
-    for row in &accounts {
-        let account = AccountRow::from_row(row)?;
+    for account in accounts {
         if let Some(counts) = by_account.remove(&account.id) {
             out.push(Candidate { account, counts });
         }

@@ -90,6 +90,18 @@ pub fn account_columns(alias: &str) -> String {
     )
 }
 
+/// SQLite: the rows of `rows`, a statement selecting [`account_columns`],
+/// as one JSON text of arrays in that column order, for
+/// [`AccountRow::from_json_page`]. SQLite's driver hands each row from its
+/// worker thread over a channel, one wake-up per row; a page of accounts
+/// comes as one value instead.
+pub fn accounts_as_json(rows: &str) -> String {
+    format!(
+        "SELECT json_group_array(json_array(id, created_at, updated_at, username, nickname, user_status, \
+         mp_openid, unionid, oaopenid, oauth2_user_info_map)) AS page FROM ({rows})"
+    )
+}
+
 /// One account as placeholders see it.
 #[derive(Clone, Debug, Default)]
 pub struct AccountRow {
@@ -123,6 +135,49 @@ impl AccountRow {
             oauth2_user_info_map: nullable(row, "oauth2_user_info_map")?,
         })
     }
+
+    /// The accounts of one [`accounts_as_json`] text, by id. `None` when a
+    /// value is not what [`AccountRow::from_row`] would read the same way
+    /// (a column holding a number, a time in another form than the two read
+    /// here): the caller then reads the rows.
+    pub fn from_json_page(page: &str) -> Option<Vec<AccountRow>> {
+        type Text = Option<String>;
+        type Columns = (i64, Text, Text, Text, Text, Text, Text, Text, Text, Text);
+        let rows: Vec<Columns> = serde_json::from_str(page).ok()?;
+        let mut accounts = rows
+            .into_iter()
+            .map(|(id, created_at, updated_at, username, nickname, user_status, mp_openid, unionid, oaopenid, map)| {
+                Some(AccountRow {
+                    id,
+                    created_at: sqlite_time(created_at)?,
+                    updated_at: sqlite_time(updated_at)?,
+                    username,
+                    nickname,
+                    user_status,
+                    mp_openid,
+                    unionid,
+                    oaopenid,
+                    oauth2_user_info_map: map,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        accounts.sort_unstable_by_key(|a| a.id);
+        Some(accounts)
+    }
+}
+
+/// A time stored as SQLite text, read as its driver reads the two forms
+/// written here: RFC 3339 (what the driver writes) and SQLite's own
+/// `YYYY-MM-DD HH:MM:SS[.fff]` in UTC (`CURRENT_TIMESTAMP`). `None` for any
+/// other form, which only the driver reads.
+fn sqlite_time(text: Option<String>) -> Option<Option<DateTime<Utc>>> {
+    let Some(text) = text else {
+        return Some(None);
+    };
+    if let Ok(time) = DateTime::parse_from_rfc3339(&text) {
+        return Some(Some(time.with_timezone(&Utc)));
+    }
+    chrono::NaiveDateTime::parse_from_str(&text, "%F %T%.f").ok().map(|time| Some(time.and_utc()))
 }
 
 /// The values one message's placeholders take. `None` is a known

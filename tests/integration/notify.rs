@@ -983,17 +983,34 @@ async fn the_paged_candidates_are_what_one_grouped_join_counts() {
         }
         assert!(expected.iter().all(|found| !found.is_empty()), "{backend:?}: every filter keeps some candidates: {expected:?}");
         assert!(expected[0].len() < ids.len(), "{backend:?}: some accounts are not candidates");
-        // The account columns a message can name, NULLs included (no account here has a unionid).
-        type Columns = (Option<String>, Option<String>, Option<String>, Option<String>, bool);
+        // Times in other forms than the server writes: SQLite's own
+        // `CURRENT_TIMESTAMP` text, and on SQLite two more its driver reads
+        // (a time without seconds, which the server's JSON page of accounts
+        // leaves to the driver, and one with an offset after a space).
+        let odd: Vec<i64> = expected[0].iter().take(3).map(|(id, _)| *id).collect();
+        let mut odd_times = vec![format!("UPDATE account SET created_at = '2026-11-30 08:15:00.25' WHERE id = {}", odd[0])];
+        if backend == wxnotify::db::DatabaseKind::Sqlite {
+            odd_times.push(format!("UPDATE account SET created_at = '2026-11-30T08:16' WHERE id = {}", odd[1]));
+            odd_times.push(format!("UPDATE account SET updated_at = '2026-11-30 08:17:00+08:00' WHERE id = {}", odd[2]));
+        }
+        for sql in odd_times {
+            app.db.execute_raw(Statement::from_string(app.db.get_database_backend(), sql)).await.unwrap();
+        }
+        // The account columns a message can name, NULLs included (no account
+        // here has a unionid), as the driver reads them.
+        type Time = Option<chrono::DateTime<chrono::Utc>>;
+        type Columns = (Option<String>, Option<String>, Option<String>, Option<String>, Time, Time);
         let mut columns: BTreeMap<i64, Columns> = BTreeMap::new();
-        let sql = "SELECT id, nickname, user_status, oaopenid, unionid, created_at IS NOT NULL AS dated FROM account";
+        let sql = "SELECT id, nickname, user_status, oaopenid, unionid, created_at, updated_at FROM account";
         for row in app.db.query_all_raw(Statement::from_string(app.db.get_database_backend(), sql)).await.unwrap() {
             let text = |column: &str| row.try_get::<Option<String>>("", column).unwrap();
-            let dated = row.try_get::<bool>("", "dated").unwrap();
-            columns
-                .insert(row.try_get("", "id").unwrap(), (text("nickname"), text("user_status"), text("oaopenid"), text("unionid"), dated));
+            let time = |column: &str| row.try_get::<Time>("", column).unwrap();
+            let read = (text("nickname"), text("user_status"), text("oaopenid"), text("unionid"), time("created_at"), time("updated_at"));
+            columns.insert(row.try_get("", "id").unwrap(), read);
         }
-        assert!(columns.values().all(|c| c.3.is_none() && c.4), "{backend:?}: {columns:?}");
+        assert!(columns.values().all(|c| c.3.is_none() && c.4.is_some() && c.5.is_some()), "{backend:?}: {columns:?}");
+        let quarter_past = chrono::DateTime::parse_from_rfc3339("2026-11-30T08:15:00.25Z").unwrap();
+        assert_eq!(columns[&odd[0]].4, Some(quarter_past.to_utc()), "{backend:?}");
         for page in ["1", "3", "7", "1000"] {
             let mut settings = settings.clone();
             settings.push(("DIGEST_PAGE".into(), page.into()));
@@ -1002,7 +1019,8 @@ async fn the_paged_candidates_are_what_one_grouped_join_counts() {
                 let found = digest::candidates_of(&state.services, filter.as_ref(), "digest").await.unwrap();
                 for c in &found {
                     let a = &c.account;
-                    let read = (a.nickname.clone(), a.user_status.clone(), a.oaopenid.clone(), a.unionid.clone(), a.created_at.is_some());
+                    let read =
+                        (a.nickname.clone(), a.user_status.clone(), a.oaopenid.clone(), a.unionid.clone(), a.created_at, a.updated_at);
                     assert_eq!(read, columns[&a.id], "{backend:?}, pages of {page}: account {}", a.id);
                 }
                 let found: Found = found.into_iter().map(|c| (c.account.id, c.counts)).collect();
