@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::state::{IssuedToken, SentMessage, SimState, Ticket, error};
-use super::{SimBlocked, SimFollower, SimSubscriptionTemplate, SimTemplate};
+use super::{SimBlocked, SimSubscriptionTemplate, SimTemplate};
 use crate::wechat::rules::{self, KeywordType};
 
 type Query = BTreeMap<String, String>;
@@ -180,14 +180,10 @@ impl SimState {
         self.mp_users.contains_key(openid).then(|| openid.to_string())
     }
 
-    fn user_get(&self, query: &Query) -> Result<Value, Value> {
-        let listed: Vec<&SimFollower> = self.followers.iter().filter(|f| f.subscribed).collect();
-        let total = listed.len();
-        let start = match query.get("next_openid").map(String::as_str).unwrap_or_default() {
-            "" => 0,
-            after => listed.iter().position(|f| f.openid == after).ok_or_else(|| error(40003, "invalid openid"))? + 1,
-        };
-        let page: Vec<&str> = listed.iter().skip(start).take(self.config.page_size).map(|f| f.openid.as_str()).collect();
+    fn user_get(&mut self, query: &Query) -> Result<Value, Value> {
+        let after = query.get("next_openid").map(String::as_str).filter(|after| !after.is_empty());
+        let page_size = self.config.page_size;
+        let (total, page) = self.listed_page(after, page_size).ok_or_else(|| error(40003, "invalid openid"))?;
         let Some(last) = page.last() else {
             // The page after the end has no `data` key at all.
             return Ok(json!({ "total": total, "count": 0, "next_openid": "" }));

@@ -109,7 +109,7 @@ async fn latency(State(shared): State<Shared>, Json(latency): Json<Latency>) -> 
 async fn followers(State(shared): State<Shared>, Json(followers): Json<Vec<SimFollower>>) -> Json<Value> {
     let mut state = lock(&shared);
     state.add_followers(followers);
-    Json(json!({ "followers": state.followers.len() }))
+    Json(json!({ "followers": state.follower_count() }))
 }
 
 #[derive(Deserialize)]

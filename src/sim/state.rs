@@ -66,8 +66,13 @@ pub(crate) struct SimState {
     /// appid → tokens in the order they were issued.
     pub tokens: HashMap<String, Vec<IssuedToken>>,
     /// Followers in list order; `follower_index` maps openid → position.
-    pub followers: Vec<SimFollower>,
+    /// Changed only through [`SimState::add_followers`] and
+    /// [`SimState::follower_mut`], which forget `listed_total`.
+    followers: Vec<SimFollower>,
     follower_index: HashMap<String, usize>,
+    /// How many followers are subscribed (what `user/get` calls `total`),
+    /// once counted; `None` after any change to the followers.
+    listed_total: Option<usize>,
     pub mp_users: HashMap<String, SimMpUser>,
     /// code → mini-program openid; a code is removed when used.
     pub codes: HashMap<String, String>,
@@ -109,6 +114,7 @@ impl SimState {
             tokens: HashMap::new(),
             followers: Vec::new(),
             follower_index: HashMap::new(),
+            listed_total: None,
             mp_users: HashMap::new(),
             codes: HashMap::new(),
             used_codes: HashSet::new(),
@@ -146,6 +152,7 @@ impl SimState {
     }
 
     pub fn add_followers(&mut self, followers: impl IntoIterator<Item = SimFollower>) {
+        self.listed_total = None;
         for follower in followers {
             match self.follower_index.get(&follower.openid) {
                 Some(&at) => self.followers[at] = follower,
@@ -162,7 +169,31 @@ impl SimState {
     }
 
     pub fn follower_mut(&mut self, openid: &str) -> Option<&mut SimFollower> {
+        self.listed_total = None;
         self.follower_index.get(openid).map(|&at| &mut self.followers[at])
+    }
+
+    /// Every follower ever added, subscribed or not.
+    pub fn follower_count(&self) -> usize {
+        self.followers.len()
+    }
+
+    /// Up to `n` subscribed followers in list order, from the one after
+    /// `after` (from the first when `None`), and how many are subscribed in
+    /// all; `None` when `after` is not a subscribed follower. One lookup
+    /// and one pass over the page, however long the list.
+    pub fn listed_page(&mut self, after: Option<&str>, n: usize) -> Option<(usize, Vec<&str>)> {
+        let start = match after {
+            None => 0,
+            Some(openid) => match self.follower_index.get(openid) {
+                Some(&at) if self.followers[at].subscribed => at + 1,
+                _ => return None,
+            },
+        };
+        let followers = &self.followers;
+        let total = *self.listed_total.get_or_insert_with(|| followers.iter().filter(|f| f.subscribed).count());
+        let page = followers[start..].iter().filter(|f| f.subscribed).take(n).map(|f| f.openid.as_str()).collect();
+        Some((total, page))
     }
 
     /// The user follows (again), through the QR code of `scene` if given.

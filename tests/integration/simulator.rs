@@ -74,6 +74,44 @@ async fn follower_pages_end_with_an_empty_page_that_has_no_data_key() {
 }
 
 #[tokio::test]
+async fn follower_pages_skip_those_who_left_and_follow_the_list_as_it_changes() {
+    // Followers 0..10, of whom 1, 4 and 5 left before the listing.
+    let mut followers: Vec<SimFollower> = (0..10).map(SimFollower::generated).collect();
+    for n in [1, 4, 5] {
+        followers[n] = SimFollower::generated(n).unsubscribed();
+    }
+    let wire = Wire::start(SimConfig { page_size: 3, followers, ..SimConfig::default() }).await;
+    let token = wire.token().await;
+    let id = |n: usize| SimFollower::generated(n).openid;
+    let page = |next: String| {
+        let wire = &wire;
+        let token = token.clone();
+        async move { wire.get("/cgi-bin/user/get", &[("access_token", token.as_str()), ("next_openid", next.as_str())]).await }
+    };
+    let openids = |answer: &Value| -> Vec<String> {
+        answer["data"]["openid"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string()).collect()
+    };
+
+    let first = page(String::new()).await;
+    assert_eq!(first["total"], 7);
+    assert_eq!(openids(&first), [id(0), id(2), id(3)]);
+    // Between pages 6 leaves, 4 comes back and a new follower arrives (at
+    // the end of the list): the next pages and their total say so.
+    wire.sim.add_followers([SimFollower::generated(6).unsubscribed(), SimFollower::generated(4), SimFollower::generated(10)]);
+    let second = page(first["next_openid"].as_str().unwrap().to_string()).await;
+    assert_eq!(second["total"], 8);
+    assert_eq!(openids(&second), [id(4), id(7), id(8)]);
+    let third = page(second["next_openid"].as_str().unwrap().to_string()).await;
+    assert_eq!(openids(&third), [id(9), id(10)]);
+    assert_eq!(third["total"], 8);
+    let after = page(third["next_openid"].as_str().unwrap().to_string()).await;
+    assert_eq!(after, json!({ "total": 8, "count": 0, "next_openid": "" }));
+    // A next_openid that is no longer a follower is refused, as an unknown one is.
+    assert_eq!(page(id(6)).await["errcode"], 40003);
+    assert_eq!(page(id(1)).await["errcode"], 40003);
+}
+
+#[tokio::test]
 async fn the_default_page_holds_ten_thousand_openids() {
     let wire = Wire::start(crowd(10_001)).await;
     let token = wire.token().await;
