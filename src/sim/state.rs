@@ -180,8 +180,9 @@ impl SimState {
 
     /// Up to `n` subscribed followers in list order, from the one after
     /// `after` (from the first when `None`), and how many are subscribed in
-    /// all; `None` when `after` is not a subscribed follower. One lookup
-    /// and one pass over the page, however long the list.
+    /// all; `None` when `after` is not a subscribed follower. One lookup,
+    /// then a walk from there to the page's last follower; the total is
+    /// counted once until the followers change.
     pub fn listed_page(&mut self, after: Option<&str>, n: usize) -> Option<(usize, Vec<&str>)> {
         let start = match after {
             None => 0,
