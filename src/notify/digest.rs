@@ -629,6 +629,12 @@ impl<'a> Pages<'a> {
     }
 }
 
+/// SQLite: the rows of `rows` as one JSON text, an array of one array of
+/// `columns` per row, in the single row's column `page` (`[]` for none).
+fn json_page(rows: &Sql, columns: &str) -> Sql {
+    Sql::continuing(format!("SELECT json_group_array(json_array({columns})) AS page FROM ({})", rows.text), rows.params.clone())
+}
+
 /// The candidates among the accounts with `after < id <= upto`: accounts
 /// matching `condition` that one of the `ordered` templates may reach
 /// (following, for the template message; a valid credit for a credit-paid
@@ -698,20 +704,21 @@ async fn candidates_between(
     };
     counts.push(" GROUP BY p.account_account, p.type");
     // SQLite's driver hands each row from its worker thread to this task
-    // over a channel, waking one side per row: a page's 15,000 count rows
-    // come as one JSON text instead (PostgreSQL's rows come in buffers).
+    // over a channel, waking one side per row: a page's 5,000 accounts and
+    // 15,000 count rows come as one JSON text each instead (PostgreSQL's
+    // rows come in buffers).
     let sqlite = services.settings.database_kind == DatabaseKind::Sqlite;
     if sqlite {
-        counts = Sql::continuing(
-            format!("SELECT json_group_array(json_array(account_account, kind, n)) AS page FROM ({})", counts.text),
-            counts.params,
-        );
+        counts = json_page(&counts, "account_account, kind, n");
     }
-    let asked = if sqlite { Sql::continuing(render::accounts_as_json(&accounts.text), accounts.params.clone()) } else { accounts.clone() };
+    let asked = if sqlite { json_page(&accounts, render::ACCOUNT_COLUMN_NAMES) } else { accounts.clone() };
     let (rows, counts) = futures::try_join!(asked.all(&services.db), counts.all(&services.db))?;
     let accounts = if sqlite {
-        let page: Option<String> = rows.first().map(|row| nullable(row, "page")).transpose()?.flatten();
-        match page.as_deref().map_or(Some(Vec::new()), AccountRow::from_json_page) {
+        let page: String = match rows.first() {
+            Some(row) => row.try_get("", "page")?,
+            None => "[]".into(),
+        };
+        match AccountRow::from_json_page(&page) {
             Some(accounts) => accounts,
             None => accounts.all(&services.db).await?.iter().map(AccountRow::from_row).collect::<Result<_, _>>()?,
         }

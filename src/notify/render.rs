@@ -82,24 +82,19 @@ fn template_of(row: &QueryResult) -> Result<MessageTemplate, NotifyError> {
     })
 }
 
-/// The account columns every message can name, for `alias`.
-pub fn account_columns(alias: &str) -> String {
-    format!(
-        "{alias}.id, {alias}.created_at, {alias}.updated_at, {alias}.username, {alias}.nickname, {alias}.user_status, \
-         {alias}.mp_openid, {alias}.unionid, {alias}.oaopenid, CAST({alias}.oauth2_user_info_map AS TEXT) AS oauth2_user_info_map"
-    )
-}
+/// The account columns every message can name, in the order
+/// [`account_columns`] selects them: the columns of a JSON page of accounts
+/// ([`AccountRow::from_json_page`]).
+pub const ACCOUNT_COLUMN_NAMES: &str =
+    "id, created_at, updated_at, username, nickname, user_status, mp_openid, unionid, oaopenid, oauth2_user_info_map";
 
-/// SQLite: the rows of `rows`, a statement selecting [`account_columns`],
-/// as one JSON text of arrays in that column order, for
-/// [`AccountRow::from_json_page`]. SQLite's driver hands each row from its
-/// worker thread over a channel, one wake-up per row; a page of accounts
-/// comes as one value instead.
-pub fn accounts_as_json(rows: &str) -> String {
-    format!(
-        "SELECT json_group_array(json_array(id, created_at, updated_at, username, nickname, user_status, \
-         mp_openid, unionid, oaopenid, oauth2_user_info_map)) AS page FROM ({rows})"
-    )
+/// [`ACCOUNT_COLUMN_NAMES`] selected from `alias` (the login map as text).
+pub fn account_columns(alias: &str) -> String {
+    let column = |name: &str| match name {
+        "oauth2_user_info_map" => format!("CAST({alias}.{name} AS TEXT) AS {name}"),
+        _ => format!("{alias}.{name}"),
+    };
+    ACCOUNT_COLUMN_NAMES.split(", ").map(column).collect::<Vec<_>>().join(", ")
 }
 
 /// One account as placeholders see it.
@@ -136,7 +131,7 @@ impl AccountRow {
         })
     }
 
-    /// The accounts of one [`accounts_as_json`] text, by id. `None` when a
+    /// The accounts of one JSON page of [`ACCOUNT_COLUMN_NAMES`] arrays, by id. `None` when a
     /// value is not what [`AccountRow::from_row`] would read the same way
     /// (a column holding a number, a time in another form than the two read
     /// here): the caller then reads the rows.
