@@ -358,18 +358,25 @@ async fn sends(name: &str, sim: &SimHandle, test_db: &TestDb) {
         let before = sim.sent_messages().len();
         let filter = json!({"id": {"_gte": first_id, "_lt": first_id + DIGEST_SENDS}});
         let request = DigestRequest { filter: Some(filter), ..DigestRequest::default() };
-        let started = Instant::now();
+        let (started, started_at) = (Instant::now(), chrono::Utc::now());
         let report = digest::run(&one.services, &request).await.expect("the digest runs");
         let elapsed = started.elapsed();
         assert_eq!(report.sent as i64, DIGEST_SENDS, "{report:?}");
-        assert_eq!(sim.sent_messages().len() - before, DIGEST_SENDS as usize);
+        let arrivals: Vec<_> = sim.sent_messages()[before..].iter().map(|m| (m.at - started_at).as_seconds_f64()).collect();
+        assert_eq!(arrivals.len(), DIGEST_SENDS as usize);
         let rate = report.sent as f64 / elapsed.as_secs_f64();
         let bound = concurrency as f64 / LATENCY.as_secs_f64();
+        // Sends arrive at the simulator when they leave: the first after the
+        // digest's start-up (plan, quota check, first page), the last one
+        // latency before the answer the run waits for.
+        let (first, last) = arrivals.iter().fold((f64::MAX, 0f64), |(lo, hi), &t| (lo.min(t), hi.max(t)));
         println!(
-            "[{name}] {concurrency:>11} {:>7} {:>10.2} {rate:>9.0} {bound:>13.0} {:>9.0}%",
+            "[{name}] {concurrency:>11} {:>7} {:>10.2} {rate:>9.0} {bound:>13.0} {:>9.0}%   first send left at {:.0} ms, the last at {:.0} ms",
             report.sent,
             elapsed.as_secs_f64(),
-            100.0 * rate / bound
+            100.0 * rate / bound,
+            first * 1000.0,
+            last * 1000.0,
         );
         first_id += DIGEST_SENDS;
         let _ = stop_one.send(());
@@ -471,6 +478,81 @@ async fn burst(name: &str, address: &str, sim: &SimHandle) {
         100.0 * rate / floor
     );
     assert_eq!(sent, BURST_ACCOUNTS as usize, "exactly one message per account per window");
+    wrk_burst(name, &url, &token, sim).await;
+}
+
+/// How long each `wrk` run lasts.
+const WRK_SECONDS: u64 = 3;
+
+/// The burst again, with the 64 clients in a `wrk` process (64
+/// connections, 2 threads, `benches/support/burst.lua`) instead of this
+/// process's reqwest clients, which share the server's two runtime workers,
+/// over the next 100 accounts; then the trivial query from the same `wrk`.
+/// `wrk` runs for a time, not a count: its calls in `WRK_SECONDS` seconds.
+async fn wrk_burst(name: &str, url: &str, token: &str, sim: &SimHandle) {
+    let before = sim.sent_messages().len();
+    // Accounts ACCOUNTS - BURST_ACCOUNTS and down: neither in the digest nor in the burst above.
+    let Some(burst) = wrk(url, token, "notify", ACCOUNTS - BURST_ACCOUNTS).await else { return };
+    let sent = sim.sent_messages().len() - before;
+    let Some(trivial) = wrk(url, token, "trivial", 0).await else { return };
+    println!(
+        "[{name}] real-time burst, wrk: {} calls from {CLIENTS} connections over {BURST_ACCOUNTS} accounts in {:.2} s = {:.0} calls/s; \
+         SENT {}, THROTTLED {}, other {}; messages sent {sent} (must be {BURST_ACCOUNTS})",
+        burst.answered,
+        burst.seconds,
+        burst.rate(),
+        burst.sent,
+        burst.throttled,
+        burst.other,
+    );
+    println!(
+        "[{name}] real-time burst, wrk: {:.0} calls/s = {:.0} % of the goal 5000 calls/s; {:.0} % of a trivial query's {:.0} calls/s from the same wrk",
+        burst.rate(),
+        100.0 * burst.rate() / 5000.0,
+        100.0 * burst.rate() / trivial.rate(),
+        trivial.rate(),
+    );
+    assert_eq!(burst.other + trivial.other, 0, "every call answered SENT or THROTTLED (the trivial query without errors)");
+    assert_eq!(burst.sent, BURST_ACCOUNTS as usize, "one SENT per account");
+    assert_eq!(sent, BURST_ACCOUNTS as usize, "exactly one message per account per window");
+}
+
+/// What one `wrk` run counted (`burst.lua`'s `done` line).
+struct WrkRun {
+    answered: usize,
+    sent: usize,
+    throttled: usize,
+    other: usize,
+    seconds: f64,
+}
+
+impl WrkRun {
+    fn rate(&self) -> f64 {
+        self.answered as f64 / self.seconds
+    }
+}
+
+/// Runs `wrk` with `burst.lua` in `mode` over `BURST_ACCOUNTS` accounts
+/// counting down from `first`; `None` after saying why when `wrk` is
+/// missing or fails.
+async fn wrk(url: &str, token: &str, mode: &str, first: i64) -> Option<WrkRun> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/support/burst.lua");
+    let mut command = tokio::process::Command::new("wrk");
+    command
+        .args(["-t2", &format!("-c{CLIENTS}"), &format!("-d{WRK_SECONDS}s"), "-s", script, url, "--"])
+        .args([token, mode, &first.to_string(), &BURST_ACCOUNTS.to_string()]);
+    let Some(out) = support::run_peer(&mut command, "wrk (Debian/Ubuntu: apt-get install wrk)").await else { return None };
+    let line = out.lines().find_map(|l| l.strip_prefix("WXNOTIFY "))?;
+    let field = |key: &str| -> u64 {
+        line.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok()).unwrap_or_else(|| panic!("{key} in {line}"))
+    };
+    Some(WrkRun {
+        answered: field("answered") as usize,
+        sent: field("sent") as usize,
+        throttled: field("throttled") as usize,
+        other: field("other") as usize,
+        seconds: field("duration_us") as f64 / 1e6,
+    })
 }
 
 /// The accounts (all following, as `oa-<id>`) and their unread rows, in two

@@ -208,6 +208,10 @@ struct Applied {
     linked: u64,
     batches: u64,
     ms: u64,
+    /// Of `ms`: the stage writes and the batch statements, each summed
+    /// (they run side by side).
+    ms_staging: u64,
+    ms_statement: u64,
 }
 
 impl Stage {
@@ -222,14 +226,20 @@ impl Stage {
                 // The stage is written beside the transaction, on a connection
                 // of its own: the two use both cores, and a failure empties it.
                 let rows = json_rows(users);
-                let staging = write_stage(db, DatabaseKind::Postgres, &rows);
+                let staging = async {
+                    write_stage(db, DatabaseKind::Postgres, &rows).await?;
+                    Ok::<_, DbErr>(started.elapsed())
+                };
                 let applying = async {
-                    apply_batch(&rows, *listing_started, *now)
+                    let row = apply_batch(&rows, *listing_started, *now)
                         .one(&*txn)
                         .await?
-                        .ok_or_else(|| DbErr::RecordNotFound("the applied batch's counts".into()))
+                        .ok_or_else(|| DbErr::RecordNotFound("the applied batch's counts".into()))?;
+                    Ok::<_, DbErr>((row, started.elapsed()))
                 };
-                let ((), row) = futures::try_join!(staging, applying)?;
+                let (staged_in, (row, applied_in)) = futures::try_join!(staging, applying)?;
+                done.ms_staging += staged_in.as_millis() as u64;
+                done.ms_statement += applied_in.as_millis() as u64;
                 let count = |column: &str| row.try_get::<i64>("", column).map(|n| n.max(0) as u64);
                 done.followers_upserted += count("followers")?;
                 done.linked += count("by_column")? + count("by_map")?;
@@ -537,6 +547,8 @@ async fn apply(
         ?steps_ms,
         batches_applied_while_listing = during_listing.batches,
         ms_applying_while_listing = during_listing.ms,
+        ms_staging_while_listing = during_listing.ms_staging,
+        ms_batch_statements_while_listing = during_listing.ms_statement,
         "follower sync: applied"
     );
     Ok(report)

@@ -186,7 +186,8 @@ pub struct SimConfig {
     pub page_size: usize,
     /// Openids per `batchget` call (100; more is 45035).
     pub batch_limit: usize,
-    /// Added to every call.
+    /// Every call's round trip: its answer leaves this long after it
+    /// arrived (it takes effect on arrival).
     pub latency: Duration,
     /// Calls per day per path; a path not listed is unlimited.
     pub daily_quotas: BTreeMap<String, u64>,
@@ -339,7 +340,7 @@ impl SimHandle {
         self.with_state(|s| s.codes.insert(code.to_string(), openid.to_string()));
     }
 
-    /// Delay added to every call from now on.
+    /// Every call's round trip from now on (see [`SimConfig::latency`]).
     pub fn set_latency(&self, latency: Duration) {
         self.with_state(|s| s.latency = latency);
     }

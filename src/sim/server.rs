@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -42,33 +43,36 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, SimState> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn dispatch(State(shared): State<Shared>, uri: Uri, Query(query): Query<BTreeMap<String, String>>, body: Bytes) -> Json<Value> {
+/// A call takes effect when it arrives and its answer leaves `latency`
+/// after that: the simulated latency is the whole round trip, WeChat's own
+/// work included, as a caller sees it. The work is done before the wait, so
+/// the simulator's handling (building a batchget's hundred users, say) is
+/// not added on top of the latency, and calls arriving together do not
+/// queue for it after their waits. A caller that gives up during the wait
+/// does not undo the call: once WeChat has a request, it acts on it.
+async fn dispatch(State(shared): State<Shared>, uri: Uri, Query(query): Query<BTreeMap<String, String>>, body: Bytes) -> Response {
     let arrived = std::time::Instant::now();
-    let latency = lock(&shared).latency;
+    let body = if body.is_empty() { Ok(Value::Null) } else { serde_json::from_slice(&body) };
+    let (answer, latency, delay) = {
+        let mut state = lock(&shared);
+        let answer = match body {
+            Ok(body) => state.answer(uri.path(), &query, &body),
+            Err(_) => {
+                state.record(uri.path(), &query, &Value::Null, 47001);
+                error(47001, "data format error")
+            }
+        };
+        (answer, state.latency, state.answer_delay)
+    };
+    let answer = Json(answer).into_response();
     // To the microsecond, not to the next tick of tokio's timer (see `clock`).
     super::clock::wait(arrived, latency).await;
-    let body = if body.is_empty() {
-        Value::Null
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(value) => value,
-            Err(_) => {
-                let mut state = lock(&shared);
-                state.record(uri.path(), &query, &Value::Null, 47001);
-                return Json(error(47001, "data format error"));
-            }
-        }
-    };
-    let (answer, delay) = {
-        let mut state = lock(&shared);
-        (state.answer(uri.path(), &query, &body), state.answer_delay)
-    };
     // The call took effect; only the answer is late, as when WeChat's
     // reply is lost on the way and the caller times out.
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    Json(answer)
+    answer
 }
 
 async fn calls(State(shared): State<Shared>) -> Json<Value> {

@@ -144,6 +144,24 @@ async fn an_unfollowed_user_shows_only_openid_and_unionid() {
     assert_eq!(refused["errcode"], 43004);
 }
 
+/// As WeChat does: a call takes effect when it arrives, and a caller that
+/// stops waiting for the answer (a timeout, a dropped connection) does not
+/// undo it; the answer comes the latency after the arrival.
+#[tokio::test]
+async fn a_send_whose_caller_gives_up_during_the_latency_still_reaches_the_user() {
+    let wire = Wire::start(SimConfig { followers: vec![SimFollower::new("oFollower")], ..SimConfig::default() }).await;
+    let token = wire.token().await;
+    wire.sim.set_latency(Duration::from_secs(30));
+    let body = json!({ "touser": "oFollower", "template_id": "t", "data": { "thing1": { "value": "hi" } } });
+    let url = format!("{}{TEMPLATE_SEND}?access_token={token}", wire.sim.base_url());
+    let gave_up = wire.http.post(&url).json(&body).timeout(Duration::from_millis(300)).send().await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()), "the caller's timeout ends the wait, 30 s before the answer");
+    let sent = wire.sim.sent_messages();
+    assert_eq!(sent.len(), 1, "WeChat had the message before its answer was due");
+    assert_eq!((sent[0].touser.as_str(), sent[0].template_id.as_str()), ("oFollower", "t"));
+    assert_eq!(wire.sim.count_calls(TEMPLATE_SEND), 1);
+}
+
 #[tokio::test]
 async fn a_new_token_leaves_the_previous_one_valid_for_five_minutes_then_tokens_expire() {
     let wire = Wire::start(SimConfig::default()).await;
