@@ -7,13 +7,18 @@
 //!   `concurrency / latency`;
 //! - real-time burst: 10,000 `notifyAccount` calls over HTTP spread over 100
 //!   accounts by 64 concurrent clients: calls per second, and the messages
-//!   sent, which must be exactly 100 (one per account per window).
+//!   sent, which must be exactly 100 (one per account per window); then
+//!   the same calls from `wrk` (a process of its own, 64 connections,
+//!   `benches/support/burst.lua`, for `WRK_SECONDS`) over the next 100
+//!   accounts, since the in-process clients share the server's two runtime
+//!   workers (without `wrk` installed the bench says so and goes on).
 //!
 //! Next to each figure, a bound or a baseline timed in the same run: the
 //! candidate query against a bare `GROUP BY` over the same unread rows (and,
 //! on PostgreSQL, its `EXPLAIN (ANALYZE, BUFFERS)`); the sends against
 //! `concurrency / latency`; the burst against the same 64 clients posting a
-//! trivial GraphQL query (`{ __typename }`) to the same server. See
+//! trivial GraphQL query (`{ __typename }`) to the same server (and `wrk`'s
+//! burst against `wrk` posting it). See
 //! docs/performance.md.
 //!
 //! Run: `cargo bench --bench notify` (PostgreSQL from
