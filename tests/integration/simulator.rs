@@ -154,8 +154,18 @@ async fn a_send_whose_caller_gives_up_during_the_latency_still_reaches_the_user(
     wire.sim.set_latency(Duration::from_secs(30));
     let body = json!({ "touser": "oFollower", "template_id": "t", "data": { "thing1": { "value": "hi" } } });
     let url = format!("{}{TEMPLATE_SEND}?access_token={token}", wire.sim.base_url());
-    let gave_up = wire.http.post(&url).json(&body).timeout(Duration::from_millis(300)).send().await;
-    assert!(gave_up.is_err_and(|e| e.is_timeout()), "the caller's timeout ends the wait, 30 s before the answer");
+    // A client of its own: a fresh connection, no pooled one to find closed.
+    let caller = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let gave_up = caller.post(&url).json(&body).timeout(Duration::from_millis(300)).send().await;
+    assert!(gave_up.as_ref().is_err_and(|e| e.is_timeout()), "the caller's timeout ends the wait, 30 s before the answer: {gave_up:?}");
+    // Well before the answer is due (the simulator may take the request in
+    // a moment after the caller gave up).
+    for _ in 0..100 {
+        if !wire.sim.sent_messages().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let sent = wire.sim.sent_messages();
     assert_eq!(sent.len(), 1, "WeChat had the message before its answer was due");
     assert_eq!((sent[0].touser.as_str(), sent[0].template_id.as_str()), ("oFollower", "t"));
