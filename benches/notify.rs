@@ -542,14 +542,16 @@ impl WrkRun {
 /// missing or fails.
 async fn wrk(url: &str, token: &str, mode: &str, first: i64) -> Option<WrkRun> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/support/burst.lua");
+    let (connections, seconds) = (format!("-c{CLIENTS}"), format!("-d{WRK_SECONDS}s"));
+    let (first, accounts) = (first.to_string(), BURST_ACCOUNTS.to_string());
     let mut command = tokio::process::Command::new("wrk");
-    command
-        .args(["-t2", &format!("-c{CLIENTS}"), &format!("-d{WRK_SECONDS}s"), "-s", script, url, "--"])
-        .args([token, mode, &first.to_string(), &BURST_ACCOUNTS.to_string()]);
-    let Some(out) = support::run_peer(&mut command, "wrk (Debian/Ubuntu: apt-get install wrk)").await else { return None };
+    command.args(["-t2", &connections, &seconds, "-s", script, url, "--", token, mode, &first, &accounts]);
+    let out = support::run_peer(&mut command, "wrk (Debian/Ubuntu: apt-get install wrk)").await?;
     let line = out.lines().find_map(|l| l.strip_prefix("WXNOTIFY "))?;
     let field = |key: &str| -> u64 {
-        line.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok()).unwrap_or_else(|| panic!("{key} in {line}"))
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {line}"))
     };
     Some(WrkRun {
         answered: field("answered") as usize,
