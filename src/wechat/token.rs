@@ -223,8 +223,9 @@ impl TokenCache {
         Some(Some(copy.row.clone()).filter(|row| self.is_fresh(row)).map(|row| row.tok))
     }
 
-    /// Forgets the copy of `appid` after this process wrote the row.
-    fn forget(&self, appid: &str) {
+    /// Forgets the copy of `appid`: after this process wrote the row, or
+    /// when the copy handed out a token WeChat had just refused.
+    pub(crate) fn forget(&self, appid: &str) {
         let mut copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.local.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         copies.remove(appid);
