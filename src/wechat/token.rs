@@ -137,9 +137,30 @@ impl TokenCache {
         token
     }
 
+    /// Another token of `appid` after WeChat refused `refused`: that one is
+    /// marked expired ([`TokenCache::discard`]) and the next is read or
+    /// fetched as [`TokenCache::get`] does, never `refused` itself.
+    pub async fn replace<F, Fut>(&self, appid: &str, refused: &str, fetch: F) -> Result<String, WechatError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Fetched, WechatError>>,
+    {
+        self.discard(appid, refused).await?;
+        let token = self.get(appid, &fetch).await?;
+        if token != refused {
+            return Ok(token);
+        }
+        // A copy another call read just before a change its stamp could not
+        // tell (on SQLite a file's size and times can stay the same across a
+        // commit within one tick of the kernel's clock): read the row
+        // itself, which the discard above expired unless someone replaced it.
+        self.forget(appid);
+        self.get(appid, fetch).await
+    }
+
     /// Marks `failed` expired if it is still the cached token of `appid`;
     /// true when it was. A token someone already replaced stays untouched.
-    pub async fn discard(&self, appid: &str, failed: &str) -> Result<bool, WechatError> {
+    async fn discard(&self, appid: &str, failed: &str) -> Result<bool, WechatError> {
         {
             let mut copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             self.local.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
@@ -225,7 +246,7 @@ impl TokenCache {
 
     /// Forgets the copy of `appid`: after this process wrote the row, or
     /// when the copy handed out a token WeChat had just refused.
-    pub(crate) fn forget(&self, appid: &str) {
+    fn forget(&self, appid: &str) {
         let mut copies = self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.local.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         copies.remove(appid);

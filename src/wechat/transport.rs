@@ -94,17 +94,7 @@ impl WechatClient {
             Err(e) if e.is_token_refused() => {
                 tracing::warn!(app = %call.app, api = call.api, errcode = ?e.errcode(),
                     "WeChat refused the access token; discarding it and retrying once with a fresh one");
-                self.inner.tokens.discard(appid, &token).await?;
-                let mut fresh = self.access_token(call.app).await?;
-                if fresh == token {
-                    // A copy another call read just before a change its stamp
-                    // could not tell (on SQLite a file's size and times can
-                    // stay the same across a commit within one tick of the
-                    // kernel's clock): read the row itself, which this call's
-                    // discard has expired unless someone replaced it since.
-                    self.inner.tokens.forget(appid);
-                    fresh = self.access_token(call.app).await?;
-                }
+                let fresh = self.inner.tokens.replace(appid, &token, || self.fetch_token(call.app)).await?;
                 self.call_with_retries(&call, Some(&fresh)).await
             }
             other => other,
